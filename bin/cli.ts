@@ -1,0 +1,22 @@
+import { Command } from 'commander';
+import { register as registerServer } from '../server/cli';
+import { register as registerAgent } from '../agent/cli';
+import { register as registerProvider } from '../provider/cli';
+import { VERSION } from '../core/version';
+
+/** Builds the `phase-bridge` command line; each part registers its own subcommands. */
+export function buildProgram(): Command {
+  const program = new Command();
+  program
+    .name('phase-bridge')
+    .description('Phase-compatible service accounts, tokens and secrets: server, Terraform provider and sidecar agent.')
+    .version(VERSION, '-V, --version', 'print the phase-bridge version');
+  registerServer(program);
+  registerAgent(program);
+  registerProvider(program);
+  return program;
+}
+
+export async function main(argv: string[]): Promise<void> {
+  await buildProgram().parseAsync(argv);
+}

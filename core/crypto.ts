@@ -1,0 +1,304 @@
+/**
+ * Phase cryptography, byte-compatible with the official clients (spec: phase-protocol.md §2).
+ * Every function is synchronous once `initCrypto()` has resolved; randomness can be injected for test vectors.
+ */
+import { timingSafeEqual } from 'node:crypto';
+import sodium from 'libsodium-wrappers';
+import { CryptoError } from './errors';
+import { fromHex, toHex } from './hex';
+
+let ready = false;
+
+/** Loads libsodium. Call (and await) once before any other function in this module. */
+export async function initCrypto(): Promise<void> {
+  if (ready) return;
+  await sodium.ready;
+  ready = true;
+}
+
+function na(): typeof sodium {
+  if (!ready) throw new CryptoError('crypto not initialised: await initCrypto() first');
+  return sodium;
+}
+
+export interface KeyPairHex {
+  publicKey: string;
+  privateKey: string;
+}
+
+const NONCE_BYTES = 24;
+const TAG_BYTES = 16;
+const utf8 = new TextEncoder();
+const utf8Strict = new TextDecoder('utf-8', { fatal: true });
+
+function decodeUtf8(bytes: Uint8Array, what: string): string {
+  try {
+    return utf8Strict.decode(bytes);
+  } catch (cause) {
+    throw new CryptoError(`${what} is not valid UTF-8`, { cause });
+  }
+}
+
+/** 32 random bytes as lowercase hex (seeds, salts, tokens, wrap keys, shares). */
+export function randomHex(bytes = 32): string {
+  return toHex(na().randombytes_buf(bytes));
+}
+
+// ---- raw symmetric format: ciphertext ‖ tag ‖ nonce (§2.3) ----
+
+/** XChaCha20-Poly1305-IETF, no additional data, 24-byte nonce appended after the ciphertext. */
+export function encryptRawBytes(plaintext: Uint8Array, key: Uint8Array, nonce?: Uint8Array): Uint8Array {
+  const s = na();
+  if (key.length !== 32) throw new CryptoError('symmetric key must be 32 bytes');
+  const n = nonce ?? s.randombytes_buf(NONCE_BYTES);
+  if (n.length !== NONCE_BYTES) throw new CryptoError('nonce must be 24 bytes');
+  const c = s.crypto_aead_xchacha20poly1305_ietf_encrypt(plaintext, null, null, n, key);
+  const out = new Uint8Array(c.length + NONCE_BYTES);
+  out.set(c, 0);
+  out.set(n, c.length);
+  return out;
+}
+
+export function decryptRawBytes(blob: Uint8Array, key: Uint8Array): Uint8Array {
+  const s = na();
+  if (key.length !== 32) throw new CryptoError('symmetric key must be 32 bytes');
+  if (blob.length < NONCE_BYTES + TAG_BYTES) throw new CryptoError('ciphertext is too short');
+  const n = blob.subarray(blob.length - NONCE_BYTES);
+  const c = blob.subarray(0, blob.length - NONCE_BYTES);
+  try {
+    return s.crypto_aead_xchacha20poly1305_ietf_decrypt(null, c, null, n, key);
+  } catch (cause) {
+    throw new CryptoError('decryption failed: wrong key or tampered ciphertext', { cause });
+  }
+}
+
+/** `encryptRaw` of a UTF-8 string. */
+export function encryptRaw(plaintext: string, key: Uint8Array, nonce?: Uint8Array): Uint8Array {
+  return encryptRawBytes(utf8.encode(plaintext), key, nonce);
+}
+
+export function decryptRaw(blob: Uint8Array, key: Uint8Array): string {
+  return decodeUtf8(decryptRawBytes(blob, key), 'decrypted text');
+}
+
+// ---- key exchange ----
+
+/** `crypto_kx_seed_keypair`: sk = BLAKE2b-256(seed), pk = X25519(sk, 9) (§2.5). */
+export function kxSeedKeyPair(seedHex: string): KeyPairHex {
+  const kp = na().crypto_kx_seed_keypair(fromHex(seedHex, 'seed', 32));
+  return { publicKey: toHex(kp.publicKey), privateKey: toHex(kp.privateKey) };
+}
+
+/** A random `crypto_kx_keypair()`. */
+export function kxRandomKeyPair(): KeyPairHex {
+  const kp = na().crypto_kx_keypair();
+  return { publicKey: toHex(kp.publicKey), privateKey: toHex(kp.privateKey) };
+}
+
+/** X25519 public key of a private scalar (clamped internally). */
+export function x25519PublicKey(privateKeyHex: string): string {
+  return toHex(na().crypto_scalarmult_base(fromHex(privateKeyHex, 'private key', 32)));
+}
+
+export interface SessionKeys {
+  rx: string;
+  tx: string;
+}
+
+export function kxClientSessionKeys(clientPub: string, clientPriv: string, serverPub: string): SessionKeys {
+  try {
+    const k = na().crypto_kx_client_session_keys(
+      fromHex(clientPub, 'client public key', 32),
+      fromHex(clientPriv, 'client private key', 32),
+      fromHex(serverPub, 'server public key', 32),
+    );
+    return { rx: toHex(k.sharedRx), tx: toHex(k.sharedTx) };
+  } catch (cause) {
+    if (cause instanceof CryptoError) throw cause;
+    throw new CryptoError('key exchange failed (invalid public key)', { cause });
+  }
+}
+
+export function kxServerSessionKeys(serverPub: string, serverPriv: string, clientPub: string): SessionKeys {
+  try {
+    const k = na().crypto_kx_server_session_keys(
+      fromHex(serverPub, 'server public key', 32),
+      fromHex(serverPriv, 'server private key', 32),
+      fromHex(clientPub, 'client public key', 32),
+    );
+    return { rx: toHex(k.sharedRx), tx: toHex(k.sharedTx) };
+  } catch (cause) {
+    if (cause instanceof CryptoError) throw cause;
+    throw new CryptoError('key exchange failed (invalid public key)', { cause });
+  }
+}
+
+// ---- asymmetric Phase ciphertext `ph:v1:<epk hex>:<base64>` (§2.4) ----
+
+const PH_V1_RE = /^ph:v1:[0-9a-fA-F]{64}:.+/;
+
+/** The server's `validate_encrypted_string` check (prefix-anchored); empty strings pass upstream, not here. */
+export function looksLikePhaseCiphertext(s: unknown): s is string {
+  return typeof s === 'string' && PH_V1_RE.test(s);
+}
+
+export interface EncryptRandomness {
+  /** Ephemeral X25519 secret key (hex); random when absent. */
+  ephemeralPrivateKey?: string;
+  /** 24-byte AEAD nonce; random when absent. */
+  nonce?: Uint8Array;
+}
+
+/** Encrypts for a recipient's X25519 public key; the sender is the crypto_kx client. */
+export function encryptAsymmetric(plaintext: string, recipientPubHex: string, rnd: EncryptRandomness = {}): string {
+  const s = na();
+  const esk = rnd.ephemeralPrivateKey ?? toHex(s.randombytes_buf(32));
+  const epk = x25519PublicKey(esk);
+  const { tx } = kxClientSessionKeys(epk, esk, recipientPubHex);
+  const body = s.to_base64(encryptRaw(plaintext, fromHex(tx), rnd.nonce), s.base64_variants.ORIGINAL);
+  return `ph:v1:${epk}:${body}`;
+}
+
+/** Decrypts `ph:v1` ciphertext with the recipient's key pair (the public key is a KDF input). */
+export function decryptAsymmetric(ciphertext: string, recipientPrivHex: string, recipientPubHex: string): string {
+  const s = na();
+  if (typeof ciphertext !== 'string') throw new CryptoError('ciphertext must be a string');
+  const parts = ciphertext.split(':');
+  if (parts.length !== 4 || parts[0] !== 'ph' || parts[1] !== 'v1') {
+    throw new CryptoError('ciphertext is not in the ph:v1:<key>:<base64> format');
+  }
+  const { rx } = kxServerSessionKeys(recipientPubHex, recipientPrivHex, parts[2]);
+  let blob: Uint8Array;
+  try {
+    blob = s.from_base64(parts[3], s.base64_variants.ORIGINAL);
+  } catch (cause) {
+    throw new CryptoError('ciphertext body is not valid base64', { cause });
+  }
+  return decryptRaw(blob, fromHex(rx));
+}
+
+// ---- digests (§2.7) ----
+
+/** Blind index of a secret key: BLAKE2b-256 keyed with the UTF-8 bytes of the salt text (unkeyed if empty). */
+export function digest(input: string, salt: string): string {
+  const key = salt === '' ? null : utf8.encode(salt);
+  if (key && key.length > 64) throw new CryptoError('digest salt must be at most 64 bytes');
+  return toHex(na().crypto_generichash(32, utf8.encode(input), key));
+}
+
+/** The key digest Phase stores: the key is uppercased first (§2.7, pitfall 6). */
+export function keyDigest(key: string, envSalt: string): string {
+  return digest(key.toUpperCase(), envSalt);
+}
+
+// ---- identity keys (§2.6) ----
+
+export interface SignKeyPairHex {
+  /** Ed25519 public key, 32 bytes hex. */
+  publicKey: string;
+  /** libsodium Ed25519 secret key: seed ‖ public key, 64 bytes hex. */
+  privateKey: string;
+}
+
+export function signKeyPair(seedHex?: string): SignKeyPairHex {
+  const s = na();
+  const kp = seedHex ? s.crypto_sign_seed_keypair(fromHex(seedHex, 'seed', 32)) : s.crypto_sign_keypair();
+  return { publicKey: toHex(kp.publicKey), privateKey: toHex(kp.privateKey) };
+}
+
+export function ed25519PublicToX25519(edPubHex: string): string {
+  try {
+    return toHex(na().crypto_sign_ed25519_pk_to_curve25519(fromHex(edPubHex, 'Ed25519 public key', 32)));
+  } catch (cause) {
+    if (cause instanceof CryptoError) throw cause;
+    throw new CryptoError('Ed25519 public key is not a valid curve point', { cause });
+  }
+}
+
+export function ed25519SecretToX25519(edSecretHex: string): string {
+  return toHex(na().crypto_sign_ed25519_sk_to_curve25519(fromHex(edSecretHex, 'Ed25519 secret key', 64)));
+}
+
+/** The X25519 key pair an account (user or service account) uses for encryption. */
+export function accountKxKeyPair(identity: SignKeyPairHex): KeyPairHex {
+  return { publicKey: ed25519PublicToX25519(identity.publicKey), privateKey: ed25519SecretToX25519(identity.privateKey) };
+}
+
+// ---- XOR key splitting and the wrapped key share (§2.8, §2.9) ----
+
+export function xorHex(aHex: string, bHex: string): string {
+  const a = fromHex(aHex, 'share');
+  const b = fromHex(bHex, 'share');
+  if (a.length !== b.length) throw new CryptoError('key shares differ in length');
+  const out = new Uint8Array(a.length);
+  for (let i = 0; i < a.length; i++) out[i] = a[i] ^ b[i];
+  return toHex(out);
+}
+
+/** Splits a secret into a random share and the XOR complement: secret = share0 XOR share1. */
+export function splitSecret(secretHex: string, share0Hex?: string): [string, string] {
+  const share0 = share0Hex ?? randomHex(fromHex(secretHex, 'secret').length);
+  return [share0, xorHex(secretHex, share0)];
+}
+
+/** `hex(encryptRaw(share1 hex TEXT, wrapKey))`: the AEAD plaintext is the 64-character hex string. */
+export function wrapKeyShare(share1Hex: string, wrapKeyHex: string, nonce?: Uint8Array): string {
+  return toHex(encryptRaw(share1Hex, fromHex(wrapKeyHex, 'wrap key', 32), nonce));
+}
+
+export function unwrapKeyShare(wrappedKeyShareHex: string, wrapKeyHex: string): string {
+  const text = decryptRaw(fromHex(wrappedKeyShareHex, 'wrapped key share'), fromHex(wrapKeyHex, 'wrap key', 32));
+  if (!/^[0-9a-fA-F]{64}$/.test(text)) throw new CryptoError('wrapped key share did not decrypt to a 64-character hex share');
+  return text;
+}
+
+/** Rebuilds an account's X25519 private key from the token's share and wrap key plus the server-held share (§2.9). */
+export function reconstructPrivateKey(wrappedKeyShareHex: string, keyShare0Hex: string, wrapKeyHex: string): string {
+  return xorHex(keyShare0Hex, unwrapKeyShare(wrappedKeyShareHex, wrapKeyHex));
+}
+
+// ---- environment keys (§2.10) ----
+
+export interface EnvironmentKeyMaterial {
+  seed: string;
+  salt: string;
+  publicKey: string;
+  privateKey: string;
+}
+
+/** Unwraps an environment's seed and salt (wrapped to the account) and derives its key pair. */
+export function unwrapEnvironmentKey(
+  wrapped: { wrappedSeed: string; wrappedSalt: string },
+  account: KeyPairHex,
+): EnvironmentKeyMaterial {
+  const seed = decryptAsymmetric(wrapped.wrappedSeed, account.privateKey, account.publicKey);
+  const salt = decryptAsymmetric(wrapped.wrappedSalt, account.privateKey, account.publicKey);
+  const kp = kxSeedKeyPair(seed);
+  return { seed, salt, ...kp };
+}
+
+/** Wraps an environment's seed and salt (hex text) for a recipient's X25519 public key. */
+export function wrapEnvironmentKey(
+  env: { seed: string; salt: string },
+  recipientPubHex: string,
+): { wrappedSeed: string; wrappedSalt: string } {
+  return {
+    wrappedSeed: encryptAsymmetric(env.seed, recipientPubHex),
+    wrappedSalt: encryptAsymmetric(env.salt, recipientPubHex),
+  };
+}
+
+/** A fresh environment: random seed and salt (hex text) and the derived key pair. */
+export function newEnvironmentKey(): EnvironmentKeyMaterial {
+  const seed = randomHex(32);
+  const salt = randomHex(32);
+  return { seed, salt, ...kxSeedKeyPair(seed) };
+}
+
+/** Constant-time comparison of two strings of equal expected length (token checks). */
+export function constantTimeEqual(a: string, b: string): boolean {
+  const ab = Buffer.from(a, 'utf8');
+  const bb = Buffer.from(b, 'utf8');
+  if (ab.length !== bb.length) return false;
+  return timingSafeEqual(ab, bb);
+}
