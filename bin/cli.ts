@@ -9,7 +9,9 @@ export function buildProgram(): Command {
   const program = new Command();
   program
     .name('phase-bridge')
-    .description('Phase-compatible service accounts, tokens and secrets: server, Terraform provider and sidecar agent.')
+    .description(
+      'Phase-compatible service accounts, tokens and secrets: server, Terraform provider and sidecar agent.',
+    )
     .version(VERSION, '-V, --version', 'print the phase-bridge version');
   registerServer(program);
   registerAgent(program);

@@ -150,7 +150,11 @@ export interface EncryptRandomness {
 }
 
 /** Encrypts for a recipient's X25519 public key; the sender is the crypto_kx client. */
-export function encryptAsymmetric(plaintext: string, recipientPubHex: string, rnd: EncryptRandomness = {}): string {
+export function encryptAsymmetric(
+  plaintext: string,
+  recipientPubHex: string,
+  rnd: EncryptRandomness = {},
+): string {
   const s = na();
   const esk = rnd.ephemeralPrivateKey ?? toHex(s.randombytes_buf(32));
   const epk = x25519PublicKey(esk);
@@ -160,7 +164,11 @@ export function encryptAsymmetric(plaintext: string, recipientPubHex: string, rn
 }
 
 /** Decrypts `ph:v1` ciphertext with the recipient's key pair (the public key is a KDF input). */
-export function decryptAsymmetric(ciphertext: string, recipientPrivHex: string, recipientPubHex: string): string {
+export function decryptAsymmetric(
+  ciphertext: string,
+  recipientPrivHex: string,
+  recipientPubHex: string,
+): string {
   const s = na();
   if (typeof ciphertext !== 'string') throw new CryptoError('ciphertext must be a string');
   const parts = ciphertext.split(':');
@@ -221,7 +229,10 @@ export function ed25519SecretToX25519(edSecretHex: string): string {
 
 /** The X25519 key pair an account (user or service account) uses for encryption. */
 export function accountKxKeyPair(identity: SignKeyPairHex): KeyPairHex {
-  return { publicKey: ed25519PublicToX25519(identity.publicKey), privateKey: ed25519SecretToX25519(identity.privateKey) };
+  return {
+    publicKey: ed25519PublicToX25519(identity.publicKey),
+    privateKey: ed25519SecretToX25519(identity.privateKey),
+  };
 }
 
 // ---- XOR key splitting and the wrapped key share (§2.8, §2.9) ----
@@ -247,13 +258,21 @@ export function wrapKeyShare(share1Hex: string, wrapKeyHex: string, nonce?: Uint
 }
 
 export function unwrapKeyShare(wrappedKeyShareHex: string, wrapKeyHex: string): string {
-  const text = decryptRaw(fromHex(wrappedKeyShareHex, 'wrapped key share'), fromHex(wrapKeyHex, 'wrap key', 32));
-  if (!/^[0-9a-fA-F]{64}$/.test(text)) throw new CryptoError('wrapped key share did not decrypt to a 64-character hex share');
+  const text = decryptRaw(
+    fromHex(wrappedKeyShareHex, 'wrapped key share'),
+    fromHex(wrapKeyHex, 'wrap key', 32),
+  );
+  if (!/^[0-9a-fA-F]{64}$/.test(text))
+    throw new CryptoError('wrapped key share did not decrypt to a 64-character hex share');
   return text;
 }
 
 /** Rebuilds an account's X25519 private key from the token's share and wrap key plus the server-held share (§2.9). */
-export function reconstructPrivateKey(wrappedKeyShareHex: string, keyShare0Hex: string, wrapKeyHex: string): string {
+export function reconstructPrivateKey(
+  wrappedKeyShareHex: string,
+  keyShare0Hex: string,
+  wrapKeyHex: string,
+): string {
   return xorHex(keyShare0Hex, unwrapKeyShare(wrappedKeyShareHex, wrapKeyHex));
 }
 

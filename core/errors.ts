@@ -13,7 +13,8 @@ export class PhaseBridgeError extends Error {
 }
 
 /** Which segment of a `pss_...` token string is wrong. */
-export type TokenPart = 'shape' | 'prefix' | 'version' | 'token' | 'publicKey' | 'keyShare' | 'wrapKey' | 'header';
+export type TokenPart =
+  'shape' | 'prefix' | 'version' | 'token' | 'publicKey' | 'keyShare' | 'wrapKey' | 'header';
 
 /** A token string or Authorization header that does not parse. Never echoes the token. */
 export class TokenFormatError extends PhaseBridgeError {

@@ -45,7 +45,9 @@ export function newServerManagedIdentity(serverPublicKey: string): {
 
 /** Unwraps a server-wrapped keyring with the server key pair. */
 export function unwrapServerKeyring(wrapped: string, server: KeyPairHex): AccountKeyring {
-  const parsed = JSON.parse(decryptAsymmetric(wrapped, server.privateKey, server.publicKey)) as Partial<AccountKeyring>;
+  const parsed = JSON.parse(
+    decryptAsymmetric(wrapped, server.privateKey, server.publicKey),
+  ) as Partial<AccountKeyring>;
   if (typeof parsed.publicKey !== 'string' || typeof parsed.privateKey !== 'string') {
     throw new CryptoError('server-wrapped keyring is malformed');
   }
@@ -95,7 +97,13 @@ export function mintAccountToken(
     keyShare: shareA,
     wrapKey,
   });
-  return { token, tokenValue, bearerToken: `${authType} ${tokenValue}`, identityKey: kx.publicKey, wrappedKeyShare };
+  return {
+    token,
+    tokenValue,
+    bearerToken: `${authType} ${tokenValue}`,
+    identityKey: kx.publicKey,
+    wrappedKeyShare,
+  };
 }
 
 /** How tokens are stored: SHA-256 of the bearer value (lowercase hex), so a database leak yields no credential. */
