@@ -1,0 +1,371 @@
+/**
+ * zod schemas for what Phase (and phase-bridge's server) returns and accepts (spec: phase-protocol.md §3,
+ * phase-rest-api.md §9, §11). Unknown extra fields from a server are stripped; the fields we use are checked.
+ * `/secrets/tokens/` is snake_case; `/v1` is camelCase; E2E `/secrets/` is snake_case unless camelCase was asked
+ * for, so its secret objects are accepted in both spellings and normalised to one internal type.
+ */
+import { z } from 'zod';
+
+const str = z.string();
+const nullableStr = z.string().nullable();
+/** Optional nullable text the client reads but can live without (servers differ on presence). */
+const optText = z.string().nullable().optional();
+
+// ---- /service/secrets/tokens/ (bootstrap), always snake_case ----
+
+export const BootstrapEnvironmentSchema = z.object({
+  id: str,
+  name: str,
+  /** `dev|staging|prod|custom` (REST) or `DEV|STAGING|PROD` (GraphQL-created): compare case-insensitively. */
+  env_type: str,
+  index: z.number().int().optional(),
+  created_at: str.optional(),
+  /** Bumped on every secret write in the environment: the cheap change detector. */
+  updated_at: str,
+});
+
+export const BootstrapEnvironmentKeySchema = z.object({
+  id: str,
+  environment: BootstrapEnvironmentSchema,
+  /** The environment's X25519 public key. */
+  identity_key: str,
+  wrapped_seed: str,
+  wrapped_salt: str,
+  /** Reserved upstream (always null); phase-bridge's path-restricted grants may fill it. */
+  paths: z.union([z.array(str), str]).nullable().optional(),
+  created_at: str.optional(),
+  updated_at: str.optional(),
+  deleted_at: nullableStr.optional(),
+  user: nullableStr.optional(),
+  service_account: nullableStr.optional(),
+});
+
+export const BootstrapAppSchema = z.object({
+  id: str,
+  name: str,
+  encryption: str,
+  environment_keys: z.array(BootstrapEnvironmentKeySchema),
+});
+
+export const BootstrapResponseSchema = z.object({
+  wrapped_key_share: str,
+  /** Present for `User` tokens (OrganisationMember id). */
+  user_id: str.optional(),
+  /** Present for `ServiceAccount` tokens. Legacy service tokens carry neither id. */
+  account_id: str.optional(),
+  offline_enabled: z.boolean().optional(),
+  organisation: z.object({ id: str, name: str }),
+  apps: z.array(BootstrapAppSchema),
+});
+
+export type BootstrapEnvironment = z.infer<typeof BootstrapEnvironmentSchema>;
+export type BootstrapEnvironmentKey = z.infer<typeof BootstrapEnvironmentKeySchema>;
+export type BootstrapApp = z.infer<typeof BootstrapAppSchema>;
+export type BootstrapResponse = z.infer<typeof BootstrapResponseSchema>;
+
+// ---- E2E /service/secrets/ secret objects (ciphertext), snake_case or camelCase ----
+
+const OverrideRawSchema = z
+  .object({
+    id: str.optional(),
+    value: str,
+    is_active: z.boolean().optional(),
+    isActive: z.boolean().optional(),
+    created_at: str.optional(),
+    createdAt: str.optional(),
+    updated_at: str.optional(),
+    updatedAt: str.optional(),
+  })
+  .transform((o) => ({
+    id: o.id,
+    value: o.value,
+    isActive: o.isActive ?? o.is_active ?? false,
+    createdAt: o.createdAt ?? o.created_at,
+    updatedAt: o.updatedAt ?? o.updated_at,
+  }));
+
+/** An encrypted secret from E2E `/secrets/` GET, in either casing, normalised to camelCase. */
+export const EncryptedSecretSchema = z
+  .object({
+    id: str,
+    key: str,
+    value: str,
+    comment: nullableStr.optional(),
+    tags: z.array(str).nullable().optional(),
+    override: OverrideRawSchema.nullable().optional(),
+    type: str.optional(),
+    lifecycle: str.optional(),
+    path: str.optional(),
+    key_digest: str.optional(),
+    keyDigest: str.optional(),
+    version: z.number().int().optional(),
+    created_at: str.optional(),
+    createdAt: str.optional(),
+    updated_at: str.optional(),
+    updatedAt: str.optional(),
+    environment: str.optional(),
+    folder: nullableStr.optional(),
+  })
+  .transform((s) => ({
+    id: s.id,
+    key: s.key,
+    value: s.value,
+    comment: s.comment ?? '',
+    tags: s.tags ?? [],
+    override: s.override ?? null,
+    type: s.type || 'secret',
+    lifecycle: s.lifecycle || 'static',
+    path: s.path || '/',
+    keyDigest: s.keyDigest ?? s.key_digest ?? '',
+    version: s.version ?? 1,
+    createdAt: s.createdAt ?? s.created_at,
+    updatedAt: s.updatedAt ?? s.updated_at,
+    environment: s.environment,
+    folder: s.folder ?? null,
+  }));
+
+export type EncryptedSecret = z.output<typeof EncryptedSecretSchema>;
+
+/**
+ * The E2E list: an array whose dynamic-secret entries (`type: "dynamic"`, no key/value) are dropped here;
+ * phase-bridge does not implement dynamic secrets.
+ */
+export const EncryptedSecretListSchema = z
+  .array(z.unknown())
+  .transform((items) =>
+    items.filter((i) => !(typeof i === 'object' && i !== null && (i as { type?: unknown }).type === 'dynamic')),
+  )
+  .pipe(z.array(EncryptedSecretSchema));
+
+/** One item of an E2E POST body (camelCase `keyDigest` and `isActive` are what the server reads). */
+export interface EncryptedSecretCreate {
+  key: string;
+  keyDigest: string;
+  value: string;
+  /** Required by upstream (a missing property is a 500): send `""` for no comment. */
+  comment: string;
+  path?: string;
+  tags?: string[];
+  type?: SecretType;
+  override?: { value: string; isActive: boolean };
+}
+
+/** One item of an E2E PUT body. Upstream clears tags when `tags` is omitted: send the existing ones. */
+export interface EncryptedSecretUpdate {
+  id: string;
+  key?: string;
+  keyDigest?: string;
+  value?: string;
+  comment?: string;
+  path?: string;
+  tags?: string[];
+  type?: SecretType;
+  override?: { value: string; isActive: boolean };
+}
+
+export type SecretType = 'secret' | 'sealed' | 'config';
+
+// ---- /v1 objects (camelCase) ----
+
+export const ListSchema = <T extends z.ZodTypeAny>(item: T) => z.object({ data: z.array(item) });
+
+export const EnvironmentSchema = z.object({
+  id: str,
+  name: str,
+  envType: str,
+  index: z.number().int().optional(),
+  createdAt: str.optional(),
+  updatedAt: str.optional(),
+});
+export type Environment = z.infer<typeof EnvironmentSchema>;
+
+export const AppSchema = z.object({
+  id: str,
+  name: str,
+  description: optText,
+  sseEnabled: z.boolean(),
+  createdAt: str.optional(),
+  updatedAt: str.optional(),
+});
+export type App = z.infer<typeof AppSchema>;
+
+export const AppWithEnvironmentsSchema = AppSchema.extend({ environments: z.array(EnvironmentSchema) });
+export type AppWithEnvironments = z.infer<typeof AppWithEnvironmentsSchema>;
+
+export const RoleRefSchema = z.object({ id: str, name: str });
+export type RoleRef = z.infer<typeof RoleRefSchema>;
+
+/** Permission maps are stored as given (custom roles) or built in; kept as opaque JSON objects. */
+export const PermissionsSchema = z.record(z.unknown());
+
+export const RoleSchema = z.object({
+  id: str,
+  name: str,
+  description: optText,
+  color: optText,
+  isDefault: z.boolean(),
+  createdAt: str.optional(),
+  permissions: PermissionsSchema.optional(),
+});
+export type Role = z.infer<typeof RoleSchema>;
+
+export const ServiceAccountSchema = z.object({
+  id: str,
+  name: str,
+  role: RoleRefSchema.nullable(),
+  createdAt: str.optional(),
+  updatedAt: str.optional(),
+});
+export type ServiceAccount = z.infer<typeof ServiceAccountSchema>;
+
+export const TokenInfoSchema = z.object({
+  id: str,
+  name: str,
+  createdAt: str.optional(),
+  expiresAt: nullableStr.optional(),
+});
+export type TokenInfo = z.infer<typeof TokenInfoSchema>;
+
+export const AccessEnvironmentSchema = z.object({
+  id: str,
+  name: str,
+  envType: str.optional(),
+  /** phase-bridge extension: path-restricted grants. */
+  paths: z.array(str).nullable().optional(),
+});
+
+export const AccessAppSchema = z.object({ id: str, name: str, environments: z.array(AccessEnvironmentSchema) });
+export type AccessApp = z.infer<typeof AccessAppSchema>;
+
+export const ServiceAccountDetailSchema = ServiceAccountSchema.extend({
+  tokens: z.array(TokenInfoSchema),
+  apps: z.array(AccessAppSchema),
+});
+export type ServiceAccountDetail = z.infer<typeof ServiceAccountDetailSchema>;
+
+/** A freshly minted token: `token` (full pss) and `bearerToken` (`ServiceAccount <hex>`) are shown once. */
+export const MintedTokenSchema = TokenInfoSchema.extend({ token: str, bearerToken: str });
+export type MintedTokenResponse = z.infer<typeof MintedTokenSchema>;
+
+export const ServiceAccountCreatedSchema = ServiceAccountSchema.extend({ initialToken: MintedTokenSchema });
+export type ServiceAccountCreated = z.infer<typeof ServiceAccountCreatedSchema>;
+
+export const MemberSchema = z.object({
+  id: str,
+  username: optText,
+  fullName: optText,
+  email: optText,
+  role: RoleRefSchema.nullable(),
+  createdAt: str.optional(),
+  updatedAt: str.optional(),
+});
+export type Member = z.infer<typeof MemberSchema>;
+
+export const MemberAccessSchema = MemberSchema.extend({ apps: z.array(AccessAppSchema) });
+export type MemberAccess = z.infer<typeof MemberAccessSchema>;
+
+export const SseOverrideSchema = z.object({
+  id: str.optional(),
+  value: str,
+  isActive: z.boolean(),
+  createdAt: str.optional(),
+  updatedAt: str.optional(),
+});
+
+/** A plaintext secret from `/v1/secrets/` (server-side encryption). */
+export const SseSecretSchema = z.object({
+  id: str,
+  key: str,
+  value: str,
+  comment: nullableStr.optional().transform((c) => c ?? ''),
+  tags: z.array(str).default([]),
+  override: SseOverrideSchema.nullable().optional().transform((o) => o ?? null),
+  type: str.default('secret'),
+  lifecycle: str.optional(),
+  path: str.default('/'),
+  keyDigest: str.optional(),
+  version: z.number().int().optional(),
+  createdAt: str.optional(),
+  updatedAt: str.optional(),
+  environment: str.optional(),
+  folder: nullableStr.optional(),
+});
+export type SseSecret = z.output<typeof SseSecretSchema>;
+
+export const SseSecretListSchema = z
+  .array(z.unknown())
+  .transform((items) =>
+    items.filter((i) => !(typeof i === 'object' && i !== null && (i as { type?: unknown }).type === 'dynamic')),
+  )
+  .pipe(z.array(SseSecretSchema));
+
+export const MessageSchema = z.object({ message: str });
+
+// ---- phase-bridge extensions ----
+
+export const NetworkPolicyAttachmentSchema = z.object({
+  accountType: z.enum(['service_account', 'member']),
+  accountId: str,
+});
+export type NetworkPolicyAttachment = z.infer<typeof NetworkPolicyAttachmentSchema>;
+
+export const NetworkPolicySchema = z.object({
+  id: str,
+  name: str,
+  /** IPv4/IPv6 addresses and CIDR ranges. */
+  allowedIps: z.array(str),
+  isGlobal: z.boolean(),
+  createdAt: str.optional(),
+  updatedAt: str.optional(),
+  attachments: z.array(NetworkPolicyAttachmentSchema).default([]),
+});
+export type NetworkPolicy = z.infer<typeof NetworkPolicySchema>;
+
+/** An audit-log entry (phase-bridge `GET /v1/audit-logs/`): who did what, never a secret value. */
+export const AuditLogEntrySchema = z
+  .object({
+    id: str,
+    timestamp: str.optional(),
+    createdAt: str.optional(),
+    eventType: str.optional(),
+    action: str.optional(),
+    resourceType: str.optional(),
+    resourceId: nullableStr.optional(),
+    actorType: nullableStr.optional(),
+    actorId: nullableStr.optional(),
+    appId: nullableStr.optional(),
+    environmentId: nullableStr.optional(),
+    keyDigest: nullableStr.optional(),
+    path: nullableStr.optional(),
+    ipAddress: nullableStr.optional(),
+    userAgent: nullableStr.optional(),
+  })
+  .passthrough();
+export type AuditLogEntry = z.infer<typeof AuditLogEntrySchema>;
+
+export const AuditLogPageSchema = z.object({
+  data: z.array(AuditLogEntrySchema),
+  count: z.number().int().optional(),
+});
+export type AuditLogPage = z.infer<typeof AuditLogPageSchema>;
+
+// ---- request bodies the client sends (checked before sending, so a typo fails locally) ----
+
+export const AccessGrantSchema = z.array(
+  z.object({
+    id: str.min(1),
+    environments: z.array(str.min(1)),
+    /** phase-bridge extension: restrict the grant to these paths. */
+    paths: z.array(str).optional(),
+  }),
+);
+export type AccessGrant = z.infer<typeof AccessGrantSchema>;
+
+export const TokenCreateSchema = z
+  .object({
+    name: str.min(1),
+    expires_at: str.optional(),
+    expires_in: z.number().int().positive().optional(),
+  })
+  .strict();
+export type TokenCreate = z.infer<typeof TokenCreateSchema>;
