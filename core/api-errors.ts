@@ -140,7 +140,11 @@ export class NetworkError extends PhaseBridgeError {
     init: { kind: NetworkErrorKind; method: string; path: string; beforeSend: boolean; detail: string },
     options?: { cause?: unknown },
   ) {
-    super(`network_${init.kind}`, `${init.method} ${init.path} failed (${init.kind}): ${init.detail}`, options);
+    super(
+      `network_${init.kind}`,
+      `${init.method} ${init.path} failed (${init.kind}): ${init.detail}`,
+      options,
+    );
     this.kind = init.kind;
     this.method = init.method;
     this.path = init.path;

@@ -6,7 +6,14 @@
  */
 import { z } from 'zod';
 import { ClientConfigError, ResponseValidationError } from './api-errors';
-import { fetchTransport, type HttpRequest, nodeTransport, type RetryEvent, sendWithRetry, type Transport } from './http';
+import {
+  fetchTransport,
+  type HttpRequest,
+  nodeTransport,
+  type RetryEvent,
+  sendWithRetry,
+  type Transport,
+} from './http';
 import { DEFAULT_RETRY, type RetryOptions } from './retry';
 import {
   type AccessGrant,
@@ -210,10 +217,12 @@ export class PhaseClient {
     this.timeoutMs = opts.timeoutMs ?? 30000;
     if (!(this.timeoutMs > 0)) throw new ClientConfigError('timeoutMs must be a positive number');
     const retries = opts.retries ?? DEFAULT_RETRY.retries;
-    if (!Number.isInteger(retries) || retries < 0) throw new ClientConfigError('retries must be a non-negative integer');
+    if (!Number.isInteger(retries) || retries < 0)
+      throw new ClientConfigError('retries must be a non-negative integer');
     this.retry = { ...DEFAULT_RETRY, ...opts.retry, retries };
     this.transport =
-      opts.transport ?? (opts.skipTlsVerification ? nodeTransport({ rejectUnauthorized: false }) : fetchTransport);
+      opts.transport ??
+      (opts.skipTlsVerification ? nodeTransport({ rejectUnauthorized: false }) : fetchTransport);
     this.userAgent = opts.userAgent ?? `phase-bridge/${VERSION}`;
     this.onRetry = opts.onRetry;
   }
@@ -249,7 +258,13 @@ export class PhaseClient {
       body = JSON.stringify(opts.body);
       headers['Content-Type'] = 'application/json';
     }
-    const req: HttpRequest = { method, url: baseUrl + path + queryString(opts.query), path: fullPath, headers, body };
+    const req: HttpRequest = {
+      method,
+      url: baseUrl + path + queryString(opts.query),
+      path: fullPath,
+      headers,
+      body,
+    };
     const res = await sendWithRetry(req, {
       timeoutMs: this.timeoutMs,
       retry: this.retry,
@@ -261,11 +276,18 @@ export class PhaseClient {
     try {
       json = JSON.parse(res.text);
     } catch {
-      throw new ResponseValidationError({ method, path: fullPath, status: res.status, issues: ['body is not JSON'] });
+      throw new ResponseValidationError({
+        method,
+        path: fullPath,
+        status: res.status,
+        issues: ['body is not JSON'],
+      });
     }
     const parsed = schema.safeParse(json);
     if (!parsed.success) {
-      const issues = parsed.error.issues.map((i) => `${i.path.length ? i.path.join('.') : '(root)'}: ${i.code}`);
+      const issues = parsed.error.issues.map(
+        (i) => `${i.path.length ? i.path.join('.') : '(root)'}: ${i.code}`,
+      );
       throw new ResponseValidationError({ method, path: fullPath, status: res.status, issues });
     }
     return parsed.data as z.output<T>;
@@ -294,16 +316,25 @@ export class PhaseClient {
 
   /** E2E create (ciphertext in; the server answers 200 with an empty body). */
   async createEncryptedSecrets(envId: string, secrets: EncryptedSecretCreate[]): Promise<void> {
-    await this.request('POST', 'e2e', '/secrets/', null, { headers: { Environment: envId }, body: { secrets } });
+    await this.request('POST', 'e2e', '/secrets/', null, {
+      headers: { Environment: envId },
+      body: { secrets },
+    });
   }
 
   /** E2E update. Upstream clears tags when an item omits `tags`: send the existing tag names. */
   async updateEncryptedSecrets(envId: string, secrets: EncryptedSecretUpdate[]): Promise<void> {
-    await this.request('PUT', 'e2e', '/secrets/', null, { headers: { Environment: envId }, body: { secrets } });
+    await this.request('PUT', 'e2e', '/secrets/', null, {
+      headers: { Environment: envId },
+      body: { secrets },
+    });
   }
 
   async deleteEncryptedSecrets(envId: string, ids: string[]): Promise<void> {
-    await this.request('DELETE', 'e2e', '/secrets/', null, { headers: { Environment: envId }, body: { secrets: ids } });
+    await this.request('DELETE', 'e2e', '/secrets/', null, {
+      headers: { Environment: envId },
+      body: { secrets: ids },
+    });
   }
 
   // ---- apps ----
@@ -311,7 +342,11 @@ export class PhaseClient {
   listApps(): Promise<App[]> {
     return this.list('/v1/apps/', AppSchema);
   }
-  createApp(input: { name: string; description?: string; environments?: string[] }): Promise<AppWithEnvironments> {
+  createApp(input: {
+    name: string;
+    description?: string;
+    environments?: string[];
+  }): Promise<AppWithEnvironments> {
     return this.request('POST', 'api', '/v1/apps/', AppWithEnvironmentsSchema, { body: input });
   }
   getApp(appId: string): Promise<App> {
@@ -330,13 +365,18 @@ export class PhaseClient {
     return this.list('/v1/environments/', EnvironmentSchema, { app_id: appId });
   }
   createEnvironment(appId: string, name: string): Promise<Environment> {
-    return this.request('POST', 'api', '/v1/environments/', EnvironmentSchema, { query: { app_id: appId }, body: { name } });
+    return this.request('POST', 'api', '/v1/environments/', EnvironmentSchema, {
+      query: { app_id: appId },
+      body: { name },
+    });
   }
   getEnvironment(envId: string): Promise<Environment> {
     return this.request('GET', 'api', `/v1/environments/${seg(envId)}/`, EnvironmentSchema);
   }
   updateEnvironment(envId: string, name: string): Promise<Environment> {
-    return this.request('PUT', 'api', `/v1/environments/${seg(envId)}/`, EnvironmentSchema, { body: { name } });
+    return this.request('PUT', 'api', `/v1/environments/${seg(envId)}/`, EnvironmentSchema, {
+      body: { name },
+    });
   }
   async deleteEnvironment(envId: string): Promise<void> {
     await this.request('DELETE', 'api', `/v1/environments/${seg(envId)}/`, null);
@@ -377,8 +417,13 @@ export class PhaseClient {
   getServiceAccount(id: string): Promise<ServiceAccountDetail> {
     return this.request('GET', 'api', `/v1/service-accounts/${seg(id)}/`, ServiceAccountDetailSchema);
   }
-  updateServiceAccount(id: string, input: { name?: string; role_id?: string }): Promise<ServiceAccountDetail> {
-    return this.request('PUT', 'api', `/v1/service-accounts/${seg(id)}/`, ServiceAccountDetailSchema, { body: input });
+  updateServiceAccount(
+    id: string,
+    input: { name?: string; role_id?: string },
+  ): Promise<ServiceAccountDetail> {
+    return this.request('PUT', 'api', `/v1/service-accounts/${seg(id)}/`, ServiceAccountDetailSchema, {
+      body: input,
+    });
   }
   async deleteServiceAccount(id: string): Promise<void> {
     await this.request('DELETE', 'api', `/v1/service-accounts/${seg(id)}/`, null);
@@ -386,12 +431,16 @@ export class PhaseClient {
   /** Declarative access: apps not listed are revoked; `paths` is a phase-bridge extension. */
   setServiceAccountAccess(id: string, apps: AccessGrant): Promise<ServiceAccountDetail> {
     const body = { apps: AccessGrantSchema.parse(apps) };
-    return this.request('PUT', 'api', `/v1/service-accounts/${seg(id)}/access/`, ServiceAccountDetailSchema, { body });
+    return this.request('PUT', 'api', `/v1/service-accounts/${seg(id)}/access/`, ServiceAccountDetailSchema, {
+      body,
+    });
   }
   /** Mints a token (`expires_at` ISO-8601 with timezone wins over `expires_in` seconds; neither = never expires). */
   createServiceAccountToken(id: string, input: TokenCreate): Promise<MintedTokenResponse> {
     const body = TokenCreateSchema.parse(input);
-    return this.request('POST', 'api', `/v1/service-accounts/${seg(id)}/tokens/`, MintedTokenSchema, { body });
+    return this.request('POST', 'api', `/v1/service-accounts/${seg(id)}/tokens/`, MintedTokenSchema, {
+      body,
+    });
   }
   async deleteServiceAccountToken(id: string, tokenId: string): Promise<void> {
     await this.request('DELETE', 'api', `/v1/service-accounts/${seg(id)}/tokens/${seg(tokenId)}/`, null);
@@ -482,7 +531,9 @@ export class PhaseClient {
     return this.list('/v1/network-policies/', NetworkPolicySchema);
   }
   createNetworkPolicy(input: NetworkPolicyInput): Promise<NetworkPolicy> {
-    return this.request('POST', 'api', '/v1/network-policies/', NetworkPolicySchema, { body: policyBody(input) });
+    return this.request('POST', 'api', '/v1/network-policies/', NetworkPolicySchema, {
+      body: policyBody(input),
+    });
   }
   getNetworkPolicy(id: string): Promise<NetworkPolicy> {
     return this.request('GET', 'api', `/v1/network-policies/${seg(id)}/`, NetworkPolicySchema);
@@ -496,14 +547,22 @@ export class PhaseClient {
     await this.request('DELETE', 'api', `/v1/network-policies/${seg(id)}/`, null);
   }
   /** Attaches a policy to a service account or member (`POST /v1/network-policies/:id/attachments/`). */
-  attachNetworkPolicy(id: string, target: { account_type: AccountType; account_id: string }): Promise<NetworkPolicy> {
+  attachNetworkPolicy(
+    id: string,
+    target: { account_type: AccountType; account_id: string },
+  ): Promise<NetworkPolicy> {
     return this.request('POST', 'api', `/v1/network-policies/${seg(id)}/attachments/`, NetworkPolicySchema, {
       body: target,
     });
   }
   /** Detaches (`DELETE /v1/network-policies/:id/attachments/` with the same body). */
-  async detachNetworkPolicy(id: string, target: { account_type: AccountType; account_id: string }): Promise<void> {
-    await this.request('DELETE', 'api', `/v1/network-policies/${seg(id)}/attachments/`, null, { body: target });
+  async detachNetworkPolicy(
+    id: string,
+    target: { account_type: AccountType; account_id: string },
+  ): Promise<void> {
+    await this.request('DELETE', 'api', `/v1/network-policies/${seg(id)}/attachments/`, null, {
+      body: target,
+    });
   }
 
   readonly networkPolicies = {

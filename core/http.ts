@@ -43,7 +43,12 @@ const PRE_SEND_CODES = new Set([
   'EADDRNOTAVAIL',
   'UND_ERR_CONNECT_TIMEOUT',
 ]);
-const TIMEOUT_CODES = new Set(['ETIMEDOUT', 'UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT']);
+const TIMEOUT_CODES = new Set([
+  'ETIMEDOUT',
+  'UND_ERR_CONNECT_TIMEOUT',
+  'UND_ERR_HEADERS_TIMEOUT',
+  'UND_ERR_BODY_TIMEOUT',
+]);
 const CONNECTION_CODES = new Set([
   'ECONNREFUSED',
   'ECONNRESET',
@@ -126,7 +131,11 @@ export function nodeTransport(opts: { rejectUnauthorized: boolean }): Transport 
       if (req.body !== undefined) headers['content-length'] = String(Buffer.byteLength(req.body));
       const r = mod.request(
         url,
-        { method: req.method, headers, ...(url.protocol === 'https:' ? { rejectUnauthorized: opts.rejectUnauthorized } : {}) },
+        {
+          method: req.method,
+          headers,
+          ...(url.protocol === 'https:' ? { rejectUnauthorized: opts.rejectUnauthorized } : {}),
+        },
         (res) => {
           const chunks: Buffer[] = [];
           res.on('data', (c: Buffer) => chunks.push(c));
@@ -187,7 +196,13 @@ export async function sendWithRetry(req: HttpRequest, opts: SendOptions): Promis
       const ne = classifyNetworkError(err, req, opts.timeoutMs);
       if (attempt < retry.retries && shouldRetryNetwork(req.method, ne.beforeSend)) {
         const delayMs = retryDelay(attempt, undefined, retry, opts.random);
-        opts.onRetry?.({ method: req.method, path: req.path, attempt: attempt + 1, delayMs, reason: ne.code });
+        opts.onRetry?.({
+          method: req.method,
+          path: req.path,
+          attempt: attempt + 1,
+          delayMs,
+          reason: ne.code,
+        });
         await sleep(delayMs);
         continue;
       }
@@ -197,10 +212,22 @@ export async function sendWithRetry(req: HttpRequest, opts: SendOptions): Promis
     const retryAfterMs = parseRetryAfter(res.header('retry-after'));
     if (attempt < retry.retries && shouldRetryStatus(req.method, res.status)) {
       const delayMs = retryDelay(attempt, retryAfterMs, retry, opts.random);
-      opts.onRetry?.({ method: req.method, path: req.path, attempt: attempt + 1, delayMs, reason: `HTTP ${res.status}` });
+      opts.onRetry?.({
+        method: req.method,
+        path: req.path,
+        attempt: attempt + 1,
+        delayMs,
+        reason: `HTTP ${res.status}`,
+      });
       await sleep(delayMs);
       continue;
     }
-    throw apiError({ status: res.status, phaseError: phaseErrorText(res.text), method: req.method, path: req.path, retryAfterMs });
+    throw apiError({
+      status: res.status,
+      phaseError: phaseErrorText(res.text),
+      method: req.method,
+      path: req.path,
+      retryAfterMs,
+    });
   }
 }

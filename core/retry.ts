@@ -20,7 +20,12 @@ export interface RetryOptions {
   maxRetryAfterMs: number;
 }
 
-export const DEFAULT_RETRY: RetryOptions = { retries: 3, baseDelayMs: 250, maxDelayMs: 8000, maxRetryAfterMs: 60000 };
+export const DEFAULT_RETRY: RetryOptions = {
+  retries: 3,
+  baseDelayMs: 250,
+  maxDelayMs: 8000,
+  maxRetryAfterMs: 60000,
+};
 
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'PUT', 'DELETE', 'OPTIONS']);
 
@@ -41,7 +46,10 @@ export function shouldRetryNetwork(method: string, beforeSend: boolean): boolean
 }
 
 /** `Retry-After` as milliseconds from `now`: delta-seconds or an HTTP date; undefined when absent or invalid. */
-export function parseRetryAfter(value: string | null | undefined, now: number = Date.now()): number | undefined {
+export function parseRetryAfter(
+  value: string | null | undefined,
+  now: number = Date.now(),
+): number | undefined {
   if (value === null || value === undefined) return undefined;
   const v = value.trim();
   if (v === '') return undefined;
@@ -52,7 +60,11 @@ export function parseRetryAfter(value: string | null | undefined, now: number = 
 }
 
 /** Full-jitter exponential backoff for retry number `attempt` (0-based). */
-export function backoffDelay(attempt: number, opts: RetryOptions, random: () => number = Math.random): number {
+export function backoffDelay(
+  attempt: number,
+  opts: RetryOptions,
+  random: () => number = Math.random,
+): number {
   const ceiling = Math.min(opts.maxDelayMs, opts.baseDelayMs * 2 ** attempt);
   return Math.floor(random() * ceiling);
 }

@@ -32,7 +32,10 @@ export const BootstrapEnvironmentKeySchema = z.object({
   wrapped_seed: str,
   wrapped_salt: str,
   /** Reserved upstream (always null); phase-bridge's path-restricted grants may fill it. */
-  paths: z.union([z.array(str), str]).nullable().optional(),
+  paths: z
+    .union([z.array(str), str])
+    .nullable()
+    .optional(),
   created_at: str.optional(),
   updated_at: str.optional(),
   deleted_at: nullableStr.optional(),
@@ -133,7 +136,9 @@ export type EncryptedSecret = z.output<typeof EncryptedSecretSchema>;
 export const EncryptedSecretListSchema = z
   .array(z.unknown())
   .transform((items) =>
-    items.filter((i) => !(typeof i === 'object' && i !== null && (i as { type?: unknown }).type === 'dynamic')),
+    items.filter(
+      (i) => !(typeof i === 'object' && i !== null && (i as { type?: unknown }).type === 'dynamic'),
+    ),
   )
   .pipe(z.array(EncryptedSecretSchema));
 
@@ -234,7 +239,11 @@ export const AccessEnvironmentSchema = z.object({
   paths: z.array(str).nullable().optional(),
 });
 
-export const AccessAppSchema = z.object({ id: str, name: str, environments: z.array(AccessEnvironmentSchema) });
+export const AccessAppSchema = z.object({
+  id: str,
+  name: str,
+  environments: z.array(AccessEnvironmentSchema),
+});
 export type AccessApp = z.infer<typeof AccessAppSchema>;
 
 export const ServiceAccountDetailSchema = ServiceAccountSchema.extend({
@@ -279,7 +288,9 @@ export const SseSecretSchema = z.object({
   value: str,
   comment: nullableStr.optional().transform((c) => c ?? ''),
   tags: z.array(str).default([]),
-  override: SseOverrideSchema.nullable().optional().transform((o) => o ?? null),
+  override: SseOverrideSchema.nullable()
+    .optional()
+    .transform((o) => o ?? null),
   type: str.default('secret'),
   lifecycle: str.optional(),
   path: str.default('/'),
@@ -295,7 +306,9 @@ export type SseSecret = z.output<typeof SseSecretSchema>;
 export const SseSecretListSchema = z
   .array(z.unknown())
   .transform((items) =>
-    items.filter((i) => !(typeof i === 'object' && i !== null && (i as { type?: unknown }).type === 'dynamic')),
+    items.filter(
+      (i) => !(typeof i === 'object' && i !== null && (i as { type?: unknown }).type === 'dynamic'),
+    ),
   )
   .pipe(z.array(SseSecretSchema));
 
