@@ -1,0 +1,335 @@
+/**
+ * Agent configuration: defaults < config file < environment < flags, validated with zod. Every bad setting is
+ * reported once, with where it came from (flag, environment variable or file key), in one AgentConfigError.
+ */
+import { readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { isAbsolute, join, resolve } from 'node:path';
+import { z } from 'zod';
+import { parsePssToken } from '../core/token';
+import { AgentConfigError, type ConfigIssue } from './errors';
+
+/** `250ms`, `30s`, `5m`, `1h`, `2d`, or a bare number of seconds. Returns milliseconds. */
+export function parseDuration(input: unknown): number | undefined {
+  if (typeof input === 'number') return Number.isFinite(input) && input >= 0 ? Math.round(input * 1000) : undefined;
+  if (typeof input !== 'string') return undefined;
+  const m = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$/.exec(input);
+  if (!m) return undefined;
+  const n = Number(m[1]);
+  const unit = m[2] ?? 's';
+  const factor = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[unit as 'ms' | 's' | 'm' | 'h' | 'd'];
+  return Math.round(n * factor);
+}
+
+const duration = (what: string, min = 0) =>
+  z.union([z.number(), z.string()]).transform((v, ctx) => {
+    const ms = parseDuration(v);
+    if (ms === undefined) {
+      ctx.addIssue({ code: 'custom', message: `${what} must be a duration like 500ms, 30s, 5m or 1h, or seconds` });
+      return z.NEVER;
+    }
+    if (ms < min) {
+      ctx.addIssue({ code: 'custom', message: `${what} must be at least ${min} ms` });
+      return z.NEVER;
+    }
+    return ms;
+  });
+
+const PATH_RE = /^\/[^\s]*$/;
+const nonEmpty = z.string().trim().min(1, 'must not be empty');
+const tagList = z
+  .union([z.string(), z.array(z.string())])
+  .transform((v) => (Array.isArray(v) ? v : v.split(',')).map((t) => t.trim()).filter(Boolean));
+
+/** One app/environment(/path/tags) whose secrets the agent holds. */
+export const ScopeSchema = z
+  .object({
+    /** A short name for `?scope=` and logs; defaults to `<app>/<env>[<path>]`. */
+    name: z
+      .string()
+      .regex(/^[A-Za-z0-9._:/-]{1,128}$/, 'must be 1-128 characters of letters, digits, . _ : / -')
+      .optional(),
+    /** App name (case-insensitive) as the token sees it. */
+    app: nonEmpty.optional(),
+    /** App id; wins over `app`. */
+    appId: nonEmpty.optional(),
+    /** Environment name, e.g. Production (case-insensitive; a unique substring also matches). */
+    env: nonEmpty,
+    /** Exact secret path (`/`, `/backend`); omitted = secrets at every path. */
+    path: z.string().regex(PATH_RE, 'must start with / and contain no spaces').optional(),
+    /** Only secrets carrying any of these tags. */
+    tags: tagList.optional(),
+  })
+  .strict()
+  .superRefine((s, ctx) => {
+    if (!s.app && !s.appId) ctx.addIssue({ code: 'custom', message: 'needs app (name) or appId', path: ['app'] });
+  });
+export type ScopeConfig = z.output<typeof ScopeSchema> & { name: string };
+
+export const RENDER_FORMATS = ['dotenv', 'json', 'yaml', 'shell', 'toml', 'csv'] as const;
+export type RenderFormat = (typeof RENDER_FORMATS)[number];
+export const ON_CHANGE = ['restart', 'signal', 'none'] as const;
+
+const portSchema = z.coerce
+  .number({ invalid_type_error: 'must be a port number' })
+  .int('must be an integer')
+  .min(0, 'must be 0-65535')
+  .max(65535, 'must be 0-65535');
+
+/** Everything the agent accepts; the same keys are valid in a JSON config file. */
+export const AgentConfigSchema = z
+  .object({
+    /** Phase console URL (the agent calls `{host}/service/secrets/...`). */
+    host: z
+      .string()
+      .url('must be a URL like https://console.phase.dev')
+      .refine((u) => /^https?:\/\//i.test(u), 'must use http:// or https://')
+      .default('https://console.phase.dev'),
+    /** A `pss_service:` or `pss_user:` token (prefer tokenFile). */
+    token: z.string().optional(),
+    /** A file holding the token; watched and re-read on rotation. */
+    tokenFile: z.string().min(1).optional(),
+    scopes: z.array(ScopeSchema).min(1, 'at least one scope (app and env) is required'),
+    /** TCP listen address; port 0 picks a free port. */
+    listenHost: z.string().min(1).default('127.0.0.1'),
+    port: portSchema.default(8787),
+    /** Serve only on the unix socket (no TCP listener). */
+    noTcp: z.boolean().default(false),
+    /** Also listen on this unix socket (mode 0660). */
+    socket: z.string().min(1).optional(),
+    /** Required to listen beyond loopback (TLS is then required too). */
+    allowNonLoopback: z.boolean().default(false),
+    tlsCert: z.string().min(1).optional(),
+    tlsKey: z.string().min(1).optional(),
+    /** Extra Host header names accepted besides loopback (only with allowNonLoopback). */
+    allowedHosts: z.array(z.string().min(1)).default([]),
+    /** The client token callers send in X-Phase-Agent-Token; generated when neither this nor the file exists. */
+    clientToken: z.string().min(16, 'must be at least 16 characters').optional(),
+    clientTokenFile: z.string().min(1).optional(),
+    /** Where the client token file and the snapshot live (created 0750). */
+    dataDir: z.string().min(1).optional(),
+    /** Keep an offline snapshot (ciphertext only). */
+    snapshot: z.boolean().default(true),
+    snapshotFile: z.string().min(1).optional(),
+    refreshInterval: duration('refreshInterval', 50).default('60s'),
+    /** Fraction of the interval added or removed at random to spread refreshes. */
+    jitter: z.number().min(0, 'must be 0-0.5').max(0.5, 'must be 0-0.5').default(0.1),
+    /** How long last known good values are served while the upstream fails. */
+    maxStale: duration('maxStale', 0).default('24h'),
+    /** Upstream calls allowed per minute per scope in steady state. */
+    budgetPerMinute: z.number().positive('must be > 0').default(1),
+    /** Extra calls allowed in a burst (start-up, changes, rotation). */
+    budgetBurst: z.number().int().min(2, 'must be >= 2').default(4),
+    /** Timeout of one upstream HTTP call. */
+    upstreamTimeout: duration('upstreamTimeout', 100).default('15s'),
+    /** How long a request waits for the first sync before 503. */
+    firstSyncWait: duration('firstSyncWait', 0).default('10s'),
+    tokenPollInterval: duration('tokenPollInterval', 50).default('5s'),
+    resolveReferences: z.boolean().default(true),
+    strictReferences: z.boolean().default(false),
+    render: z
+      .object({
+        file: z.string().min(1),
+        format: z.enum(RENDER_FORMATS).default('dotenv'),
+        scope: z.string().optional(),
+      })
+      .strict()
+      .optional(),
+    /** Exit after the first successful sync (and render): an init-container mode. */
+    once: z.boolean().default(false),
+    logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+    /** Grace period for in-flight requests on SIGTERM. */
+    shutdownGrace: duration('shutdownGrace', 0).default('10s'),
+  })
+  .strict()
+  .superRefine((c, ctx) => {
+    if (!c.token && !c.tokenFile)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['token'],
+        message: 'no token: set PHASE_SERVICE_TOKEN / PHASE_TOKEN, --token-file or tokenFile',
+      });
+    if (c.token) {
+      try {
+        parsePssToken(c.token);
+      } catch (err) {
+        ctx.addIssue({ code: 'custom', path: ['token'], message: (err as Error).message });
+      }
+    }
+    if (!isLoopbackHost(c.listenHost) && !c.noTcp) {
+      if (!c.allowNonLoopback)
+        ctx.addIssue({
+          code: 'custom',
+          path: ['listenHost'],
+          message: `${c.listenHost} is not loopback: pass --allow-non-loopback (and TLS) to listen beyond this machine`,
+        });
+      if (!c.tlsCert || !c.tlsKey)
+        ctx.addIssue({
+          code: 'custom',
+          path: ['tlsCert'],
+          message: 'listening beyond loopback requires TLS: set --tls-cert and --tls-key',
+        });
+    }
+    if (!!c.tlsCert !== !!c.tlsKey)
+      ctx.addIssue({ code: 'custom', path: ['tlsKey'], message: 'tlsCert and tlsKey must be given together' });
+    if (c.noTcp && !c.socket)
+      ctx.addIssue({ code: 'custom', path: ['noTcp'], message: 'noTcp needs a unix socket (--socket)' });
+    const names = new Set<string>();
+    c.scopes.forEach((s, i) => {
+      const name = scopeName(s);
+      if (names.has(name))
+        ctx.addIssue({ code: 'custom', path: ['scopes', i, 'name'], message: `duplicate scope name ${name}` });
+      names.add(name);
+    });
+  });
+
+export type AgentConfigInput = z.input<typeof AgentConfigSchema>;
+export type AgentConfig = Omit<z.output<typeof AgentConfigSchema>, 'scopes'> & {
+  scopes: ScopeConfig[];
+  dataDir: string;
+  clientTokenFile: string;
+  snapshotFile: string;
+};
+
+export function isLoopbackHost(h: string): boolean {
+  const host = h.replace(/^\[|\]$/g, '').toLowerCase();
+  return host === 'localhost' || host === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
+}
+
+function scopeName(s: { name?: string; app?: string; appId?: string; env: string; path?: string }): string {
+  return s.name ?? `${s.app ?? s.appId}/${s.env}${s.path && s.path !== '/' ? s.path : ''}`;
+}
+
+/** Raw, unvalidated settings plus where each top-level key came from. */
+export interface ConfigLayer {
+  values: Record<string, unknown>;
+  source: Record<string, string>;
+}
+
+/** Reads a JSON config file; a syntax error is reported as one config issue. */
+export function readConfigFile(path: string): ConfigLayer {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new AgentConfigError([
+      { setting: 'config', source: path, message: `cannot read: ${(err as NodeJS.ErrnoException).code ?? err}` },
+    ]);
+  }
+  let values: unknown;
+  try {
+    values = JSON.parse(text);
+  } catch (err) {
+    throw new AgentConfigError([{ setting: 'config', source: path, message: `not valid JSON: ${(err as Error).message}` }]);
+  }
+  if (typeof values !== 'object' || values === null || Array.isArray(values))
+    throw new AgentConfigError([{ setting: 'config', source: path, message: 'must be a JSON object' }]);
+  const source: Record<string, string> = {};
+  for (const k of Object.keys(values)) source[k] = `config file ${path}`;
+  return { values: values as Record<string, unknown>, source };
+}
+
+/** Environment variables the agent reads, and the setting each maps to. */
+export const ENV_VARS: Record<string, string> = {
+  PHASE_SERVICE_TOKEN: 'token',
+  PHASE_TOKEN: 'token',
+  PHASE_TOKEN_FILE: 'tokenFile',
+  PHASE_HOST: 'host',
+  PHASE_APP: 'scope.app',
+  PHASE_APP_ID: 'scope.appId',
+  PHASE_ENV: 'scope.env',
+  PHASE_PATH: 'scope.path',
+  PHASE_TAGS: 'scope.tags',
+  PHASE_AGENT_LISTEN: 'listenHost',
+  PHASE_AGENT_PORT: 'port',
+  PHASE_AGENT_SOCKET: 'socket',
+  PHASE_AGENT_CLIENT_TOKEN: 'clientToken',
+  PHASE_AGENT_CLIENT_TOKEN_FILE: 'clientTokenFile',
+  PHASE_AGENT_DATA_DIR: 'dataDir',
+  PHASE_AGENT_REFRESH: 'refreshInterval',
+  PHASE_AGENT_MAX_STALE: 'maxStale',
+  PHASE_AGENT_LOG_LEVEL: 'logLevel',
+};
+
+/** Reads the environment into a config layer (PHASE_SERVICE_TOKEN wins over PHASE_TOKEN, as in the Phase CLI). */
+export function envLayer(env: NodeJS.ProcessEnv): ConfigLayer {
+  const values: Record<string, unknown> = {};
+  const source: Record<string, string> = {};
+  const scope: Record<string, unknown> = {};
+  for (const [name, key] of Object.entries(ENV_VARS)) {
+    const v = env[name];
+    if (v === undefined || v === '') continue;
+    if (key === 'token' && values.token !== undefined) continue;
+    if (key.startsWith('scope.')) {
+      scope[key.slice(6)] = v;
+      source.scopes = source.scopes ? `${source.scopes}, ${name}` : name;
+    } else {
+      values[key] = v;
+      source[key] = name;
+    }
+  }
+  if (Object.keys(scope).length) values.scopes = [scope];
+  return { values, source };
+}
+
+/** Merges layers left to right (later wins, per top-level key) and validates. */
+export function buildConfig(layers: ConfigLayer[]): AgentConfig {
+  const values: Record<string, unknown> = {};
+  const source: Record<string, string> = {};
+  for (const l of layers) {
+    for (const [k, v] of Object.entries(l.values)) {
+      if (v === undefined) continue;
+      values[k] = v;
+      source[k] = l.source[k] ?? 'default';
+    }
+  }
+  // A token given directly beats a token file from a lower layer, and vice versa.
+  const tokenLayer = layers.map((l) => ('token' in l.values && l.values.token !== undefined) || ('tokenFile' in l.values && l.values.tokenFile !== undefined)).lastIndexOf(true);
+  if (tokenLayer >= 0) {
+    const l = layers[tokenLayer];
+    if (l.values.token === undefined) delete values.token;
+    if (l.values.tokenFile === undefined) delete values.tokenFile;
+  }
+  const parsed = AgentConfigSchema.safeParse(values);
+  if (!parsed.success) {
+    const seen = new Set<string>();
+    const issues: ConfigIssue[] = [];
+    for (const i of parsed.error.issues) {
+      const setting = i.path.length ? i.path.join('.') : 'config';
+      if (seen.has(setting)) continue; // one clear error per bad setting
+      seen.add(setting);
+      const top = String(i.path[0] ?? '');
+      const message =
+        i.code === 'unrecognized_keys' ? `unknown setting(s): ${i.keys.join(', ')}` : i.message;
+      issues.push({ setting, source: source[top] ?? 'default', message });
+    }
+    throw new AgentConfigError(issues);
+  }
+  const c = parsed.data;
+  const dataDir = resolve(c.dataDir ?? join(process.env.XDG_RUNTIME_DIR || tmpdir(), `phase-bridge-agent-${process.getuid?.() ?? 'user'}`));
+  const inData = (p: string | undefined, dflt: string) => (p ? (isAbsolute(p) ? p : resolve(p)) : join(dataDir, dflt));
+  return {
+    ...c,
+    scopes: c.scopes.map((s) => ({ ...s, name: scopeName(s) })),
+    dataDir,
+    clientTokenFile: inData(c.clientTokenFile, 'client-token'),
+    snapshotFile: inData(c.snapshotFile, 'snapshot.json'),
+  };
+}
+
+/** Parses `app=backend,env=Production,path=/api,tags=a;b` (the repeatable --scope flag). */
+export function parseScopeFlag(spec: string): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const part of spec.split(',')) {
+    const eq = part.indexOf('=');
+    if (eq < 1) {
+      out[`invalid:${part}`] = part;
+      continue;
+    }
+    const k = part.slice(0, eq).trim();
+    const v = part.slice(eq + 1).trim();
+    const key = k === 'app-id' || k === 'app_id' ? 'appId' : k;
+    out[key] = key === 'tags' ? v.split(';') : v;
+  }
+  return out;
+}

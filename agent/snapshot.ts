@@ -1,0 +1,92 @@
+/**
+ * The offline snapshot: the bootstrap response (server-held key share and wrapped environment keys) and each
+ * scope's E2E ciphertext, exactly as the server sent them. It holds nothing decrypted, so without the token's
+ * key share and wrap key it opens nothing. Written atomically (temporary file, fsync, rename) with mode 0600.
+ */
+import { randomBytes } from 'node:crypto';
+import { mkdir, open, readFile, rename, rm } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import { z } from 'zod';
+import { BootstrapResponseSchema, EncryptedSecretListSchema, type BootstrapResponse } from '../core/schemas';
+import { SnapshotError } from './errors';
+import type { ScopeRaw } from './scope';
+
+export interface Snapshot {
+  format: 'phase-bridge-agent-snapshot/1';
+  savedAt: string;
+  host: string;
+  bootstrap: BootstrapResponse;
+  scopes: Record<string, ScopeRaw & { confirmedAt: number; fetchedAt: number }>;
+}
+
+const DepSchema = z.object({
+  envId: z.string(),
+  path: z.string(),
+  updatedAt: z.string(),
+  secrets: EncryptedSecretListSchema,
+});
+
+const SnapshotSchema = z.object({
+  format: z.literal('phase-bridge-agent-snapshot/1'),
+  savedAt: z.string(),
+  host: z.string(),
+  bootstrap: BootstrapResponseSchema,
+  scopes: z.record(
+    z.object({
+      envId: z.string(),
+      envUpdatedAt: z.string(),
+      secrets: EncryptedSecretListSchema,
+      deps: z.array(DepSchema),
+      confirmedAt: z.number(),
+      fetchedAt: z.number(),
+    }),
+  ),
+});
+
+/** Writes `data` to `file` atomically; the temporary file is created 0600, so no reader ever sees a wider mode. */
+export async function atomicWrite(file: string, data: string | Buffer, mode = 0o600): Promise<void> {
+  await mkdir(dirname(file), { recursive: true, mode: 0o750 });
+  const tmp = `${file}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`;
+  const fh = await open(tmp, 'wx', mode);
+  try {
+    await fh.writeFile(data);
+    await fh.chmod(mode); // umask cannot have widened it, but be explicit
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+  try {
+    await rename(tmp, file);
+  } catch (err) {
+    await rm(tmp, { force: true });
+    throw err;
+  }
+}
+
+export async function writeSnapshot(file: string, snap: Snapshot): Promise<void> {
+  await atomicWrite(file, JSON.stringify(snap), 0o600);
+}
+
+/** Reads the snapshot; undefined when there is none. A damaged file is a SnapshotError (the agent ignores it). */
+export async function readSnapshot(file: string): Promise<Snapshot | undefined> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw new SnapshotError(`cannot read the snapshot: ${(err as NodeJS.ErrnoException).code ?? 'error'}`);
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    throw new SnapshotError('the snapshot is not valid JSON');
+  }
+  const parsed = SnapshotSchema.safeParse(json);
+  if (!parsed.success) throw new SnapshotError(`the snapshot has an unexpected shape (${parsed.error.issues[0]?.path.join('.')})`);
+  return parsed.data as Snapshot;
+}
+
+export async function removeSnapshot(file: string): Promise<void> {
+  await rm(file, { force: true });
+}

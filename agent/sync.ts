@@ -1,0 +1,555 @@
+/**
+ * The sync engine: bootstrap, compare each environment's `updated_at`, fetch only what changed, decrypt once,
+ * resolve references, rebuild the precomputed views. Single-flight (one cycle at a time; concurrent callers share
+ * it), background refresh with jitter, every upstream HTTP call charged to the call budget, 429 honoured, and
+ * fail-closed when the upstream rejects the token.
+ */
+import { EventEmitter } from 'node:events';
+import { ApiError, NetworkError } from '../core/api-errors';
+import { PhaseClient } from '../core/client';
+import { fetchTransport, type Transport } from '../core/http';
+import type { BootstrapResponse, EncryptedSecret } from '../core/schemas';
+import { CryptoError } from '../core/errors';
+import { ReferenceResolver, type LocalSecret, type ReferenceTarget, type ReferenceResolutionError } from '../core/references';
+import type { PssToken } from '../core/token';
+import { CallBudget } from './budget';
+import type { AgentConfig } from './config';
+import { KeyRing, decryptSecrets, type PlainSecret } from './decrypt';
+import { ScopeResolutionError } from './errors';
+import type { Logger } from './logger';
+import type { AgentMetrics } from './metrics';
+import { matchScope, ScopeState, type DependencyData, type ScopeProblem } from './scope';
+import type { TokenSource } from './token-source';
+import { buildView, diffViews, type View } from './views';
+import { readSnapshot, writeSnapshot, removeSnapshot, type Snapshot } from './snapshot';
+import { VERSION } from '../core/version';
+
+/** What /v1/watch streams and `run` reacts to. Carries key names only. */
+export interface ChangeEvent {
+  scope: string;
+  etag: string | null;
+  kind: 'updated' | 'unavailable';
+  added: string[];
+  changed: string[];
+  removed: string[];
+  reason?: string;
+  at: string;
+}
+
+export interface EngineEvents {
+  change: [ChangeEvent];
+  synced: [];
+}
+
+/** Builds the upstream client for a token; tests and benchmarks may count or slow calls through the transport. */
+export type ClientFactory = (token: string, transport: Transport) => PhaseClient;
+
+const defaultClientFactory =
+  (cfg: AgentConfig): ClientFactory =>
+  (token, transport) =>
+    new PhaseClient({
+      host: cfg.host,
+      token,
+      retries: 0, // the next cycle is the retry: every call stays inside the budget
+      timeoutMs: cfg.upstreamTimeout,
+      transport,
+      userAgent: `phase-bridge-agent/${VERSION}`,
+    });
+
+function problem(code: string, message: string): ScopeProblem {
+  return { code, message, at: Date.now() };
+}
+
+export class SyncEngine extends EventEmitter<EngineEvents> {
+  readonly scopes: ScopeState[];
+  readonly budget: CallBudget;
+  private client: PhaseClient;
+  private readonly keyring = new KeyRing();
+  private inflight: Promise<void> | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private stopped = false;
+  private lastBoot: { boot: BootstrapResponse; at: number; token: string } | undefined;
+  private merged: View | undefined;
+  private mergedDirty = true;
+  /** Epoch ms of the last finished cycle, whatever its outcome. */
+  lastCycleAt = 0;
+  lastCycleError?: ScopeProblem;
+  cycles = 0;
+  firstSync: Promise<void>;
+  private resolveFirst!: () => void;
+
+  constructor(
+    private readonly cfg: AgentConfig,
+    private readonly tokens: TokenSource,
+    private readonly log: Logger,
+    private readonly metrics: AgentMetrics,
+    private readonly clientFactory: ClientFactory = defaultClientFactory(cfg),
+  ) {
+    super();
+    this.setMaxListeners(0);
+    this.scopes = cfg.scopes.map((s) => new ScopeState(s));
+    const n = this.scopes.length;
+    this.budget = new CallBudget(cfg.budgetPerMinute * n, cfg.budgetBurst * n);
+    this.client = this.makeClient();
+    this.firstSync = new Promise((r) => (this.resolveFirst = r));
+    tokens.on('rotated', () => {
+      this.client = this.makeClient();
+      this.keyring.clear();
+      this.lastBoot = undefined;
+      void this.sync('token rotated');
+    });
+  }
+
+  private makeClient(): PhaseClient {
+    const transport: Transport = async (req, timeoutMs) => {
+      const call = req.path.endsWith('/tokens/') ? 'bootstrap' : 'secrets';
+      const end = this.metrics.upstreamLatency.startTimer({ call });
+      try {
+        const res = await fetchTransport(req, timeoutMs);
+        this.metrics.upstreamCalls.inc({ call, outcome: String(res.status) });
+        return res;
+      } catch (err) {
+        this.metrics.upstreamCalls.inc({ call, outcome: 'network_error' });
+        throw err;
+      } finally {
+        end();
+      }
+    };
+    return this.clientFactory(this.tokens.raw, transport);
+  }
+
+  // ---- serving side ----
+
+  scope(name: string): ScopeState | undefined {
+    return this.scopes.find((s) => s.name === name);
+  }
+
+  /** The merged view over every scope, or undefined when any scope is not servable. */
+  mergedView(now = Date.now()): View | undefined {
+    if (!this.scopes.every((s) => s.servable(now, this.cfg.maxStale))) return undefined;
+    if (this.scopes.length === 1) return this.scopes[0].view;
+    if (this.mergedDirty || !this.merged) {
+      this.merged = buildView(
+        this.scopes.map((s) => ({ scope: s.name, app: s.appName ?? '', environment: s.envName ?? '', secrets: s.secrets ?? [] })),
+      );
+      this.mergedDirty = false;
+    }
+    return this.merged;
+  }
+
+  ready(now = Date.now()): boolean {
+    return this.scopes.every((s) => s.servable(now, this.cfg.maxStale));
+  }
+
+  // ---- lifecycle ----
+
+  /** Loads the snapshot (if any), then starts the refresh loop with an immediate first sync. */
+  async start(): Promise<void> {
+    if (this.cfg.snapshot) await this.loadSnapshot();
+    void this.sync('start');
+  }
+
+  stop(): void {
+    this.stopped = true;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+  }
+
+  private schedule(delayMs?: number): void {
+    if (this.stopped) return;
+    if (this.timer) clearTimeout(this.timer);
+    const base = this.cfg.refreshInterval;
+    const jitter = base * this.cfg.jitter * (2 * Math.random() - 1);
+    let wait = delayMs ?? base + jitter;
+    // Never wake before the budget allows a call; a wake-up that cannot call would only burn a cycle.
+    wait = Math.max(wait, this.budget.waitMs());
+    this.timer = setTimeout(() => void this.sync('refresh'), Math.max(10, Math.round(wait)));
+    this.timer.unref();
+  }
+
+  /** Runs one cycle, or joins the one in flight (single-flight). */
+  sync(reason = 'manual'): Promise<void> {
+    if (this.inflight) return this.inflight;
+    this.inflight = (async () => {
+      try {
+        await this.cycle(reason);
+      } catch (err) {
+        // A bug must not kill the loop: record it and keep serving what we have.
+        this.lastCycleError = problem('internal', (err as Error).message);
+        this.log.error({ err: (err as Error).message }, 'sync cycle failed unexpectedly');
+      } finally {
+        this.inflight = undefined;
+        this.lastCycleAt = Date.now();
+        this.cycles++;
+        this.updateGauges();
+        const pending = this.scopes.some((s) => s.pendingFetch);
+        this.schedule(pending ? this.budget.waitMs() : undefined);
+        this.resolveFirst();
+        this.emit('synced');
+      }
+    })();
+    return this.inflight;
+  }
+
+  private updateGauges(): void {
+    const now = Date.now();
+    for (const s of this.scopes) {
+      this.metrics.secrets.set({ scope: s.name }, s.view?.count ?? 0);
+      this.metrics.ageSeconds.set({ scope: s.name }, s.confirmedAt ? (now - s.confirmedAt) / 1000 : -1);
+      this.metrics.serving.set({ scope: s.name }, s.servable(now, this.cfg.maxStale) ? 1 : 0);
+    }
+  }
+
+  private takeCall(): boolean {
+    const ok = this.budget.tryTake();
+    if (!ok) this.metrics.budgetDeferred.inc();
+    return ok;
+  }
+
+  // ---- the cycle ----
+
+  private async cycle(reason: string): Promise<void> {
+    const token = this.tokens.token;
+    const tokenId = token.bearer;
+    const now = Date.now();
+    let boot: BootstrapResponse;
+    const pending = this.scopes.some((s) => s.pendingFetch);
+    if (pending && this.lastBoot && this.lastBoot.token === tokenId && now - this.lastBoot.at < this.cfg.refreshInterval) {
+      boot = this.lastBoot.boot; // finish the fetches the budget postponed, without a new bootstrap
+    } else {
+      if (!this.takeCall()) {
+        this.log.debug({ reason, waitMs: this.budget.waitMs() }, 'refresh deferred by the call budget');
+        return;
+      }
+      try {
+        boot = await this.client.bootstrap();
+      } catch (err) {
+        this.upstreamFailure(err, this.scopes, 'bootstrap');
+        return;
+      }
+      this.lastBoot = { boot, at: Date.now(), token: tokenId };
+    }
+    this.lastCycleError = undefined;
+    let account;
+    try {
+      account = this.keyring.accountKey(token, boot.wrapped_key_share);
+    } catch (err) {
+      const msg = `the token's key share does not open the server's share (${(err as Error).message}); the token is damaged or belongs to another server`;
+      for (const s of this.scopes) this.closeScope(s, problem('token_mismatch', msg));
+      return;
+    }
+    let fetched = false;
+    const resolved: ScopeState[] = [];
+    for (const s of this.scopes) {
+      let match;
+      try {
+        match = matchScope(boot, s.cfg);
+      } catch (err) {
+        if (err instanceof ScopeResolutionError) {
+          this.closeScope(s, problem('no_access', err.message));
+          continue;
+        }
+        throw err;
+      }
+      const env = match.key.environment;
+      const changed =
+        !s.raw ||
+        !!s.failClosed ||
+        s.raw.envId !== env.id ||
+        s.raw.envUpdatedAt !== env.updated_at ||
+        s.fetchedWithToken !== tokenId ||
+        this.depsChanged(s, boot);
+      s.appId = match.app.id;
+      s.appName = match.app.name;
+      s.envId = env.id;
+      s.envName = env.name;
+      if (!changed) {
+        s.confirmedAt = Date.now();
+        s.lastSyncAt = s.confirmedAt;
+        s.lastError = undefined;
+        if (s.source === 'snapshot') s.source = 'upstream';
+        continue;
+      }
+      if (!this.takeCall()) {
+        s.pendingFetch = true;
+        continue;
+      }
+      let list: EncryptedSecret[];
+      try {
+        list = await this.client.listEncryptedSecrets(env.id, { path: s.cfg.path, tags: s.cfg.tags });
+      } catch (err) {
+        this.upstreamFailure(err, [s], 'secrets');
+        if (err instanceof ApiError && err.status === 429) break;
+        continue;
+      }
+      s.pendingFetch = false;
+      const prevDeps = s.raw?.deps ?? [];
+      s.raw = { envId: env.id, envUpdatedAt: env.updated_at, secrets: list, deps: prevDeps };
+      s.fetchedWithToken = tokenId;
+      s.fetchedAt = Date.now();
+      s.source = 'upstream';
+      s.failClosed = undefined;
+      resolved.push(s);
+      fetched = true;
+    }
+    // Decrypt and resolve after every fetch, so references between scopes see this cycle's data.
+    for (const s of resolved) {
+      await this.materialise(s, boot, account, true);
+      s.confirmedAt = Date.now();
+      s.lastSyncAt = s.confirmedAt;
+      s.lastError = undefined;
+    }
+    if (fetched) await this.persist(boot);
+  }
+
+  private depsChanged(s: ScopeState, boot: BootstrapResponse): boolean {
+    for (const d of s.raw?.deps ?? []) {
+      const key = boot.apps.flatMap((a) => a.environment_keys).find((k) => k.environment.id === d.envId);
+      if (!key || key.environment.updated_at !== d.updatedAt) return true;
+    }
+    return false;
+  }
+
+  /** Decrypts a scope's ciphertext, resolves references and rebuilds its view; emits a change when it differs. */
+  private async materialise(
+    s: ScopeState,
+    boot: BootstrapResponse,
+    account: { publicKey: string; privateKey: string },
+    online: boolean,
+  ): Promise<void> {
+    const raw = s.raw;
+    if (!raw) return;
+    const end = this.metrics.decryptSeconds.startTimer();
+    const match = matchScope(boot, s.cfg);
+    const envKey = this.keyring.envKey(account, match.key);
+    const plain = this.decryptList(s, raw.secrets, envKey, s.cfg.tags);
+    let secrets = plain;
+    if (this.cfg.resolveReferences) {
+      const deps = new Map<string, DependencyData>();
+      const byDep = new Map<string, DependencyData>(raw.deps.map((d) => [`${d.envId}|${d.path}`, d]));
+      const local: LocalSecret[] = [];
+      for (const other of this.scopes) {
+        const list = other === s ? plain : other.secrets;
+        if (!list || !other.appName || !other.envName) continue;
+        for (const x of list) local.push({ app: other.appName, env: other.envName, path: x.path, key: x.key, value: x.value });
+      }
+      const lookup = async (t: ReferenceTarget): Promise<string | undefined> => {
+        const appName = t.app ?? match.app.name;
+        const app = boot.apps.find((a) => a.name.toLowerCase() === appName.toLowerCase());
+        const key = app?.environment_keys.find((k) => k.environment.name.toLowerCase() === t.env.toLowerCase());
+        if (!key) return undefined;
+        const id = `${key.environment.id}|${t.path}`;
+        let dep = deps.get(id);
+        if (!dep) {
+          const old = byDep.get(id);
+          if (old && (!online || old.updatedAt === key.environment.updated_at)) dep = old;
+          else if (online && this.takeCall()) {
+            let list: EncryptedSecret[] = [];
+            let updatedAt = key.environment.updated_at;
+            try {
+              list = await this.client.listEncryptedSecrets(key.environment.id, { path: t.path });
+            } catch (err) {
+              updatedAt = ''; // refetch next cycle
+              this.log.warn({ scope: s.name, err: (err as Error).message }, 'reference lookup failed');
+            }
+            dep = { envId: key.environment.id, path: t.path, updatedAt, secrets: list };
+          } else if (old) dep = { ...old, updatedAt: '' };
+          else return undefined;
+          deps.set(id, dep);
+        }
+        const envKey2 = this.keyring.envKey(account, key);
+        const found = this.decryptList(s, dep.secrets, envKey2).find((x) => x.key === t.key);
+        return found?.value;
+      };
+      const resolver = new ReferenceResolver({
+        app: match.app.name,
+        secrets: local,
+        lookup,
+        mode: this.cfg.strictReferences ? 'strict' : 'lenient',
+        onUnresolved: (e: ReferenceResolutionError) =>
+          this.log.debug({ scope: s.name, reference: e.reference, reason: e.reason }, 'reference left unresolved'),
+      });
+      secrets = [];
+      try {
+        for (const x of plain) {
+          secrets.push({ ...x, value: await resolver.resolve(x.value, { app: match.app.name, env: match.key.environment.name, path: x.path, key: x.key }) });
+        }
+      } catch (err) {
+        // strict mode: keep the last good view and report the broken reference (names only).
+        s.lastError = problem('reference', (err as Error).message);
+        this.metrics.syncErrors.inc({ scope: s.name, code: 'reference' });
+        end();
+        return;
+      }
+      raw.deps = [...deps.values()];
+    }
+    end();
+    const prev = s.view;
+    s.secrets = secrets;
+    s.view = buildView([{ scope: s.name, app: match.app.name, environment: match.key.environment.name, secrets }]);
+    this.mergedDirty = true;
+    if (!prev || prev.etag !== s.view.etag) {
+      s.changes++;
+      this.emitChange(s, prev, s.view, 'updated');
+    }
+  }
+
+  private decryptList(s: ScopeState, list: EncryptedSecret[], envKey: Parameters<typeof decryptSecrets>[1], tags?: string[]): PlainSecret[] {
+    try {
+      return decryptSecrets(list, envKey, tags);
+    } catch {
+      // One bad item must not hide the others: decrypt one by one and skip the failures (as the Go SDK does).
+      const out: PlainSecret[] = [];
+      for (const item of list) {
+        try {
+          out.push(...decryptSecrets([item], envKey, tags));
+        } catch {
+          this.metrics.decryptErrors.inc({ scope: s.name });
+          this.log.warn({ scope: s.name, secretId: item.id }, 'secret did not decrypt; skipped');
+        }
+      }
+      return out;
+    }
+  }
+
+  private emitChange(s: ScopeState, prev: View | undefined, next: View | undefined, kind: ChangeEvent['kind'], reason?: string): void {
+    const d = diffViews(prev, next);
+    this.emit('change', { scope: s.name, etag: next?.etag ?? null, kind, ...d, reason, at: new Date().toISOString() });
+  }
+
+  /** Stops serving a scope and forgets its data (token rejected, access removed). */
+  private closeScope(s: ScopeState, p: ScopeProblem): void {
+    const had = !!s.view;
+    const prev = s.view;
+    const first = !s.failClosed;
+    s.wipe(p);
+    this.mergedDirty = true;
+    this.metrics.syncErrors.inc({ scope: s.name, code: p.code });
+    if (first) this.log.error({ scope: s.name, code: p.code, reason: p.message }, 'scope stopped serving (fail closed)');
+    if (had) this.emitChange(s, prev, undefined, 'unavailable', p.message);
+  }
+
+  private upstreamFailure(err: unknown, scopes: ScopeState[], call: 'bootstrap' | 'secrets'): void {
+    if (err instanceof ApiError) {
+      if (err.status === 429) {
+        this.budget.rateLimited(err.retryAfterMs);
+        const p = problem('rate_limited', `upstream rate limit (429); next call after ${new Date(this.budget.rateLimitedUntil).toISOString()}`);
+        for (const s of scopes) this.markError(s, p);
+        this.lastCycleError = p;
+        return;
+      }
+      const tokenRejected = (call === 'bootstrap' && (err.status === 403 || err.status === 401)) || (call === 'secrets' && err.status === 401);
+      if (tokenRejected) {
+        const p = problem(
+          'token_rejected',
+          `the upstream rejected the service token (HTTP ${err.status} from ${err.path}: ${err.phaseError || 'no detail'}); it is revoked, expired or wrong`,
+        );
+        for (const s of scopes) this.closeScope(s, p);
+        this.lastCycleError = p;
+        if (this.scopes.every((x) => x.failClosed)) void removeSnapshot(this.cfg.snapshotFile);
+        return;
+      }
+      if (call === 'secrets' && err.status === 403) {
+        for (const s of scopes) this.closeScope(s, problem('access_denied', `the upstream denied access to the scope's secrets (HTTP 403: ${err.phaseError || 'no detail'})`));
+        return;
+      }
+      const p = problem(`http_${err.status}`, err.message);
+      for (const s of scopes) this.markError(s, p);
+      this.lastCycleError = p;
+      return;
+    }
+    const code = err instanceof NetworkError ? err.code : err instanceof CryptoError ? 'crypto' : 'error';
+    const p = problem(code, (err as Error).message);
+    for (const s of scopes) this.markError(s, p);
+    this.lastCycleError = p;
+  }
+
+  private markError(s: ScopeState, p: ScopeProblem): void {
+    const first = !s.lastError;
+    s.lastError = p;
+    this.metrics.syncErrors.inc({ scope: s.name, code: p.code });
+    if (first) this.log.warn({ scope: s.name, code: p.code, reason: p.message }, 'refresh failed; serving last known good values');
+  }
+
+  // ---- snapshot ----
+
+  private async persist(boot: BootstrapResponse): Promise<void> {
+    if (!this.cfg.snapshot) return;
+    const snap: Snapshot = {
+      format: 'phase-bridge-agent-snapshot/1',
+      savedAt: new Date().toISOString(),
+      host: this.cfg.host,
+      bootstrap: boot,
+      scopes: {},
+    };
+    for (const s of this.scopes) {
+      if (!s.raw || s.failClosed) continue;
+      snap.scopes[s.name] = { ...s.raw, confirmedAt: s.confirmedAt, fetchedAt: s.fetchedAt };
+    }
+    try {
+      await writeSnapshot(this.cfg.snapshotFile, snap);
+    } catch (err) {
+      this.log.warn({ file: this.cfg.snapshotFile, err: (err as Error).message }, 'could not write the offline snapshot');
+    }
+  }
+
+  /** Serves from the snapshot until the upstream answers: ciphertext decrypted with the current token. */
+  private async loadSnapshot(): Promise<void> {
+    let snap: Snapshot | undefined;
+    try {
+      snap = await readSnapshot(this.cfg.snapshotFile);
+    } catch (err) {
+      this.log.warn({ file: this.cfg.snapshotFile, err: (err as Error).message }, 'ignoring the offline snapshot');
+      return;
+    }
+    if (!snap) return;
+    if (snap.host !== this.cfg.host) {
+      this.log.warn({ file: this.cfg.snapshotFile }, 'ignoring the offline snapshot: it was taken from another host');
+      return;
+    }
+    let account;
+    try {
+      account = this.keyring.accountKey(this.tokens.token, snap.bootstrap.wrapped_key_share);
+    } catch {
+      this.log.warn({ file: this.cfg.snapshotFile }, 'ignoring the offline snapshot: the current token cannot open it');
+      return;
+    }
+    for (const s of this.scopes) {
+      const data = snap.scopes[s.name];
+      if (!data) continue;
+      try {
+        const m = matchScope(snap.bootstrap, s.cfg);
+        s.appId = m.app.id;
+        s.appName = m.app.name;
+        s.envId = m.key.environment.id;
+        s.envName = m.key.environment.name;
+        s.raw = { envId: data.envId, envUpdatedAt: data.envUpdatedAt, secrets: data.secrets, deps: data.deps };
+        s.confirmedAt = data.confirmedAt;
+        s.fetchedAt = data.fetchedAt;
+        s.source = 'snapshot';
+        s.fetchedWithToken = this.tokens.token.bearer;
+      } catch (err) {
+        this.log.warn({ scope: s.name, err: (err as Error).message }, 'snapshot entry skipped');
+      }
+    }
+    for (const s of this.scopes) {
+      if (s.source !== 'snapshot') continue;
+      try {
+        await this.materialise(s, snap.bootstrap, account, false);
+      } catch (err) {
+        s.raw = undefined;
+        s.source = 'none';
+        this.log.warn({ scope: s.name, err: (err as Error).message }, 'snapshot entry did not decrypt; skipped');
+      }
+    }
+    this.lastBoot = undefined;
+    const loaded = this.scopes.filter((s) => s.source === 'snapshot').map((s) => s.name);
+    if (loaded.length) this.log.info({ scopes: loaded, savedAt: snap.savedAt }, 'loaded the offline snapshot');
+  }
+
+  /** The token in use (for status): kind and public key only. */
+  tokenInfo(): Pick<PssToken, 'authType' | 'publicKey'> {
+    const t = this.tokens.token;
+    return { authType: t.authType, publicKey: t.publicKey };
+  }
+}
