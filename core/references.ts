@@ -409,7 +409,7 @@ export class ReferenceResolver {
         continue;
       }
       const target: ReferenceTarget = {
-        app: ref.app ?? scope.app,
+        app: ref.app ?? scope.app ?? this.currentApp,
         env: ref.env ?? scope.env,
         path: ref.path,
         key: ref.key,
@@ -427,11 +427,15 @@ export class ReferenceResolver {
         continue;
       }
 
+      const found = this.findLocal(target);
+      // Keyed on the exact entry found, so the exact-case environment match is never shadowed by another spelling.
+      const memoKey = found
+        ? `local:${JSON.stringify([found.app ?? null, found.env, found.path, found.key])}`
+        : id;
       // A memoised expansion is reused only where it fits under the depth limit, so results never depend on order.
-      let resolved = this.memo.get(id);
+      let resolved = this.memo.get(memoKey);
       if (resolved !== undefined && depth + resolved.height > this.maxDepth) resolved = undefined;
       if (resolved === undefined) {
-        const found = this.findLocal(target);
         let raw: string | undefined;
         let nextScope: ReferenceScope;
         if (found) {
@@ -461,7 +465,7 @@ export class ReferenceResolver {
         const nested = yield* this.resolveValue(raw, nextScope, new Set(visited).add(id), here, depth + 1);
         resolved = { value: nested.value, height: nested.height };
         if (nested.pathDependent) pathDependent = true;
-        else this.memo.set(id, resolved);
+        else this.memo.set(memoKey, resolved);
       }
       if (out.length + resolved.value.length > this.maxLength) {
         fail('too_long', `the resolved value would exceed ${this.maxLength} characters`, target);
