@@ -271,7 +271,10 @@ export function parseDotenv(text: string): DotenvEntry[] {
     const key = src.slice(keyStart, i);
     if (key === '') throw new DotenvParseError(entryLine, 'expected a key ([A-Za-z0-9_.-]+)');
     while (i < n && isBlank(src[i])) i += 1;
-    if (src[i] !== '=') throw new DotenvParseError(entryLine, `expected '=' after key ${key}`);
+    if (src[i] !== '=') {
+      // Not named: a line without '=' may be a pasted secret rather than a key.
+      throw new DotenvParseError(entryLine, "expected '=' after the key");
+    }
     i += 1;
     while (i < n && isBlank(src[i])) i += 1;
 
