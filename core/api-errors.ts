@@ -172,6 +172,17 @@ export class ResponseValidationError extends PhaseBridgeError {
   }
 }
 
+/** A request body the client checks before sending is invalid (nothing was sent). */
+export class RequestValidationError extends PhaseBridgeError {
+  /** Field paths and problems, never values. */
+  readonly issues: string[];
+
+  constructor(what: string, issues: string[]) {
+    super('request_validation', `invalid ${what}: ${issues.slice(0, 5).join('; ')}`);
+    this.issues = issues;
+  }
+}
+
 /** Invalid client configuration (host URL, options). */
 export class ClientConfigError extends PhaseBridgeError {
   constructor(message: string) {

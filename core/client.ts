@@ -5,7 +5,7 @@
  * retries follow `core/retry`. The token is only ever placed in the Authorization header.
  */
 import { z } from 'zod';
-import { ClientConfigError, ResponseValidationError } from './api-errors';
+import { ClientConfigError, RequestValidationError, ResponseValidationError } from './api-errors';
 import {
   fetchTransport,
   type HttpRequest,
@@ -285,10 +285,12 @@ export class PhaseClient {
     }
     const parsed = schema.safeParse(json);
     if (!parsed.success) {
-      const issues = parsed.error.issues.map(
-        (i) => `${i.path.length ? i.path.join('.') : '(root)'}: ${i.code}`,
-      );
-      throw new ResponseValidationError({ method, path: fullPath, status: res.status, issues });
+      throw new ResponseValidationError({
+        method,
+        path: fullPath,
+        status: res.status,
+        issues: issuesOf(parsed.error),
+      });
     }
     return parsed.data as z.output<T>;
   }
@@ -429,15 +431,15 @@ export class PhaseClient {
     await this.request('DELETE', 'api', `/v1/service-accounts/${seg(id)}/`, null);
   }
   /** Declarative access: apps not listed are revoked; `paths` is a phase-bridge extension. */
-  setServiceAccountAccess(id: string, apps: AccessGrant): Promise<ServiceAccountDetail> {
-    const body = { apps: AccessGrantSchema.parse(apps) };
+  async setServiceAccountAccess(id: string, apps: AccessGrant): Promise<ServiceAccountDetail> {
+    const body = { apps: checkInput(AccessGrantSchema, apps, 'access grant') };
     return this.request('PUT', 'api', `/v1/service-accounts/${seg(id)}/access/`, ServiceAccountDetailSchema, {
       body,
     });
   }
   /** Mints a token (`expires_at` ISO-8601 with timezone wins over `expires_in` seconds; neither = never expires). */
-  createServiceAccountToken(id: string, input: TokenCreate): Promise<MintedTokenResponse> {
-    const body = TokenCreateSchema.parse(input);
+  async createServiceAccountToken(id: string, input: TokenCreate): Promise<MintedTokenResponse> {
+    const body = checkInput(TokenCreateSchema, input, 'token request');
     return this.request('POST', 'api', `/v1/service-accounts/${seg(id)}/tokens/`, MintedTokenSchema, {
       body,
     });
@@ -475,8 +477,8 @@ export class PhaseClient {
   getMemberAccess(id: string): Promise<MemberAccess> {
     return this.request('GET', 'api', `/v1/members/${seg(id)}/access/`, MemberAccessSchema);
   }
-  setMemberAccess(id: string, apps: AccessGrant): Promise<MemberAccess> {
-    const body = { apps: AccessGrantSchema.parse(apps) };
+  async setMemberAccess(id: string, apps: AccessGrant): Promise<MemberAccess> {
+    const body = { apps: checkInput(AccessGrantSchema, apps, 'access grant') };
     return this.request('PUT', 'api', `/v1/members/${seg(id)}/access/`, MemberAccessSchema, { body });
   }
 
@@ -593,6 +595,17 @@ export class PhaseClient {
     };
     return this.request('GET', 'api', '/v1/audit-logs/', AuditLogPageSchema, { query });
   }
+}
+
+function issuesOf(error: z.ZodError): string[] {
+  return error.issues.map((i) => `${i.path.length ? i.path.join('.') : '(root)'}: ${i.code}`);
+}
+
+/** Validates a request body locally; a typo fails before anything is sent. */
+function checkInput<T extends z.ZodTypeAny>(schema: T, input: unknown, what: string): z.output<T> {
+  const parsed = schema.safeParse(input);
+  if (!parsed.success) throw new RequestValidationError(what, issuesOf(parsed.error));
+  return parsed.data as z.output<T>;
 }
 
 /** Network-policy bodies go out snake_case like every other `/v1` request body. */

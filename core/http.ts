@@ -194,7 +194,7 @@ export async function sendWithRetry(req: HttpRequest, opts: SendOptions): Promis
       res = await opts.transport(req, opts.timeoutMs);
     } catch (err) {
       const ne = classifyNetworkError(err, req, opts.timeoutMs);
-      if (attempt < retry.retries && shouldRetryNetwork(req.method, ne.beforeSend)) {
+      if (attempt < retry.retries && shouldRetryNetwork(req.method, ne.beforeSend, ne.kind)) {
         const delayMs = retryDelay(attempt, undefined, retry, opts.random);
         opts.onRetry?.({
           method: req.method,

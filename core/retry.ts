@@ -40,8 +40,12 @@ export function shouldRetryStatus(method: string, status: number): boolean {
   return false;
 }
 
-/** Whether a network failure is worth another attempt: always before send, otherwise only when idempotent. */
-export function shouldRetryNetwork(method: string, beforeSend: boolean): boolean {
+/**
+ * Whether a network failure is worth another attempt: always before send, otherwise only when idempotent.
+ * TLS failures (bad or untrusted certificate) never heal by retrying.
+ */
+export function shouldRetryNetwork(method: string, beforeSend: boolean, kind?: string): boolean {
+  if (kind === 'tls') return false;
   return beforeSend || isIdempotent(method);
 }
 
@@ -54,6 +58,8 @@ export function parseRetryAfter(
   const v = value.trim();
   if (v === '') return undefined;
   if (/^\d+(\.\d+)?$/.test(v)) return Math.round(Number(v) * 1000);
+  // An HTTP date always names a day or month; this rejects "-1" and other numbers Date.parse would accept.
+  if (!/[a-z]{3}/i.test(v)) return undefined;
   const at = Date.parse(v);
   if (Number.isNaN(at)) return undefined;
   return Math.max(0, at - now);
