@@ -10,4 +10,7 @@ export * from './retry';
 export { classifyNetworkError, fetchTransport, nodeTransport, sendWithRetry } from './http';
 export type { HttpRequest, HttpResponse, RetryEvent, SendOptions, Transport } from './http';
 export * from './client';
+export * from './session';
+export * from './references';
+export * from './export';
 export { VERSION } from './version';
