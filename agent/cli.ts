@@ -1,4 +1,242 @@
-import type { Command } from 'commander';
+/**
+ * CLI: `phase-bridge agent`, `phase-bridge agent-probe` and `phase-bridge run -- <command>`.
+ * The service token is never accepted as a flag (argv is visible to every local user): use PHASE_SERVICE_TOKEN,
+ * PHASE_TOKEN, --token-file or the config file.
+ */
+import { Command, Option } from 'commander';
+import { readFile } from 'node:fs/promises';
+import { PhaseBridgeError } from '../core/errors';
+import { join } from 'node:path';
+import { buildConfig, defaultDataDir, envLayer, parseScopeFlag, readConfigFile, type AgentConfig, type ConfigLayer, RENDER_FORMATS, parseDuration } from './config';
+import { startAgent } from './agent';
+import { runCommand } from './run';
+import { CLIENT_TOKEN_HEADER } from './security';
 
-/** Registers this part's subcommands on the `phase-bridge` program (filled in as the part lands). */
-export function register(_program: Command): void {}
+/** Commander option name → (config key, flag as the user typed it). */
+const FLAG_KEYS: Array<[string, string, string]> = [
+  ['host', 'host', '--host'],
+  ['tokenFile', 'tokenFile', '--token-file'],
+  ['listen', 'listenHost', '--listen'],
+  ['port', 'port', '--port'],
+  ['socket', 'socket', '--socket'],
+  ['allowNonLoopback', 'allowNonLoopback', '--allow-non-loopback'],
+  ['tlsCert', 'tlsCert', '--tls-cert'],
+  ['tlsKey', 'tlsKey', '--tls-key'],
+  ['allowedHost', 'allowedHosts', '--allowed-host'],
+  ['clientTokenFile', 'clientTokenFile', '--client-token-file'],
+  ['dataDir', 'dataDir', '--data-dir'],
+  ['snapshotFile', 'snapshotFile', '--snapshot-file'],
+  ['refresh', 'refreshInterval', '--refresh'],
+  ['jitter', 'jitter', '--jitter'],
+  ['maxStale', 'maxStale', '--max-stale'],
+  ['budgetPerMinute', 'budgetPerMinute', '--budget-per-minute'],
+  ['budgetBurst', 'budgetBurst', '--budget-burst'],
+  ['upstreamTimeout', 'upstreamTimeout', '--upstream-timeout'],
+  ['tokenPoll', 'tokenPollInterval', '--token-poll'],
+  ['strictReferences', 'strictReferences', '--strict-references'],
+  ['once', 'once', '--once'],
+  ['logLevel', 'logLevel', '--log-level'],
+  ['shutdownGrace', 'shutdownGrace', '--shutdown-grace'],
+];
+const NUMERIC = new Set(['jitter', 'budgetPerMinute', 'budgetBurst']);
+
+function addCommonOptions(cmd: Command): Command {
+  return cmd
+    .option('--config <file>', 'JSON config file (env PHASE_AGENT_CONFIG); flags and environment override it')
+    .option('--host <url>', 'Phase console URL (env PHASE_HOST; default https://console.phase.dev)')
+    .option('--token-file <file>', 'file holding the service token, watched for rotation (env PHASE_TOKEN_FILE)')
+    .option('--app <name>', 'app name (env PHASE_APP)')
+    .option('--app-id <id>', 'app id (env PHASE_APP_ID)')
+    .option('--env <name>', 'environment name (env PHASE_ENV)')
+    .option('--path <path>', 'secret path, e.g. / or /backend; omitted = every path (env PHASE_PATH)')
+    .option('--tags <tags>', 'comma-separated tag names (env PHASE_TAGS)')
+    .option('--scope <spec>', 'a scope as app=NAME|app-id=ID,env=NAME[,path=/p][,tags=a;b][,name=N]; repeatable', (v: string, prev: string[] = []) => [...prev, v])
+    .option('--data-dir <dir>', 'directory of the client token file and snapshot (env PHASE_AGENT_DATA_DIR)')
+    .option('--no-snapshot', 'do not keep the offline ciphertext snapshot')
+    .option('--snapshot-file <file>', 'offline snapshot path (default <data-dir>/snapshot.json)')
+    .option('--refresh <duration>', 'refresh interval, e.g. 60s (env PHASE_AGENT_REFRESH)')
+    .option('--jitter <fraction>', 'random spread of the refresh interval, 0-0.5 (default 0.1)')
+    .option('--max-stale <duration>', 'serve last known good values this long during an outage (default 24h)')
+    .option('--budget-per-minute <n>', 'upstream calls per minute per scope in steady state (default 1)')
+    .option('--budget-burst <n>', 'upstream call burst per scope (default 4)')
+    .option('--upstream-timeout <duration>', 'timeout of one upstream call (default 15s)')
+    .option('--token-poll <duration>', 'token file polling interval (default 5s)')
+    .option('--no-resolve-references', 'leave ${...} references as they are')
+    .option('--strict-references', 'fail a sync (keep the last good values) on an unresolvable reference')
+    .option('--log-level <level>', 'fatal|error|warn|info|debug|trace|silent (default info)');
+}
+
+/** Builds and validates the configuration from defaults, the config file, the environment and the flags. */
+export function configFromOptions(opts: Record<string, unknown>, env: NodeJS.ProcessEnv = process.env, extra: Record<string, unknown> = {}): AgentConfig {
+  const layers: ConfigLayer[] = [];
+  const file = (opts.config as string | undefined) ?? env.PHASE_AGENT_CONFIG;
+  if (file) layers.push(readConfigFile(file));
+  const envL = envLayer(env);
+  const flags: ConfigLayer = { values: {}, source: {} };
+  for (const [opt, key, flag] of FLAG_KEYS) {
+    const v = opts[opt];
+    if (v === undefined) continue;
+    flags.values[key] = NUMERIC.has(opt) && typeof v === 'string' && v.trim() !== '' && !Number.isNaN(Number(v)) ? Number(v) : v;
+    flags.source[key] = flag;
+  }
+  if (opts.snapshot === false) {
+    flags.values.snapshot = false;
+    flags.source.snapshot = '--no-snapshot';
+  }
+  if (opts.resolveReferences === false) {
+    flags.values.resolveReferences = false;
+    flags.source.resolveReferences = '--no-resolve-references';
+  }
+  // Scopes: --scope flags replace everything; single-scope flags merge field by field with PHASE_APP/PHASE_ENV/...
+  const scopeFlags = opts.scope as string[] | undefined;
+  const simple: Record<string, unknown> = {};
+  for (const [opt, key] of [['app', 'app'], ['appId', 'appId'], ['env', 'env'], ['path', 'path'], ['tags', 'tags']] as const) {
+    if (opts[opt] !== undefined) simple[key] = opts[opt];
+  }
+  if (scopeFlags?.length) {
+    flags.values.scopes = scopeFlags.map(parseScopeFlag);
+    flags.source.scopes = '--scope';
+  } else if (Object.keys(simple).length) {
+    const fromEnv = (envL.values.scopes as Record<string, unknown>[] | undefined)?.[0] ?? {};
+    flags.values.scopes = [{ ...fromEnv, ...simple }];
+    flags.source.scopes = '--app/--app-id/--env/--path/--tags';
+  }
+  for (const [k, v] of Object.entries(extra)) {
+    if (v === undefined) continue;
+    flags.values[k] = v;
+    flags.source[k] = `--${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
+  }
+  layers.push(envL, flags);
+  return buildConfig(layers);
+}
+
+function fail(err: unknown): never {
+  const msg = err instanceof PhaseBridgeError ? err.message : err instanceof Error ? err.message : String(err);
+  process.stderr.write(`phase-bridge: ${msg}\n`);
+  process.exit(err instanceof PhaseBridgeError && err.code === 'agent_config' ? 2 : 1);
+}
+
+/** Registers `agent`, `agent-probe` and `run` on the `phase-bridge` program. */
+export function register(program: Command): void {
+  const agent = addCommonOptions(
+    program
+      .command('agent')
+      .description('run the sidecar agent: hold a service token, decrypt locally, serve secrets on localhost'),
+  )
+    .option('--listen <host>', 'TCP listen address (default 127.0.0.1; env PHASE_AGENT_LISTEN)')
+    .option('--port <port>', 'TCP port, 0 for any (default 8787; env PHASE_AGENT_PORT)')
+    .option('--socket <path>', 'also listen on this unix socket, mode 0660 (env PHASE_AGENT_SOCKET)')
+    .option('--no-tcp', 'serve only on the unix socket')
+    .option('--allow-non-loopback', 'permit a non-loopback --listen address (requires --tls-cert and --tls-key)')
+    .option('--tls-cert <file>', 'TLS certificate (PEM)')
+    .option('--tls-key <file>', 'TLS private key (PEM)')
+    .option('--allowed-host <name>', 'extra Host header name to accept (with --allow-non-loopback); repeatable', (v: string, prev: string[] = []) => [...prev, v])
+    .option('--client-token-file <file>', `file holding the client token for the ${CLIENT_TOKEN_HEADER} header (created 0640 if missing)`)
+    .option('--render <file>', 'keep this file in sync with the secrets (atomic writes, mode 0600)')
+    .addOption(new Option('--format <format>', 'format of --render').choices([...RENDER_FORMATS]).default('dotenv'))
+    .option('--render-scope <name>', 'render only this scope')
+    .option('--once', 'sync once, write --render, and exit (init-container mode)')
+    .option('--shutdown-grace <duration>', 'how long in-flight requests get on SIGTERM (default 10s)')
+    .action(async (opts: Record<string, unknown>) => {
+      let cfg: AgentConfig;
+      try {
+        cfg = configFromOptions(opts, process.env, {
+          noTcp: opts.tcp === false ? true : undefined,
+          render: opts.render ? { file: opts.render, format: opts.format, scope: opts.renderScope } : undefined,
+        });
+      } catch (err) {
+        fail(err);
+      }
+      let handle;
+      try {
+        handle = await startAgent(cfg);
+      } catch (err) {
+        fail(err);
+      }
+      if (cfg.once) {
+        await handle.engine.firstSync;
+        await handle.renderer?.flush();
+        const ok = handle.engine.ready();
+        await handle.close();
+        if (!ok) process.stderr.write('phase-bridge: the first sync did not succeed; see the log\n');
+        process.exit(ok ? 0 : 1);
+      }
+      const stop = (): void => {
+        void handle.close().then(() => process.exit(0));
+      };
+      process.once('SIGTERM', stop);
+      process.once('SIGINT', stop);
+    });
+  void agent;
+
+  program
+    .command('agent-probe')
+    .description('check a local agent: exit 0 when GET <path> answers 200 (for exec readiness/liveness probes)')
+    .option('--url <url>', 'agent URL', 'http://127.0.0.1:8787')
+    .option('--path <path>', 'endpoint to check', '/readyz')
+    .option('--client-token-file <file>', 'client token file (default <data-dir>/client-token; env PHASE_AGENT_CLIENT_TOKEN_FILE)')
+    .option('--data-dir <dir>', 'agent data directory (env PHASE_AGENT_DATA_DIR)')
+    .option('--timeout <duration>', 'request timeout', '2s')
+    .action(async (opts: { url: string; path: string; clientTokenFile?: string; dataDir?: string; timeout: string }) => {
+      try {
+        const cfg = buildConfigForProbe(opts);
+        const token = process.env.PHASE_AGENT_CLIENT_TOKEN || (await readFile(cfg, 'utf8')).trim();
+        const res = await fetch(new URL(opts.path, opts.url), {
+          headers: { [CLIENT_TOKEN_HEADER]: token },
+          signal: AbortSignal.timeout(parseDuration(opts.timeout) ?? 2000),
+        });
+        const body = await res.text();
+        if (res.status !== 200) {
+          process.stderr.write(`phase-bridge: ${opts.path} answered ${res.status}: ${body.slice(0, 500)}\n`);
+          process.exit(1);
+        }
+        process.exit(0);
+      } catch (err) {
+        fail(err);
+      }
+    });
+
+  addCommonOptions(
+    program
+      .command('run')
+      .description('run a command with the secrets in its environment; restart or signal it when they change')
+      .usage('[options] -- <command> [args...]'),
+  )
+    .addOption(new Option('--on-change <action>', 'on a secret change').choices(['restart', 'signal', 'none']).default('restart'))
+    .option('--signal <signal>', 'signal for --on-change signal', 'SIGHUP')
+    .option('--debounce <duration>', 'changes within this window cause one restart or signal', '2s')
+    .option('--kill-grace <duration>', 'SIGTERM-to-SIGKILL grace when restarting', '10s')
+    .option('--shell', 'run the command through $SHELL -c (like phase run) instead of executing it directly')
+    .option('--run-scope <name>', 'inject only this scope')
+    .argument('<command...>', 'the command and its arguments (put them after --)')
+    .passThroughOptions()
+    .action(async (command: string[], opts: Record<string, unknown>) => {
+      let cfg: AgentConfig;
+      try {
+        cfg = configFromOptions(opts, process.env, { logLevel: opts.logLevel ?? 'warn' });
+      } catch (err) {
+        fail(err);
+      }
+      const sig = String(opts.signal).toUpperCase();
+      const signal = (sig.startsWith('SIG') ? sig : `SIG${sig}`) as NodeJS.Signals;
+      try {
+        const code = await runCommand(cfg, command, {
+          onChange: opts.onChange as 'restart' | 'signal' | 'none',
+          signal,
+          debounceMs: parseDuration(opts.debounce) ?? 2000,
+          killGraceMs: parseDuration(opts.killGrace) ?? 10000,
+          shell: opts.shell === true,
+          scope: opts.runScope as string | undefined,
+        });
+        process.exit(code);
+      } catch (err) {
+        fail(err);
+      }
+    });
+}
+
+function buildConfigForProbe(opts: { clientTokenFile?: string; dataDir?: string }): string {
+  const file = opts.clientTokenFile ?? process.env.PHASE_AGENT_CLIENT_TOKEN_FILE;
+  if (file) return file;
+  return join(defaultDataDir(opts.dataDir ?? process.env.PHASE_AGENT_DATA_DIR), 'client-token');
+}

@@ -306,7 +306,7 @@ export function buildConfig(layers: ConfigLayer[]): AgentConfig {
     throw new AgentConfigError(issues);
   }
   const c = parsed.data;
-  const dataDir = resolve(c.dataDir ?? join(process.env.XDG_RUNTIME_DIR || tmpdir(), `phase-bridge-agent-${process.getuid?.() ?? 'user'}`));
+  const dataDir = defaultDataDir(c.dataDir);
   const inData = (p: string | undefined, dflt: string) => (p ? (isAbsolute(p) ? p : resolve(p)) : join(dataDir, dflt));
   return {
     ...c,
@@ -315,6 +315,11 @@ export function buildConfig(layers: ConfigLayer[]): AgentConfig {
     clientTokenFile: inData(c.clientTokenFile, 'client-token'),
     snapshotFile: inData(c.snapshotFile, 'snapshot.json'),
   };
+}
+
+/** `--data-dir`, else `$XDG_RUNTIME_DIR/phase-bridge-agent-<uid>`, else the same under the temp directory. */
+export function defaultDataDir(dataDir?: string): string {
+  return resolve(dataDir ?? join(process.env.XDG_RUNTIME_DIR || tmpdir(), `phase-bridge-agent-${process.getuid?.() ?? 'user'}`));
 }
 
 /** Parses `app=backend,env=Production,path=/api,tags=a;b` (the repeatable --scope flag). */

@@ -1,0 +1,106 @@
+/**
+ * Local security checks, run before any route: GET only; no proxy headers (the agent is never meant to sit behind
+ * a proxy, and a forwarded request is one a browser or a neighbour could have shaped); a loopback Host (DNS
+ * rebinding); no Origin (browsers); and the client token, compared in constant time, on everything but /healthz.
+ */
+import { randomBytes } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { constantTimeEqual } from '../core/crypto';
+import type { AgentConfig } from './config';
+import type { AgentMetrics } from './metrics';
+import { atomicWrite } from './snapshot';
+
+/** The header clients send the agent's client token in. */
+export const CLIENT_TOKEN_HEADER = 'x-phase-agent-token';
+
+const FORWARD_HEADERS = ['x-forwarded-for', 'forwarded', 'x-forwarded-host', 'x-real-ip'];
+
+/** Loads the configured client token, or the one in the client token file, or creates that file (mode 0640). */
+export async function loadClientToken(cfg: AgentConfig): Promise<string> {
+  if (cfg.clientToken) return cfg.clientToken;
+  try {
+    const existing = (await readFile(cfg.clientTokenFile, 'utf8')).trim();
+    if (existing.length >= 16) return existing;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+  }
+  const token = randomBytes(32).toString('hex');
+  await atomicWrite(cfg.clientTokenFile, `${token}\n`, 0o640);
+  return token;
+}
+
+/** True for `localhost`, `127.x.y.z`, `[::1]`, optionally with a port, and for configured extra names. */
+export function hostAllowed(host: string | undefined, extra: ReadonlySet<string>): boolean {
+  if (!host) return false;
+  let name = host.toLowerCase();
+  if (name.startsWith('[')) {
+    const end = name.indexOf(']');
+    if (end < 0) return false;
+    const rest = name.slice(end + 1);
+    if (rest !== '' && !/^:\d{1,5}$/.test(rest)) return false;
+    name = name.slice(1, end);
+    return name === '::1' || extra.has(name);
+  }
+  const colon = name.indexOf(':');
+  if (colon >= 0) {
+    if (!/^\d{1,5}$/.test(name.slice(colon + 1))) return false;
+    name = name.slice(0, colon);
+  }
+  if (name === 'localhost' || extra.has(name)) return true;
+  return /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(name);
+}
+
+export type Refusal = { status: number; reason: string; message: string; allow?: string };
+
+export class RequestGuard {
+  private readonly extraHosts: ReadonlySet<string>;
+
+  constructor(
+    private clientToken: string,
+    cfg: Pick<AgentConfig, 'allowedHosts'>,
+    private readonly metrics: AgentMetrics,
+  ) {
+    this.extraHosts = new Set(cfg.allowedHosts.map((h) => h.toLowerCase()));
+  }
+
+  setClientToken(token: string): void {
+    this.clientToken = token;
+  }
+
+  /** Returns why a request is refused, or undefined when it may proceed. */
+  check(req: IncomingMessage, path: string): Refusal | undefined {
+    if (req.method !== 'GET') {
+      return { status: 405, reason: 'method', message: 'the agent is read-only: only GET is allowed', allow: 'GET' };
+    }
+    const h = req.headers;
+    for (const name of FORWARD_HEADERS) {
+      if (h[name] !== undefined)
+        return { status: 403, reason: 'forwarded', message: `requests carrying ${name} are refused: call the agent directly, not through a proxy` };
+    }
+    if (h.origin !== undefined)
+      return { status: 403, reason: 'origin', message: 'requests with an Origin header (browsers) are refused' };
+    if (!hostAllowed(h.host, this.extraHosts))
+      return { status: 403, reason: 'host', message: 'the Host header must name a loopback address (localhost, 127.0.0.1, [::1])' };
+    if (path === '/healthz') return undefined;
+    const given = h[CLIENT_TOKEN_HEADER];
+    if (typeof given !== 'string' || given === '')
+      return { status: 403, reason: 'no_token', message: `missing client token: send it in the ${CLIENT_TOKEN_HEADER} header` };
+    if (!constantTimeEqual(given, this.clientToken))
+      return { status: 403, reason: 'bad_token', message: 'wrong client token' };
+    return undefined;
+  }
+
+  refuse(res: ServerResponse, r: Refusal): void {
+    this.metrics.refused.inc({ reason: r.reason });
+    const body = JSON.stringify({ error: r.message });
+    const headers: Record<string, string | number> = {
+      'Content-Type': 'application/json; charset=utf-8',
+      'Content-Length': Buffer.byteLength(body),
+      'Cache-Control': 'no-store',
+    };
+    if (r.allow) headers.Allow = r.allow;
+    res.writeHead(r.status, headers);
+    res.end(body);
+  }
+}
