@@ -1,0 +1,135 @@
+/**
+ * Serves a provider over go-plugin's gRPC transport (spec §1–§4, §11): Unix socket, AutoMTLS with a certificate
+ * made at start, the handshake line on stdout, gRPC health ("plugin" is SERVING), GRPCController.Shutdown and
+ * GRPCStdio. Only this module touches @grpc/grpc-js, so the import cost is paid once, here.
+ */
+import { existsSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import * as grpc from '@grpc/grpc-js';
+import * as protoLoader from '@grpc/proto-loader';
+import { generateCert } from './cert';
+
+export const CORE_PROTOCOL_VERSION = 1;
+export const APP_PROTOCOL_VERSION = 6;
+
+/** Where the .proto files are: next to the sources, or in the repository when running from dist/. */
+export function protoDir(): string {
+  const candidates = [join(__dirname, '..', 'proto'), join(__dirname, '..', '..', '..', 'provider', 'proto')];
+  const found = candidates.find((d) => existsSync(join(d, 'tfplugin6.proto')));
+  if (!found) throw new Error(`tfplugin6.proto not found (looked in ${candidates.join(', ')})`);
+  return found;
+}
+
+/** Loads the four protos with the options the spec recommends (§4). */
+export function loadProtos(): grpc.GrpcObject {
+  const dir = protoDir();
+  const def = protoLoader.loadSync(
+    ['tfplugin6.proto', 'health.proto', 'grpc_controller.proto', 'grpc_stdio.proto'].map((f) => join(dir, f)),
+    { keepCase: true, longs: Number, enums: String, defaults: true, oneofs: true, includeDirs: [dir] },
+  );
+  return grpc.loadPackageDefinition(def);
+}
+
+type Handler = (req: Record<string, unknown>) => Promise<Record<string, unknown>>;
+
+function unary(fn: Handler): grpc.handleUnaryCall<Record<string, unknown>, Record<string, unknown>> {
+  return (call, callback) => {
+    fn(call.request).then(
+      (res) => callback(null, res),
+      // Handlers turn errors into diagnostics; reaching here is a provider bug, still never a crash.
+      (err: unknown) => callback({ code: grpc.status.INTERNAL, details: String((err as Error)?.message ?? err) }),
+    );
+  };
+}
+
+function log(level: 'DEBUG' | 'INFO' | 'WARN' | 'ERROR', msg: string): void {
+  process.stderr.write(`[${level}] phase-bridge provider: ${msg}\n`);
+}
+
+export interface ServeOptions {
+  /** The tfplugin6.Provider handlers, keyed by RPC name. */
+  provider: Record<string, Handler>;
+}
+
+/** Picks the protocol version to report: 6 when the client accepts it (spec §1). */
+export function negotiateVersion(env: string | undefined): number {
+  const offered = (env ?? '')
+    .split(',')
+    .map((s) => Number(s.trim()))
+    .filter((n) => Number.isInteger(n));
+  return offered.length === 0 || offered.includes(APP_PROTOCOL_VERSION) ? APP_PROTOCOL_VERSION : APP_PROTOCOL_VERSION;
+}
+
+/** Starts the plugin server and prints the handshake line. Resolves once serving. */
+export async function serve(opts: ServeOptions): Promise<void> {
+  const pkg = loadProtos() as unknown as {
+    tfplugin6: { Provider: grpc.ServiceClientConstructor };
+    grpc: { health: { v1: { Health: grpc.ServiceClientConstructor } } };
+    plugin: { GRPCController: grpc.ServiceClientConstructor; GRPCStdio: grpc.ServiceClientConstructor };
+  };
+  const clientCertPem = process.env.PLUGIN_CLIENT_CERT;
+  const cert = clientCertPem ? generateCert() : undefined;
+  const creds = cert
+    ? grpc.ServerCredentials.createSsl(
+        Buffer.from(clientCertPem!),
+        [{ cert_chain: Buffer.from(cert.certPem), private_key: Buffer.from(cert.keyPem) }],
+        true,
+      )
+    : // No client certificate means Terraform runs with TF_DISABLE_PLUGIN_TLS: plaintext, as go-plugin does.
+      grpc.ServerCredentials.createInsecure();
+
+  const server = new grpc.Server({ 'grpc.max_receive_message_length': 256 * 1024 * 1024 });
+  const handlers: grpc.UntypedServiceImplementation = {};
+  for (const [name, fn] of Object.entries(opts.provider)) handlers[name] = unary(fn);
+  server.addService(pkg.tfplugin6.Provider.service, handlers);
+
+  server.addService(pkg.grpc.health.v1.Health.service, {
+    Check: (call: grpc.ServerUnaryCall<{ service: string }, unknown>, cb: grpc.sendUnaryData<unknown>) => {
+      const svc = call.request.service;
+      cb(null, { status: svc === 'plugin' || svc === '' ? 'SERVING' : 'SERVICE_UNKNOWN' });
+    },
+  });
+
+  const sockDir = process.env.PLUGIN_UNIX_SOCKET_DIR || tmpdir();
+  const sockPath = join(sockDir, `plugin${randomBytes(8).toString('hex')}`);
+  const stdioStreams = new Set<grpc.ServerWritableStream<unknown, unknown>>();
+  let stopping = false;
+  const stop = (): void => {
+    if (stopping) return;
+    stopping = true;
+    for (const s of stdioStreams) s.end();
+    server.forceShutdown();
+    rmSync(sockPath, { force: true });
+    // Give the Shutdown reply a moment to leave before exiting.
+    setTimeout(() => process.exit(0), 20).unref();
+  };
+
+  server.addService(pkg.plugin.GRPCController.service, {
+    Shutdown: (_call: unknown, cb: grpc.sendUnaryData<unknown>) => {
+      log('INFO', 'shutdown requested');
+      cb(null, {});
+      setImmediate(stop);
+    },
+  });
+  server.addService(pkg.plugin.GRPCStdio.service, {
+    // Output goes to stderr directly, so the stream carries nothing; it stays open until shutdown.
+    StreamStdio: (call: grpc.ServerWritableStream<unknown, unknown>) => {
+      stdioStreams.add(call);
+      call.on('cancelled', () => stdioStreams.delete(call));
+    },
+  });
+
+  await new Promise<void>((resolve, reject) => {
+    server.bindAsync(`unix:${sockPath}`, creds, (err) => (err ? reject(err) : resolve()));
+  });
+  process.on('exit', () => rmSync(sockPath, { force: true }));
+  // Terraform handles Ctrl-C itself and sends StopProvider; go-plugin servers ignore SIGINT.
+  process.on('SIGINT', () => log('DEBUG', 'interrupt ignored; waiting for Terraform'));
+  process.on('SIGTERM', stop);
+
+  const version = negotiateVersion(process.env.PLUGIN_PROTOCOL_VERSIONS);
+  const certField = cert ? cert.der.toString('base64').replace(/=+$/, '') : '';
+  process.stdout.write(`${CORE_PROTOCOL_VERSION}|${version}|unix|${sockPath}|grpc|${certField}\n`);
+}
