@@ -138,7 +138,14 @@ export function parseTomlBasicTable(text: string): Record<string, string> {
       continue;
     }
     if (text[i] === '#') {
-      while (i < text.length && text[i] !== '\n') i += 1;
+      while (i < text.length && text[i] !== '\n') {
+        // TOML forbids control characters other than tab in comments too.
+        const code = text.charCodeAt(i);
+        if ((code < 0x20 && code !== 0x09) || code === 0x7f)
+          throw new Error('toml: control character in a comment');
+        throw new Error('toml: control character in a comment');
+        i += 1;
+      }
       continue;
     }
     let key: string;
