@@ -402,6 +402,31 @@ export class PhaseClient {
     await this.request('DELETE', 'api', `/v1/roles/${seg(roleId)}/`, null);
   }
 
+  /** Grouped calls: `client.apps.list()`, `client.environments.create(appId, name)`, `client.roles.get(id)`. */
+  readonly apps = {
+    list: () => this.listApps(),
+    create: (input: Parameters<PhaseClient['createApp']>[0]) => this.createApp(input),
+    get: (id: string) => this.getApp(id),
+    update: (id: string, input: { name?: string; description?: string }) => this.updateApp(id, input),
+    delete: (id: string) => this.deleteApp(id),
+  };
+
+  readonly environments = {
+    list: (appId: string) => this.listEnvironments(appId),
+    create: (appId: string, name: string) => this.createEnvironment(appId, name),
+    get: (id: string) => this.getEnvironment(id),
+    update: (id: string, name: string) => this.updateEnvironment(id, name),
+    delete: (id: string) => this.deleteEnvironment(id),
+  };
+
+  readonly roles = {
+    list: () => this.listRoles(),
+    create: (input: RoleInput) => this.createRole(input),
+    get: (id: string) => this.getRole(id),
+    update: (id: string, input: Partial<RoleInput>) => this.updateRole(id, input),
+    delete: (id: string) => this.deleteRole(id),
+  };
+
   // ---- service accounts ----
 
   listServiceAccounts(): Promise<ServiceAccount[]> {
@@ -526,6 +551,13 @@ export class PhaseClient {
     });
     return r.message;
   }
+
+  readonly secrets = {
+    list: (opts: ListSecretsOptions) => this.listSecrets(opts),
+    create: (scope: SecretScope, secrets: SseSecretInput[]) => this.createSecrets(scope, secrets),
+    update: (scope: SecretScope, secrets: SseSecretUpdate[]) => this.updateSecrets(scope, secrets),
+    delete: (scope: SecretScope, ids: string[]) => this.deleteSecrets(scope, ids),
+  };
 
   // ---- phase-bridge extensions: network policies, audit logs ----
 
