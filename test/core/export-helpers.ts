@@ -143,7 +143,6 @@ export function parseTomlBasicTable(text: string): Record<string, string> {
         const code = text.charCodeAt(i);
         if ((code < 0x20 && code !== 0x09) || code === 0x7f)
           throw new Error('toml: control character in a comment');
-        throw new Error('toml: control character in a comment');
         i += 1;
       }
       continue;
