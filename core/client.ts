@@ -253,6 +253,12 @@ export class PhaseClient {
       'User-Agent': this.userAgent,
       ...opts.headers,
     };
+    for (const [name, value] of Object.entries(opts.headers ?? {})) {
+      // fetch rejects such values with an untyped error; say which header is wrong instead (never its value).
+      if (!/^[\x20-\x7e]*$/.test(value)) {
+        throw new RequestValidationError(`${name} header`, [`${name}: only printable ASCII is allowed`]);
+      }
+    }
     let body: string | undefined;
     if (opts.body !== undefined) {
       body = JSON.stringify(opts.body);

@@ -577,6 +577,10 @@ describe('network errors and validation', () => {
         c.serviceAccounts.createToken('sa', { name: 't', expiry: 5 } as unknown as { name: string }),
       )) as RequestValidationError;
       expect(e2.issues).toEqual(['(root): unrecognized_keys']);
+      const e4 = (await caught(
+        c.listEncryptedSecrets('env', { path: '/ünï\r\nX-Evil: 1' }),
+      )) as RequestValidationError;
+      expect(e4.issues).toEqual(['Path: only printable ASCII is allowed']);
       const e3 = await caught(
         c.serviceAccounts.setAccess('sa', [{ id: 'app', environments: 'prod' as unknown as string[] }]),
       );
