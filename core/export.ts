@@ -116,6 +116,9 @@ function checkSecret(s: ExportSecret): void {
   }
   if (typeof s.value !== 'string')
     throw new ExportError('invalid_value', `the value of ${s.key} is not a string`, s.key);
+  if (s.comment !== undefined && typeof s.comment !== 'string') {
+    throw new ExportError('invalid_value', `the comment of ${s.key} is not a string`, s.key);
+  }
   if (LONE_SURROGATE.test(s.value)) {
     throw new ExportError(
       'invalid_value',

@@ -358,6 +358,7 @@ export class ReferenceResolver {
 
   private *resolveRoot(value: string, scope: ReferenceScope): Resolution {
     if (typeof value !== 'string') throw new TypeError('value must be a string');
+    if (typeof scope?.env !== 'string') throw new TypeError('scope.env must be a string');
     const visited = new Set<string>();
     if (scope.key !== undefined) {
       visited.add(
