@@ -45,7 +45,7 @@ export async function load(opts: {
     new Promise((resolve) => {
       const sock: Socket = connect(opts.port, '127.0.0.1');
       sock.setNoDelay(true);
-      let buf = Buffer.alloc(0);
+      let buf: Buffer = Buffer.alloc(0);
       let t0 = 0n;
       const send = (): void => {
         if (stop) {

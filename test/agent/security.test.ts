@@ -1,0 +1,167 @@
+/**
+ * Local security and robustness of the agent's HTTP surface, against an agent synced from the real server:
+ * client token, proxy headers, Host (DNS rebinding), Origin, methods, unix socket mode, and fuzzed requests.
+ */
+import fc from 'fast-check';
+import { statSync } from 'node:fs';
+import { request } from 'node:http';
+import { connect } from 'node:net';
+import { join } from 'node:path';
+import { startAgent, type AgentHandle } from '../../agent/agent';
+import { startTestServer } from '../support/server';
+import { call, provision, silent, testConfig } from './helpers';
+
+type TestServer = Awaited<ReturnType<typeof startTestServer>>;
+
+let srv: TestServer;
+let agent: AgentHandle;
+const VALUE = 'sup3r-s3cret-value';
+
+beforeAll(async () => {
+  srv = await startTestServer();
+  const p = await provision(srv.url, srv.ownerToken, { Development: [{ key: 'KEY', value: VALUE }] });
+  const cfg = testConfig({ host: srv.url, token: p.token, scopes: [{ app: p.appName, env: 'Development' }], refreshInterval: '5s' });
+  agent = await startAgent({ ...cfg, socket: join(cfg.dataDir, 'agent.sock') }, { logger: silent });
+  await agent.engine.firstSync;
+});
+
+afterAll(async () => {
+  await agent?.close();
+  await srv?.close();
+});
+
+test('the client token file is 0640 and holds the token', () => {
+  const file = agent.engine['cfg'].clientTokenFile as string;
+  expect(statSync(file).mode & 0o777).toBe(0o640);
+});
+
+test('with the client token: 200; missing or wrong token: 403 without the value', async () => {
+  expect((await call(agent, '/v1/secrets/KEY')).status).toBe(200);
+  for (const token of [undefined, '', 'x', agent.clientToken.slice(0, -1), agent.clientToken + 'a', agent.clientToken.toUpperCase()]) {
+    const r = await call(agent, '/v1/secrets/KEY', { 'x-phase-agent-token': token });
+    expect(r.status).toBe(403);
+    expect(r.body).not.toContain(VALUE);
+    expect(JSON.parse(r.body).error).toMatch(/client token/);
+  }
+  for (const path of ['/v1/secrets', '/v1/env', '/v1/status', '/readyz', '/metrics', '/v1/watch', '/nope']) {
+    expect((await call(agent, path, { 'x-phase-agent-token': undefined })).status).toBe(403);
+  }
+  // /healthz is the one endpoint without the client token.
+  const h = await call(agent, '/healthz', { 'x-phase-agent-token': undefined });
+  expect(h.status).toBe(200);
+});
+
+test.each([
+  ['X-Forwarded-For', '10.0.0.1'],
+  ['Forwarded', 'for=10.0.0.1'],
+  ['X-Forwarded-Host', 'evil.example'],
+  ['X-Real-IP', '10.0.0.1'],
+  ['Origin', 'https://evil.example'],
+  ['Origin', 'null'],
+  ['Host', 'evil.example'],
+  ['Host', 'evil.example:8787'],
+  ['Host', '127.0.0.1.nip.io'],
+  ['Host', '10.0.0.5'],
+])('%s: %s → 403, even with the right client token, even on /healthz', async (name, value) => {
+  for (const path of ['/v1/secrets/KEY', '/healthz']) {
+    const r = await call(agent, path, { [name]: value });
+    expect(r.status).toBe(403);
+    expect(r.body).not.toContain(VALUE);
+  }
+});
+
+test('only GET: other methods get 405 with Allow: GET', async () => {
+  for (const m of ['POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS', 'HEAD', 'TRACE']) {
+    const r = await call(agent, '/v1/secrets', {}, m);
+    expect(r.status).toBe(405);
+    expect(r.headers.allow).toBe('GET');
+  }
+});
+
+test('unknown or repeated query parameters are a 400', async () => {
+  expect((await call(agent, '/v1/secrets?metadat=true')).status).toBe(400);
+  expect((await call(agent, '/v1/secrets?scope=a&scope=b')).status).toBe(400);
+  expect((await call(agent, '/v1/secrets?metadata=maybe')).status).toBe(400);
+  expect((await call(agent, '/v1/status?x=1')).status).toBe(400);
+});
+
+test('unix socket: mode 0660, same checks', async () => {
+  const sock = agent.socket as string;
+  expect(statSync(sock).mode & 0o777).toBe(0o660);
+  const get = (headers: Record<string, string>): Promise<{ status: number; body: string }> =>
+    new Promise((resolve, reject) => {
+      const req = request({ socketPath: sock, path: '/v1/secrets/KEY', headers }, (res) => {
+        let body = '';
+        res.on('data', (c) => (body += c));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+      });
+      req.on('error', reject);
+      req.end();
+    });
+  const ok = await get({ Host: 'localhost', 'x-phase-agent-token': agent.clientToken });
+  expect(ok).toEqual({ status: 200, body: VALUE });
+  expect((await get({ Host: 'localhost' })).status).toBe(403);
+});
+
+/** Sends raw bytes and returns the status code of the first response (0 if the connection closed without one). */
+function raw(bytes: string): Promise<number> {
+  return new Promise((resolve) => {
+    const s = connect(agent.port as number, '127.0.0.1');
+    let buf = '';
+    const t = setTimeout(() => s.destroy(), 2000);
+    s.on('data', (c) => {
+      buf += c.toString('latin1');
+      const m = /^HTTP\/1\.[01] (\d{3})/.exec(buf);
+      if (m) {
+        clearTimeout(t);
+        s.destroy();
+        resolve(Number(m[1]));
+      }
+    });
+    s.on('error', () => undefined);
+    s.on('close', () => {
+      clearTimeout(t);
+      const m = /^HTTP\/1\.[01] (\d{3})/.exec(buf);
+      resolve(m ? Number(m[1]) : 0);
+    });
+    s.write(bytes, 'latin1');
+  });
+}
+
+test('fuzzed paths, query strings and headers: never a 500, never a crash', async () => {
+  const pathChars = fc.constantFrom(...'abcXYZ019/._~-%?&=;:@!$\'()*+,[]{}|\\^`"<>#'.split(''));
+  const pathArb = fc.oneof(
+    fc.string({ unit: pathChars, maxLength: 80 }).map((s) => `/${s}`),
+    fc.constantFrom('/v1/secrets', '/v1/secrets/', '/v1/secrets/KEY', '/v1/env', '/v1/watch', '/v1/status').chain((base) =>
+      fc.string({ unit: pathChars, maxLength: 60 }).map((s) => `${base}${s}`),
+    ),
+    fc.constantFrom('/v1/secrets/%', '/v1/secrets/%zz', '/v1/secrets/%00', '/v1/secrets/' + 'A'.repeat(5000), '/v1/env?format=%', '/v1/secrets?scope=%ff'),
+  );
+  const headerName = fc.stringMatching(/^[A-Za-z][A-Za-z0-9-]{0,20}$/);
+  const headerValue = fc.string({ unit: fc.constantFrom(...'abc 019;=,"\'/\\:-_'.split('')), maxLength: 40 });
+  const extra = fc.array(fc.tuple(headerName, headerValue), { maxLength: 5 });
+  const method = fc.constantFrom('GET', 'GET', 'GET', 'POST', 'HEAD', 'BREW', 'get');
+  const withToken = fc.boolean();
+  const statuses = new Set<number>();
+  await fc.assert(
+    fc.asyncProperty(method, pathArb, extra, withToken, async (m, path, headers, tok) => {
+      const lines = [`${m} ${path} HTTP/1.1`, 'Host: 127.0.0.1', ...(tok ? [`X-Phase-Agent-Token: ${agent.clientToken}`] : []), ...headers.map(([k, v]) => `${k}: ${v}`), 'Connection: close', '', ''];
+      const status = await raw(lines.join('\r\n'));
+      statuses.add(status);
+      expect(status).not.toBe(500);
+      expect(status).toBeGreaterThanOrEqual(200);
+      expect(status).toBeLessThan(600);
+    }),
+    { numRuns: 300 },
+  );
+  // Garbage that is not HTTP at all.
+  for (const junk of ['\x00\x01\x02\r\n\r\n', 'GET\r\n\r\n', `GET /${'a'.repeat(20000)} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n`, 'GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nX: ' + 'b'.repeat(70000) + '\r\n\r\n']) {
+    const s = await raw(junk);
+    expect(s === 0 || (s >= 400 && s < 500)).toBe(true);
+  }
+  // Still alive and serving.
+  const ok = await call(agent, '/v1/secrets/KEY');
+  expect(ok.status).toBe(200);
+  expect(ok.body).toBe(VALUE);
+  expect(statuses.has(500)).toBe(false);
+});
