@@ -20,16 +20,23 @@ export class EncodeError extends Error {
   }
 }
 
+/** Encodes an integer-keyed msgpack map (the refinement payload); JS objects would give string keys. */
+export function encodeIntKeyMap(entries: Array<[number, unknown]>): Uint8Array {
+  const parts: Uint8Array[] = [new Uint8Array([0x80 | entries.length])];
+  for (const [k, v] of entries) parts.push(new Uint8Array([k]), encode(v));
+  return Buffer.concat(parts);
+}
+
 function refinedUnknown(r: Refinements): ExtData {
-  const m = new Map<number, unknown>();
-  if (r.nullness !== undefined) m.set(1, r.nullness);
-  if (r.stringPrefix !== undefined) m.set(2, r.stringPrefix);
-  if (r.numberLower) m.set(3, r.numberLower);
-  if (r.numberUpper) m.set(4, r.numberUpper);
-  if (r.lengthLower !== undefined) m.set(5, r.lengthLower);
-  if (r.lengthUpper !== undefined) m.set(6, r.lengthUpper);
-  if (m.size === 0) return PLAIN_UNKNOWN;
-  return new ExtData(12, encode(m));
+  const m: Array<[number, unknown]> = [];
+  if (r.nullness !== undefined) m.push([1, r.nullness]);
+  if (r.stringPrefix !== undefined) m.push([2, r.stringPrefix]);
+  if (r.numberLower) m.push([3, r.numberLower]);
+  if (r.numberUpper) m.push([4, r.numberUpper]);
+  if (r.lengthLower !== undefined) m.push([5, r.lengthLower]);
+  if (r.lengthUpper !== undefined) m.push([6, r.lengthUpper]);
+  if (m.length === 0) return PLAIN_UNKNOWN;
+  return new ExtData(12, encodeIntKeyMap(m));
 }
 
 /** Converts a value to the structure @msgpack/msgpack encodes, checking it against `type`. */

@@ -100,17 +100,23 @@ export async function serve(opts: ServeOptions): Promise<void> {
     if (stopping) return;
     stopping = true;
     for (const s of stdioStreams) s.end();
-    server.forceShutdown();
     rmSync(sockPath, { force: true });
-    // Give the Shutdown reply a moment to leave before exiting.
-    setTimeout(() => process.exit(0), 20).unref();
+    // Let in-flight replies (the Shutdown answer itself) leave; Terraform kills the process after 2 s anyway.
+    const force = setTimeout(() => {
+      server.forceShutdown();
+      process.exit(0);
+    }, 1000);
+    server.tryShutdown(() => {
+      clearTimeout(force);
+      process.exit(0);
+    });
   };
 
   server.addService(pkg.plugin.GRPCController.service, {
     Shutdown: (_call: unknown, cb: grpc.sendUnaryData<unknown>) => {
       log('INFO', 'shutdown requested');
       cb(null, {});
-      setImmediate(stop);
+      setTimeout(stop, 10);
     },
   });
   server.addService(pkg.plugin.GRPCStdio.service, {
