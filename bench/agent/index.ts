@@ -1,0 +1,137 @@
+/**
+ * Agent benchmark (`node dist/bench/agent/index.js`, or `npm run bench -- agent`): a real phase-bridge server on
+ * loopback with 1,000 secrets; the agent in a child process; a bare node:http server in another child answering the
+ * same bytes. Cached GET /v1/secrets and /v1/secrets/:key at 1, 10 and 50 connections, agent and baseline in turn,
+ * plus cold start to ready, sync time for 1,000 secrets and resident memory. Bounded: about 40 s in total.
+ */
+import { fork, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { PhaseClient } from '../../core/client';
+import { createServer } from '../../server/app';
+import { initOrganisation } from '../../server/org';
+import { load, type LoadResult } from './load';
+
+export interface BenchResult {
+  name: string;
+  value: number;
+  unit: string;
+  note?: string;
+}
+
+const SECRETS = 1000;
+const DURATION_MS = Number(process.env.AGENT_BENCH_MS ?? 2000);
+
+function waitMessage<T>(child: ChildProcess, type: string): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const onMsg = (m: { type?: string; message?: string }): void => {
+      if (m.type === type || (type === 'port' && 'port' in m)) {
+        child.off('message', onMsg);
+        resolve(m as T);
+      } else if (m.type === 'error') reject(new Error(m.message));
+    };
+    child.on('message', onMsg);
+    child.once('exit', (code) => reject(new Error(`child exited with ${code}`)));
+  });
+}
+
+const r2 = (n: number): number => Math.round(n * 100) / 100;
+
+export async function run(): Promise<BenchResult[]> {
+  const dir = mkdtempSync(join(tmpdir(), 'agent-bench-'));
+  const serverSecret = randomBytes(32).toString('hex');
+  const server = await createServer({ database: `sqlite:${join(dir, 'phase.db')}`, serverSecret, logLevel: 'silent' });
+  const init = await initOrganisation(server.store, serverSecret, { orgName: 'bench', ownerEmail: 'owner@example.com' });
+  const { url } = await server.listen(0, '127.0.0.1');
+  const children: ChildProcess[] = [];
+  try {
+    const owner = new PhaseClient({ host: url, token: init.ownerToken, retries: 0 });
+    const app = await owner.createApp({ name: 'bench-app' });
+    const env = app.environments.find((e) => e.name === 'Production')!;
+    const role = (await owner.listRoles()).find((r) => r.name === 'Service')!;
+    const sa = await owner.createServiceAccount({ name: 'bench-agent', role_id: role.id });
+    await owner.setServiceAccountAccess(sa.id, [{ id: app.id, environments: [env.id] }]);
+    for (let i = 0; i < SECRETS; i += 100) {
+      await owner.createSecrets(
+        { appId: app.id, env: 'Production' },
+        Array.from({ length: 100 }, (_, j) => ({ key: `SECRET_${String(i + j).padStart(4, '0')}`, value: randomBytes(24).toString('base64') })),
+      );
+    }
+
+    const cfg = {
+      host: url,
+      token: sa.initialToken.token,
+      scopes: [{ appId: app.id, env: 'Production' }],
+      port: 0,
+      dataDir: join(dir, 'agent'),
+      logLevel: 'silent',
+      budgetBurst: 100,
+    };
+    const t0 = performance.now();
+    const agent = fork(join(__dirname, 'target.js'), [JSON.stringify(cfg)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    children.push(agent);
+    const ready = await waitMessage<{
+      port: number;
+      clientToken: string;
+      key: string;
+      readyMs: number;
+      resyncMs: number[];
+      rss: number;
+      count: number;
+      routes: Array<{ path: string; body: string; headers: Record<string, string> }>;
+    }>(agent, 'ready');
+    const forkToReady = performance.now() - t0 - ready.resyncMs.reduce((a, b) => a + b, 0);
+    const bare = fork(join(__dirname, 'bare.js'), [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    children.push(bare);
+    bare.send({ routes: ready.routes });
+    const { port: barePort } = await waitMessage<{ port: number }>(bare, 'port');
+
+    const results: BenchResult[] = [];
+    const rows: string[] = [];
+    for (const [label, path] of [
+      ['GET /v1/secrets (1,000 secrets)', '/v1/secrets'],
+      ['GET /v1/secrets/:key', `/v1/secrets/${ready.key}`],
+    ] as const) {
+      for (const connections of [1, 10, 50]) {
+        const a: LoadResult = await load({ port: ready.port, path, headers: { 'X-Phase-Agent-Token': ready.clientToken }, connections, durationMs: DURATION_MS });
+        const b: LoadResult = await load({ port: barePort, path, headers: { 'X-Phase-Agent-Token': ready.clientToken }, connections, durationMs: DURATION_MS });
+        if (a.errors || Object.keys(a.statuses).some((s) => s !== '200')) throw new Error(`agent answered ${JSON.stringify(a.statuses)}`);
+        const ratio = a.rps / b.rps;
+        rows.push(
+          `${label.padEnd(34)} c=${String(connections).padEnd(3)} agent ${Math.round(a.rps).toString().padStart(7)} req/s p50 ${a.p50ms.toFixed(3)} p99 ${a.p99ms.toFixed(3)} ms | bare ${Math.round(b.rps).toString().padStart(7)} req/s p50 ${b.p50ms.toFixed(3)} p99 ${b.p99ms.toFixed(3)} ms | ratio ${ratio.toFixed(2)}`,
+        );
+        const n = `${label} c=${connections}`;
+        results.push({ name: `${n} agent`, value: Math.round(a.rps), unit: 'req/s', note: `p50 ${r2(a.p50ms)} ms, p99 ${r2(a.p99ms)} ms` });
+        results.push({ name: `${n} bare node:http`, value: Math.round(b.rps), unit: 'req/s', note: `p50 ${r2(b.p50ms)} ms, p99 ${r2(b.p99ms)} ms` });
+        results.push({ name: `${n} ratio agent/bare`, value: r2(ratio), unit: 'x', note: 'target >= 0.7' });
+      }
+    }
+    agent.send({ type: 'rss' });
+    const after = await waitMessage<{ rss: number }>(agent, 'rss');
+    results.push({ name: 'cold start to ready (fork to first sync done)', value: Math.round(forkToReady), unit: 'ms', note: 'includes Node start-up and one upstream round trip' });
+    results.push({ name: 'cold start to ready (in process)', value: Math.round(ready.readyMs), unit: 'ms', note: 'startAgent() to first sync done' });
+    results.push({ name: `full sync of ${ready.count} secrets (download, decrypt, precompute)`, value: Math.round(Math.min(...ready.resyncMs)), unit: 'ms', note: `runs: ${ready.resyncMs.map((x) => Math.round(x)).join(', ')} ms` });
+    results.push({ name: `resident memory with ${ready.count} secrets (after sync)`, value: r2(ready.rss / 1048576), unit: 'MB', note: 'target < 80 MB' });
+    results.push({ name: `resident memory with ${ready.count} secrets (after load)`, value: r2(after.rss / 1048576), unit: 'MB' });
+    if (require.main === module) process.stdout.write(`${rows.join('\n')}\n`);
+    agent.send({ type: 'stop' });
+    return results;
+  } finally {
+    for (const c of children) if (c.exitCode === null) c.kill('SIGTERM');
+    await server.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+if (require.main === module) {
+  run()
+    .then((results) => {
+      for (const r of results) process.stdout.write(`${r.name.padEnd(70)} ${String(r.value).padStart(10)} ${r.unit}${r.note ? `  (${r.note})` : ''}\n`);
+    })
+    .catch((err) => {
+      process.stderr.write(`agent benchmark failed: ${(err as Error).message}\n`);
+      process.exitCode = 1;
+    });
+}

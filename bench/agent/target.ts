@@ -1,0 +1,57 @@
+/**
+ * Benchmark child: runs one agent (no upstream server in this process, so its RSS is the agent's alone), reports
+ * cold start, sync times and resident memory over IPC, and answers requests until told to stop.
+ */
+import { startAgent } from '../../agent/agent';
+import { buildConfig } from '../../agent/config';
+import { createLogger } from '../../agent/logger';
+
+async function main(): Promise<void> {
+  const t0 = performance.now();
+  const values = JSON.parse(process.argv[2]) as Record<string, unknown>;
+  const cfg = buildConfig([{ values, source: {} }]);
+  const agent = await startAgent(cfg, { logger: createLogger('silent') });
+  await agent.engine.firstSync;
+  const readyMs = performance.now() - t0;
+  if (!agent.engine.ready()) throw new Error('agent not ready after the first sync');
+  const key = [...(agent.engine.mergedView()?.byKey.keys() ?? [])][0];
+  // Forced full re-syncs: drop the held ciphertext so the next cycle downloads, decrypts and precomputes again.
+  const resync: number[] = [];
+  for (let i = 0; i < 3; i++) {
+    for (const s of agent.engine.scopes) s.raw = undefined;
+    const t = performance.now();
+    await agent.engine.sync('bench');
+    resync.push(performance.now() - t);
+  }
+  const view = agent.engine.mergedView();
+  if (!view) throw new Error('no view');
+  const secrets = view.secrets;
+  const one = view.keys.get(key)!;
+  const headersOf = (b: typeof secrets) => ({ 'Content-Type': b.contentType, ETag: b.etag, 'X-Cache': 'HIT', Age: '0', 'Cache-Control': 'no-store' });
+  process.send?.({
+    type: 'ready',
+    port: agent.port,
+    clientToken: agent.clientToken,
+    key,
+    readyMs,
+    resyncMs: resync,
+    rss: process.memoryUsage().rss,
+    count: view.count,
+    routes: [
+      { path: '/v1/secrets', body: secrets.body.toString('base64'), headers: headersOf(secrets) },
+      { path: `/v1/secrets/${key}`, body: one.body.toString('base64'), headers: headersOf(one) },
+    ],
+  });
+  process.on('message', async (m: { type: string }) => {
+    if (m.type === 'rss') process.send?.({ type: 'rss', rss: process.memoryUsage().rss });
+    if (m.type === 'stop') {
+      await agent.close();
+      process.exit(0);
+    }
+  });
+}
+
+main().catch((err) => {
+  process.send?.({ type: 'error', message: (err as Error).message });
+  process.exit(1);
+});
