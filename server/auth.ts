@@ -1,0 +1,176 @@
+/**
+ * Authentication (phase-rest-api.md §4): `Authorization: Bearer <User|Service|ServiceAccount> <token>`, tokens
+ * looked up by SHA-256 hash, expiry and revocation checked on every request; then network policy (§6) and the
+ * per-token rate limit (§7).
+ */
+import type { NextFunction, Request, Response } from 'express';
+import { tokenHash } from '../core/mint';
+import { parseAuthorizationHeader, type AuthType } from '../core/token';
+import type { AuthedRequest, Principal, ServerContext } from './context';
+import type { RoleTable } from './db/schema';
+import { HttpError, header, microsToIso, nowIso, unauthorized } from './http';
+import { clientIp, ipAllowed } from './network';
+import { throttleMessage } from './ratelimit';
+
+export interface TokenRecord {
+  kind: 'member' | 'service_account';
+  tokenId: string;
+  tokenName: string;
+  accountId: string;
+  orgId: string;
+  orgName: string;
+  identityKey: string;
+  wrappedKeyShare: string;
+  roleId: string | null;
+  lastUsedAt: string | null;
+}
+
+const HEX64 = /^[0-9a-fA-F]{64}$/;
+
+/** Finds a live (not deleted, not expired) token of a live account; undefined otherwise. */
+export async function lookupToken(ctx: ServerContext, type: AuthType, token: string): Promise<TokenRecord | undefined> {
+  if (!HEX64.test(token)) return undefined;
+  const hash = tokenHash(token);
+  const now = nowIso();
+  const db = ctx.store.db;
+  if (type === 'User') {
+    const r = await db
+      .selectFrom('user_tokens')
+      .innerJoin('members', 'members.id', 'user_tokens.member_id')
+      .innerJoin('organisations', 'organisations.id', 'members.org_id')
+      .select([
+        'user_tokens.id as tokenId',
+        'user_tokens.name as tokenName',
+        'user_tokens.expires_at as expiresAt',
+        'user_tokens.deleted_at as deletedAt',
+        'user_tokens.wrapped_key_share as wrappedKeyShare',
+        'user_tokens.last_used_at as lastUsedAt',
+        'members.id as accountId',
+        'members.deleted_at as accountDeletedAt',
+        'members.identity_key as identityKey',
+        'members.role_id as roleId',
+        'organisations.id as orgId',
+        'organisations.name as orgName',
+      ])
+      .where('user_tokens.token_hash', '=', hash)
+      .executeTakeFirst();
+    if (!r || r.deletedAt || r.accountDeletedAt || (r.expiresAt && r.expiresAt < now)) return undefined;
+    return { kind: 'member', ...r };
+  }
+  if (type === 'ServiceAccount') {
+    const r = await db
+      .selectFrom('sa_tokens')
+      .innerJoin('service_accounts', 'service_accounts.id', 'sa_tokens.sa_id')
+      .innerJoin('organisations', 'organisations.id', 'service_accounts.org_id')
+      .select([
+        'sa_tokens.id as tokenId',
+        'sa_tokens.name as tokenName',
+        'sa_tokens.expires_at as expiresAt',
+        'sa_tokens.deleted_at as deletedAt',
+        'sa_tokens.wrapped_key_share as wrappedKeyShare',
+        'sa_tokens.last_used_at as lastUsedAt',
+        'service_accounts.id as accountId',
+        'service_accounts.deleted_at as accountDeletedAt',
+        'service_accounts.identity_key as identityKey',
+        'service_accounts.role_id as roleId',
+        'organisations.id as orgId',
+        'organisations.name as orgName',
+      ])
+      .where('sa_tokens.token_hash', '=', hash)
+      .executeTakeFirst();
+    if (!r || r.deletedAt || r.accountDeletedAt || (r.expiresAt && r.expiresAt < now)) return undefined;
+    return { kind: 'service_account', ...r };
+  }
+  // Legacy `Service` tokens are created only in Phase's console; this server never issues them.
+  return undefined;
+}
+
+/** Marks an SA token used; at most once a minute, so reads do not turn into a write per request. */
+async function touchToken(ctx: ServerContext, rec: TokenRecord): Promise<void> {
+  if (rec.kind !== 'service_account') return;
+  const threshold = microsToIso((Date.now() - 60_000) * 1000);
+  if (rec.lastUsedAt && rec.lastUsedAt > threshold) return;
+  await ctx.store.db.updateTable('sa_tokens').set({ last_used_at: nowIso() }).where('id', '=', rec.tokenId).execute();
+}
+
+async function loadRole(ctx: ServerContext, roleId: string | null): Promise<RoleTable | null> {
+  if (!roleId) return null;
+  return (await ctx.store.db.selectFrom('roles').selectAll().where('id', '=', roleId).executeTakeFirst()) ?? null;
+}
+
+/** Network policies: union of the account's policies and the org's global ones; none → allow. */
+async function networkAllowed(ctx: ServerContext, p: Principal): Promise<boolean> {
+  const rows = await ctx.store.db
+    .selectFrom('network_policies')
+    .leftJoin('network_policy_attachments as a', (j) =>
+      j
+        .onRef('a.policy_id', '=', 'network_policies.id')
+        .on('a.account_type', '=', p.kind)
+        .on('a.account_id', '=', p.accountId),
+    )
+    .select(['network_policies.allowed_ips', 'network_policies.is_global', 'a.account_id'])
+    .where('network_policies.org_id', '=', p.orgId)
+    .execute();
+  const applicable = rows.filter((r) => r.is_global || r.account_id);
+  if (applicable.length === 0) return true;
+  const entries: string[] = [];
+  for (const r of applicable) {
+    try {
+      entries.push(...(JSON.parse(r.allowed_ips) as string[]));
+    } catch {
+      // A corrupt row grants nothing.
+    }
+  }
+  return ipAllowed(p.ip, entries);
+}
+
+/** Express middleware for `/v1` and E2E `/secrets/`: sets `req.principal` or answers 401/403/429. */
+export function authenticate(ctx: ServerContext) {
+  return async (req: Request, res: Response, next: NextFunction): Promise<void> => {
+    const raw = header(req, 'Authorization');
+    if (raw === undefined) {
+      ctx.metrics.authFailures.inc({ reason: 'missing' });
+      throw unauthorized('Authentication credentials were not provided.');
+    }
+    const parsed = parseAuthorizationHeader(raw);
+    if (!parsed.ok) {
+      ctx.metrics.authFailures.inc({ reason: parsed.reason === 'unknown_type' ? 'invalid_type' : 'malformed' });
+      throw unauthorized(parsed.reason === 'unknown_type' ? 'Invalid token' : 'Token expired or deleted');
+    }
+    const rec = await lookupToken(ctx, parsed.authType, parsed.token);
+    if (!rec) {
+      ctx.metrics.authFailures.inc({ reason: 'invalid_token' });
+      throw unauthorized('Token expired or deleted');
+    }
+    const p: Principal = {
+      kind: rec.kind,
+      accountId: rec.accountId,
+      orgId: rec.orgId,
+      orgName: rec.orgName,
+      role: await loadRole(ctx, rec.roleId),
+      identityKey: rec.identityKey,
+      tokenId: rec.tokenId,
+      tokenName: rec.tokenName,
+      ip: clientIp(req, ctx.trustProxy),
+      userAgent: header(req, 'User-Agent') ?? null,
+    };
+    if (!(await networkAllowed(ctx, p))) {
+      ctx.metrics.authFailures.inc({ reason: 'network_policy' });
+      throw new HttpError(403, 'Access denied: a network access policy restricts access from your IP address.');
+    }
+    rateLimit(ctx, `token:${rec.tokenId}`);
+    await touchToken(ctx, rec);
+    (req as AuthedRequest).principal = p;
+    next();
+  };
+}
+
+/** Throws 429 with `Retry-After` when the key is over its limit. */
+export function rateLimit(ctx: ServerContext, key: string): void {
+  if (!ctx.rateLimiter) return;
+  const wait = ctx.rateLimiter.hit(key);
+  if (wait > 0) {
+    ctx.metrics.authFailures.inc({ reason: 'rate_limited' });
+    throw new HttpError(429, throttleMessage(wait), { 'Retry-After': String(wait) });
+  }
+}

@@ -1,0 +1,314 @@
+/** `/v1/apps/` and `/v1/environments/` (phase-rest-api.md §9.1–§9.2). */
+import type { Request, RequestHandler, Response, Router } from 'express';
+import {
+  contextDenied,
+  findApp,
+  holdsEnvKey,
+  isGlobal,
+  membershipOf,
+  requireAppAccess,
+  requireAppPermission,
+  requireOrgPermission,
+} from '../access';
+import { audit } from '../audit';
+import { principal, type Principal, type ServerContext } from '../context';
+import type { AppTable, EnvironmentTable } from '../db/schema';
+import { badRequest, conflict, forbidden, isUuid, newId, notFound, nowIso, objectBody, query, textField } from '../http';
+import { addAppMember, createEnvironment, globalMembers, type Db, type Recipient, ENV_NAME_RE } from '../keys';
+import { actionFor } from '../rbac';
+import { noContent, param, route, send } from './util';
+
+export function appWire(a: AppTable) {
+  return {
+    id: a.id,
+    name: a.name,
+    description: a.description,
+    sse_enabled: a.sse_enabled === 1,
+    created_at: a.created_at,
+    updated_at: a.updated_at,
+  };
+}
+
+export function envWire(e: EnvironmentTable) {
+  return {
+    id: e.id,
+    name: e.name,
+    env_type: e.env_type,
+    index: e.sort_index,
+    created_at: e.created_at,
+    updated_at: e.updated_at,
+  };
+}
+
+function requester(p: Principal): Recipient {
+  return { type: p.kind, id: p.accountId, identityKey: p.identityKey };
+}
+
+/** Hard-deletes an environment and everything under it. */
+export async function deleteEnvironmentCascade(db: Db, envId: string): Promise<void> {
+  const secretIds = db.selectFrom('secrets').select('id').where('environment_id', '=', envId);
+  await db.deleteFrom('secret_tags').where('secret_id', 'in', secretIds).execute();
+  await db.deleteFrom('personal_secrets').where('secret_id', 'in', secretIds).execute();
+  await db.deleteFrom('secrets').where('environment_id', '=', envId).execute();
+  await db.deleteFrom('folders').where('environment_id', '=', envId).execute();
+  await db.deleteFrom('environment_keys').where('environment_id', '=', envId).execute();
+  await db.deleteFrom('server_env_keys').where('environment_id', '=', envId).execute();
+  await db.deleteFrom('environments').where('id', '=', envId).execute();
+}
+
+/** App detail context (§9.1): app in the org, SSE, caller access, `Apps:<action>` with app-context semantics. */
+async function appDetail(ctx: ServerContext, req: Request, p: Principal): Promise<AppTable> {
+  const app = await findApp(ctx, p, param(req, 'app_id'));
+  const m = await requireAppAccess(ctx, p, app);
+  if (!app.sse_enabled) throw forbidden('SSE is not enabled for this App.');
+  requireAppPermission(p, m, actionFor(req.method), 'Apps', false);
+  return app;
+}
+
+export function registerApps(r: Router, ctx: ServerContext, auth: RequestHandler): void {
+  const db = ctx.store.db;
+
+  route(r, '/v1/apps/', auth, {
+    get: async (req, res) => {
+      const p = principal(req);
+      requireOrgPermission(p, 'read', 'Apps');
+      const apps = await db
+        .selectFrom('apps')
+        .innerJoin('app_memberships as m', 'm.app_id', 'apps.id')
+        .selectAll('apps')
+        .where('apps.org_id', '=', p.orgId)
+        .where('m.account_type', '=', p.kind)
+        .where('m.account_id', '=', p.accountId)
+        .orderBy('apps.created_at', 'desc')
+        .execute();
+      send(res, 200, { data: apps.map(appWire) });
+    },
+    post: async (req, res) => {
+      const p = principal(req);
+      requireOrgPermission(p, 'create', 'Apps');
+      const b = objectBody(req);
+      const name = textField(b, 'name', { required: true, max: 64 }) as string;
+      const description = textField(b, 'description', { required: false, max: 10000 }) ?? null;
+      let envNames: Array<{ name: string; type: string }> = [
+        { name: 'Development', type: 'dev' },
+        { name: 'Staging', type: 'staging' },
+        { name: 'Production', type: 'prod' },
+      ];
+      if (b.environments !== undefined && b.environments !== null) {
+        if (!Array.isArray(b.environments)) throw badRequest("'environments' must be a list of environment names.");
+        if (b.environments.length === 0) throw badRequest("'environments' must not be empty.");
+        const seen = new Set<string>();
+        envNames = b.environments.map((e: unknown) => {
+          if (typeof e !== 'string' || e.trim() === '') throw badRequest('Each environment name must be a non-empty string.');
+          const n = e.trim();
+          if (seen.has(n.toLowerCase())) throw badRequest(`Duplicate environment name: '${n}'.`);
+          seen.add(n.toLowerCase());
+          return { name: n, type: 'custom' };
+        });
+        for (const e of envNames) {
+          if (!ENV_NAME_RE.test(e.name)) {
+            throw badRequest(
+              'Environment name is invalid. Only letters, numbers, hyphens and underscores are allowed (max 64 characters).',
+            );
+          }
+        }
+      }
+      const result = await db.transaction().execute(async (trx) => {
+        const now = nowIso();
+        const app: AppTable = {
+          id: newId(),
+          org_id: p.orgId,
+          name,
+          description,
+          sse_enabled: 1,
+          created_at: now,
+          updated_at: now,
+        };
+        await trx.insertInto('apps').values(app).execute();
+        await addAppMember(trx, app.id, p.kind, p.accountId);
+        for (const g of await globalMembers(trx, p.orgId)) await addAppMember(trx, app.id, 'member', g.id);
+        const envs: EnvironmentTable[] = [];
+        for (const [i, e] of envNames.entries()) {
+          envs.push(
+            await createEnvironment(trx, ctx.server, {
+              orgId: p.orgId,
+              appId: app.id,
+              name: e.name,
+              envType: e.type,
+              index: e.type === 'custom' ? i : { dev: 0, staging: 1, prod: 2 }[e.type as 'dev'],
+              requester: requester(p),
+            }),
+          );
+        }
+        await audit(trx, p, { eventType: 'C', resourceType: 'app', resourceId: app.id, appId: app.id, detail: { name } });
+        return { app, envs };
+      });
+      send(res, 201, { ...appWire(result.app), environments: result.envs.map(envWire) });
+    },
+  });
+
+  route(r, '/v1/apps/:app_id/', auth, {
+    get: async (req, res) => {
+      const app = await appDetail(ctx, req, principal(req));
+      send(res, 200, appWire(app));
+    },
+    put: async (req, res) => {
+      const p = principal(req);
+      const app = await appDetail(ctx, req, p);
+      const b = objectBody(req);
+      const name = textField(b, 'name', { required: false, max: 64 });
+      const description = textField(b, 'description', { required: false, max: 10000 });
+      if (name === undefined && description === undefined) {
+        throw badRequest("At least one of 'name' or 'description' must be provided.");
+      }
+      const patch = { ...(name !== undefined ? { name } : {}), ...(description !== undefined ? { description } : {}), updated_at: nowIso() };
+      await db.transaction().execute(async (trx) => {
+        await trx.updateTable('apps').set(patch).where('id', '=', app.id).execute();
+        await audit(trx, p, { eventType: 'U', resourceType: 'app', resourceId: app.id, appId: app.id });
+      });
+      send(res, 200, appWire({ ...app, ...patch }));
+    },
+    delete: async (req, res) => {
+      const p = principal(req);
+      const app = await appDetail(ctx, req, p);
+      await db.transaction().execute(async (trx) => {
+        const envs = await trx.selectFrom('environments').select('id').where('app_id', '=', app.id).execute();
+        for (const e of envs) {
+          await deleteEnvironmentCascade(trx, e.id);
+          ctx.envKeys.forget(e.id);
+        }
+        await trx.deleteFrom('app_memberships').where('app_id', '=', app.id).execute();
+        await trx.deleteFrom('apps').where('id', '=', app.id).execute();
+        await audit(trx, p, { eventType: 'D', resourceType: 'app', resourceId: app.id, appId: app.id, detail: { name: app.name } });
+      });
+      noContent(res);
+    },
+  });
+
+  route(r, '/v1/environments/', auth, {
+    get: async (req, res) => {
+      const p = principal(req);
+      const app = await envListContext(ctx, req, p);
+      const envs = await db
+        .selectFrom('environments')
+        .innerJoin('environment_keys as k', 'k.environment_id', 'environments.id')
+        .selectAll('environments')
+        .where('environments.app_id', '=', app.id)
+        .where('k.account_type', '=', p.kind)
+        .where('k.account_id', '=', p.accountId)
+        .orderBy('environments.sort_index')
+        .execute();
+      send(res, 200, { data: envs.map(envWire) });
+    },
+    post: async (req, res) => {
+      const p = principal(req);
+      const app = await envListContext(ctx, req, p);
+      const b = objectBody(req);
+      const name = textField(b, 'name', { required: true, max: 64 }) as string;
+      if (!ENV_NAME_RE.test(name)) {
+        throw badRequest(
+          'Environment name is invalid. Only letters, numbers, hyphens and underscores are allowed (max 64 characters).',
+        );
+      }
+      const env = await db.transaction().execute(async (trx) => {
+        const envs = await trx.selectFrom('environments').select(['name', 'sort_index']).where('app_id', '=', app.id).execute();
+        if (envs.some((e) => e.name.toLowerCase() === name.toLowerCase())) {
+          throw badRequest(`An environment named '${name}' already exists in this app.`);
+        }
+        const index = envs.reduce((m, e) => Math.max(m, e.sort_index), -1) + 1;
+        const created = await createEnvironment(trx, ctx.server, {
+          orgId: p.orgId,
+          appId: app.id,
+          name,
+          envType: 'custom',
+          index,
+          requester: requester(p),
+        });
+        await audit(trx, p, { eventType: 'C', resourceType: 'env', resourceId: created.id, appId: app.id, environmentId: created.id, detail: { name } });
+        return created;
+      });
+      send(res, 201, envWire(env));
+    },
+  });
+
+  route(r, '/v1/environments/:env_id/', auth, {
+    get: async (req, res) => {
+      const { env } = await envDetail(ctx, req, principal(req));
+      send(res, 200, envWire(env));
+    },
+    put: async (req, res) => {
+      const p = principal(req);
+      const { env } = await envDetail(ctx, req, p);
+      const b = objectBody(req);
+      const name = textField(b, 'name', { required: true, max: 64 }) as string;
+      if (!ENV_NAME_RE.test(name)) {
+        throw badRequest(
+          'Environment name is invalid. Only letters, numbers, hyphens and underscores are allowed (max 64 characters).',
+        );
+      }
+      const updated = await db.transaction().execute(async (trx) => {
+        const others = await trx
+          .selectFrom('environments')
+          .select('name')
+          .where('app_id', '=', env.app_id)
+          .where('id', '!=', env.id)
+          .execute();
+        if (others.some((o) => o.name.toLowerCase() === name.toLowerCase())) {
+          throw conflict(`An environment named '${name}' already exists in this app.`);
+        }
+        const patch = { name, updated_at: nowIso() };
+        await trx.updateTable('environments').set(patch).where('id', '=', env.id).execute();
+        await audit(trx, p, { eventType: 'U', resourceType: 'env', resourceId: env.id, appId: env.app_id, environmentId: env.id, detail: { name } });
+        return { ...env, ...patch };
+      });
+      send(res, 200, envWire(updated));
+    },
+    delete: async (req, res) => {
+      const p = principal(req);
+      const { env } = await envDetail(ctx, req, p);
+      await db.transaction().execute(async (trx) => {
+        await deleteEnvironmentCascade(trx, env.id);
+        await audit(trx, p, { eventType: 'D', resourceType: 'env', resourceId: env.id, appId: env.app_id, environmentId: env.id, detail: { name: env.name } });
+      });
+      ctx.envKeys.forget(env.id);
+      noContent(res);
+    },
+  });
+}
+
+/** `?app_id=` context for the environment list and create (§9.2). */
+async function envListContext(ctx: ServerContext, req: Request, p: Principal): Promise<AppTable> {
+  const appId = query(req, 'app_id');
+  if (appId === undefined) throw forbidden('Could not resolve app from request.');
+  const app = await findApp(ctx, p, appId);
+  const m = await requireAppAccess(ctx, p, app);
+  if (!app.sse_enabled) throw forbidden('SSE is not enabled for this App.');
+  requireAppPermission(p, m, actionFor(req.method), 'Environments', true);
+  return app;
+}
+
+async function envDetail(ctx: ServerContext, req: Request, p: Principal): Promise<{ env: EnvironmentTable; app: AppTable }> {
+  const envId = param(req, 'env_id');
+  const env = isUuid(envId)
+    ? await ctx.store.db
+        .selectFrom('environments')
+        .innerJoin('apps', 'apps.id', 'environments.app_id')
+        .selectAll('environments')
+        .where('environments.id', '=', envId)
+        .where('apps.org_id', '=', p.orgId)
+        .executeTakeFirst()
+    : undefined;
+  if (!env) throw notFound('Environment not found');
+  const app = await ctx.store.db.selectFrom('apps').selectAll().where('id', '=', env.app_id).executeTakeFirstOrThrow();
+  const m = await membershipOf(ctx.store.db, app.id, p);
+  if (!m) throw contextDenied(p, 'User cannot access this app', 'Service account cannot access this app');
+  if (!app.sse_enabled) throw forbidden('SSE is not enabled for this App.');
+  requireAppPermission(p, m, actionFor(req.method), 'Environments', true);
+  if (!(await holdsEnvKey(ctx.store.db, env.id, p))) {
+    throw forbidden(
+      p.kind === 'member' ? "You don't have access to this environment." : "Service account doesn't have access to this environment.",
+    );
+  }
+  void isGlobal;
+  return { env, app };
+}

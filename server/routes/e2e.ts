@@ -1,0 +1,399 @@
+/**
+ * Client-decryption endpoints (phase-protocol.md §3.2–§3.3): `GET /secrets/tokens/` (token bootstrap, always
+ * snake_case) and `/secrets/` (ciphertext CRUD; snake_case unless `X-Use-Camel-Case: true`).
+ */
+import { Router, type Request, type Response } from 'express';
+import { z } from 'zod';
+import { parseAuthorizationHeader } from '../../core/token';
+import { pathAllowed, resolveSecretsContext, type SecretsContext } from '../access';
+import { audit, type AuditInput } from '../audit';
+import { authenticate, lookupToken, rateLimit } from '../auth';
+import { principal, type Principal, type ServerContext } from '../context';
+import {
+  HttpError,
+  badRequest,
+  body,
+  camelize,
+  conflict,
+  forbidden,
+  header,
+  newId,
+  normalizePath,
+  notFound,
+  nowIso,
+  parseWith,
+} from '../http';
+import { clientIp } from '../network';
+import {
+  bumpEnvironment,
+  ensureFolder,
+  insertSecret,
+  isDuplicate,
+  loadSecrets,
+  secretWire,
+  setTags,
+  upsertOverride,
+} from '../secrets';
+
+const CIPHERTEXT = /^ph:v1:[0-9a-fA-F]{64}:.+/;
+const SECRET_TYPES = ['secret', 'sealed', 'config'] as const;
+
+/** Phase's `validate_encrypted_string`: an empty value passes. */
+const ct = (field: string) =>
+  z.string({ invalid_type_error: `'${field}' must be a string.` }).refine((s) => s === '' || CIPHERTEXT.test(s), {
+    message: 'Invalid ciphertext format',
+  });
+
+const tagList = z
+  .array(z.string().max(64, { message: "!Tag names cannot exceed 64 characters." }), {
+    invalid_type_error: "'tags' must be a list of tag names.",
+  })
+  .nullish();
+
+const overrideSchema = z
+  .object({ value: ct('override.value'), isActive: z.boolean().optional() })
+  .passthrough()
+  .nullish();
+
+const createItem = z
+  .object({
+    key: ct('key').refine((s) => s !== '', { message: "Each secret requires a non-empty 'key'." }),
+    keyDigest: z.string({ required_error: "!Each secret requires a 'keyDigest'." }).min(1),
+    value: ct('value'),
+    comment: ct('comment').optional(),
+    path: z.string().nullish(),
+    tags: tagList,
+    type: z.enum(SECRET_TYPES).optional(),
+    override: overrideSchema,
+  })
+  .passthrough();
+
+const updateItem = z
+  .object({
+    id: z.string({ required_error: '!Secret ID not provided' }),
+    key: ct('key').optional(),
+    keyDigest: z.string().min(1).optional(),
+    value: ct('value').optional(),
+    comment: ct('comment').optional(),
+    path: z.string().nullish(),
+    tags: tagList,
+    type: z.enum(SECRET_TYPES).optional(),
+    override: overrideSchema,
+  })
+  .passthrough();
+
+function secretsArray<T extends z.ZodTypeAny>(item: T) {
+  return z
+    .object({ secrets: z.array(item, { required_error: "!'secrets' must be a list.", invalid_type_error: "!'secrets' must be a list." }) })
+    .passthrough();
+}
+
+/** The raw JSON body of a secrets view, with Phase's messages for missing or non-object bodies. */
+function secretsBody(req: Request): Record<string, unknown> {
+  const b = body(req);
+  if (b === undefined) throw badRequest('Request body is required.');
+  if (b === null || typeof b !== 'object' || Array.isArray(b)) throw badRequest('Request body must be a JSON object.');
+  return b as Record<string, unknown>;
+}
+
+function useCamel(req: Request): boolean {
+  return header(req, 'X-Use-Camel-Case') === 'true';
+}
+
+function requirePath(c: SecretsContext, path: string): void {
+  if (!pathAllowed(c.membership.paths, path)) {
+    throw forbidden(`Access denied: path '${path}' is outside the paths this account may access.`);
+  }
+}
+
+function secretEvents(
+  type: 'C' | 'R' | 'U' | 'D',
+  c: SecretsContext,
+  items: Array<{ id: string; key_digest: string; path: string }>,
+): AuditInput[] {
+  return items.map((s) => ({
+    eventType: type,
+    resourceType: 'secret',
+    resourceId: s.id,
+    appId: c.app.id,
+    environmentId: c.env.id,
+    keyDigest: s.key_digest,
+    path: s.path,
+  }));
+}
+
+/** One audit event for a list read: the digests read, never keys or values. */
+export function readEvent(c: SecretsContext, items: Array<{ key_digest: string; path: string }>, via: string): AuditInput {
+  return {
+    eventType: 'R',
+    resourceType: 'secret',
+    appId: c.app.id,
+    environmentId: c.env.id,
+    keyDigest: items.length === 1 ? items[0].key_digest : null,
+    path: items.length === 1 ? items[0].path : null,
+    detail: { via, count: items.length, key_digests: items.map((s) => s.key_digest) },
+  };
+}
+
+export function e2eRouter(ctx: ServerContext): Router {
+  const r = Router({ strict: true, caseSensitive: true });
+
+  // Token bootstrap: no network-policy check (Phase's AllowAny); every failure is 403 (never Phase's 500).
+  r.get('/secrets/tokens/', async (req: Request, res: Response) => {
+    const parsed = parseAuthorizationHeader(header(req, 'Authorization'));
+    if (!parsed.ok) {
+      rateLimit(ctx, `anon:${clientIp(req, ctx.trustProxy)}`);
+      ctx.metrics.authFailures.inc({ reason: parsed.reason === 'missing' ? 'missing' : 'malformed' });
+      throw forbidden('Token expired or deleted');
+    }
+    const rec = await lookupToken(ctx, parsed.authType, parsed.token);
+    if (!rec) {
+      rateLimit(ctx, `anon:${clientIp(req, ctx.trustProxy)}`);
+      ctx.metrics.authFailures.inc({ reason: 'invalid_token' });
+      throw forbidden('Token expired or deleted');
+    }
+    rateLimit(ctx, `token:${rec.tokenId}`);
+    const db = ctx.store.db;
+    const keys = await db
+      .selectFrom('environment_keys as k')
+      .innerJoin('environments as e', 'e.id', 'k.environment_id')
+      .innerJoin('apps as a', 'a.id', 'e.app_id')
+      .leftJoin('app_memberships as m', (j) =>
+        j.onRef('m.app_id', '=', 'a.id').onRef('m.account_type', '=', 'k.account_type').onRef('m.account_id', '=', 'k.account_id'),
+      )
+      .select([
+        'k.id as key_id',
+        'k.identity_key',
+        'k.wrapped_seed',
+        'k.wrapped_salt',
+        'k.created_at as key_created_at',
+        'k.updated_at as key_updated_at',
+        'e.id as env_id',
+        'e.name as env_name',
+        'e.env_type',
+        'e.sort_index',
+        'e.created_at as env_created_at',
+        'e.updated_at as env_updated_at',
+        'a.id as app_id',
+        'a.name as app_name',
+        'a.sse_enabled',
+        'a.created_at as app_created_at',
+        'm.paths',
+      ])
+      .where('k.account_type', '=', rec.kind)
+      .where('k.account_id', '=', rec.accountId)
+      .where('a.org_id', '=', rec.orgId)
+      .orderBy('a.created_at')
+      .orderBy('e.sort_index')
+      .execute();
+    const apps = new Map<string, { id: string; name: string; encryption: string; environment_keys: unknown[] }>();
+    for (const k of keys) {
+      let app = apps.get(k.app_id);
+      if (!app) {
+        app = { id: k.app_id, name: k.app_name, encryption: k.sse_enabled ? 'SSE' : 'E2E', environment_keys: [] };
+        apps.set(k.app_id, app);
+      }
+      let paths: string[] | null = null;
+      try {
+        paths = k.paths ? (JSON.parse(k.paths) as string[]) : null;
+      } catch {
+        paths = null;
+      }
+      app.environment_keys.push({
+        id: k.key_id,
+        environment: {
+          id: k.env_id,
+          name: k.env_name,
+          env_type: k.env_type,
+          index: k.sort_index,
+          created_at: k.env_created_at,
+          updated_at: k.env_updated_at,
+        },
+        user: rec.kind === 'member' ? rec.accountId : null,
+        service_account: rec.kind === 'service_account' ? rec.accountId : null,
+        paths: paths && paths.length ? paths : null,
+        identity_key: k.identity_key,
+        wrapped_seed: k.wrapped_seed,
+        wrapped_salt: k.wrapped_salt,
+        created_at: k.key_created_at,
+        updated_at: k.key_updated_at,
+        deleted_at: null,
+      });
+    }
+    const out: Record<string, unknown> = { wrapped_key_share: rec.wrappedKeyShare };
+    if (rec.kind === 'member') out.user_id = rec.accountId;
+    else out.account_id = rec.accountId;
+    out.offline_enabled = false;
+    out.organisation = { id: rec.orgId, name: rec.orgName };
+    out.apps = [...apps.values()];
+    res.status(200).json(out);
+  });
+
+  const auth = authenticate(ctx);
+
+  const missing = 'Environment context required. Supply the `Environment` header with an environment id.';
+
+  r.get('/secrets/', auth, async (req: Request, res: Response) => {
+    const p = principal(req);
+    const c = await resolveSecretsContext(ctx, req, p, { missingMessage: missing });
+    const leaseTtl = header(req, 'lease-ttl');
+    if (leaseTtl !== undefined && !/^-?\d+$/.test(leaseTtl.trim())) {
+      throw badRequest('lease_ttl must be a valid integer (seconds)');
+    }
+    const pathH = header(req, 'Path');
+    const digestH = header(req, 'KeyDigest');
+    const tagsH = header(req, 'Tags');
+    const items = await loadSecrets(
+      ctx.store.db,
+      c.env.id,
+      {
+        path: pathH !== undefined && pathH !== '' ? normalizePath(pathH) : undefined,
+        keyDigest: digestH !== undefined && digestH !== '' ? digestH : undefined,
+        tags: tagsH ? tagsH.split(',').map((t) => t.trim()).filter(Boolean) : undefined,
+        allowedPaths: c.membership.paths,
+      },
+      p,
+    );
+    await audit(ctx.store.db, p, readEvent(c, items, 'e2e'));
+    const wire = items.map((s) => secretWire(s));
+    res.status(200).json(useCamel(req) ? camelize(wire) : wire);
+  });
+
+  r.post('/secrets/', auth, async (req: Request, res: Response) => {
+    const p = principal(req);
+    const c = await resolveSecretsContext(ctx, req, p, { missingMessage: missing });
+    const { secrets } = parseWith(secretsArray(createItem), secretsBody(req));
+    const seen = new Set<string>();
+    const prepared = secrets.map((s) => {
+      const path = normalizePath(s.path ?? '/');
+      requirePath(c, path);
+      const k = `${path}\u0000${s.keyDigest}`;
+      if (seen.has(k)) throw conflict('Duplicate secret found');
+      seen.add(k);
+      return { ...s, path };
+    });
+    const created: Array<{ id: string; key_digest: string; path: string }> = [];
+    await ctx.store.db.transaction().execute(async (trx) => {
+      for (const s of prepared) {
+        if (await isDuplicate(trx, c.env.id, s.path, s.keyDigest)) throw conflict('Duplicate secret found');
+      }
+      for (const s of prepared) {
+        const now = nowIso();
+        const id = newId();
+        await insertSecret(trx, {
+          id,
+          environment_id: c.env.id,
+          folder_id: await ensureFolder(trx, c.env.id, s.path),
+          path: s.path,
+          key: s.key,
+          key_digest: s.keyDigest,
+          value: s.value,
+          comment: s.comment ?? '',
+          version: 1,
+          type: s.type ?? 'secret',
+          created_at: now,
+          updated_at: now,
+          deleted_at: null,
+        });
+        if (s.tags) await setTags(trx, p.orgId, id, s.tags);
+        if (s.override && p.kind === 'member') await upsertOverride(trx, id, p.accountId, s.override.value, true);
+        created.push({ id, key_digest: s.keyDigest, path: s.path });
+      }
+      await bumpEnvironment(trx, c.env.id);
+      await audit(trx, p, secretEvents('C', c, created));
+    });
+    res.status(200).end();
+  });
+
+  r.put('/secrets/', auth, async (req: Request, res: Response) => {
+    const p = principal(req);
+    const c = await resolveSecretsContext(ctx, req, p, { missingMessage: missing });
+    const { secrets } = parseWith(secretsArray(updateItem), secretsBody(req));
+    const updated: Array<{ id: string; key_digest: string; path: string }> = [];
+    await ctx.store.db.transaction().execute(async (trx) => {
+      for (const s of secrets) {
+        const [cur] = await loadSecrets(trx, c.env.id, { ids: [s.id], allowedPaths: c.membership.paths }, p);
+        if (!cur) throw notFound(`Secret not found: ${s.id}`);
+        const path = s.path !== undefined && s.path !== null ? normalizePath(s.path) : cur.path;
+        requirePath(c, path);
+        const keyDigest = s.key !== undefined && s.keyDigest !== undefined ? s.keyDigest : cur.key_digest;
+        const key = s.key !== undefined && s.keyDigest !== undefined ? s.key : cur.key;
+        if ((path !== cur.path || keyDigest !== cur.key_digest) && (await isDuplicate(trx, c.env.id, path, keyDigest, cur.id))) {
+          throw conflict('Duplicate secret found');
+        }
+        if (cur.type === 'sealed' && s.type !== undefined && s.type !== 'sealed') {
+          throw badRequest('Sealed secrets cannot be unsealed. Delete and recreate the secret instead.');
+        }
+        const value = cur.type === 'sealed' ? cur.value : (s.value ?? cur.value);
+        try {
+          await trx
+            .updateTable('secrets')
+            .set({
+              key,
+              key_digest: keyDigest,
+              value,
+              comment: s.comment ?? cur.comment,
+              path,
+              folder_id: await ensureFolder(trx, c.env.id, path),
+              type: s.type ?? cur.type,
+              version: cur.version + 1,
+              updated_at: nowIso(),
+            })
+            .where('id', '=', cur.id)
+            .execute();
+        } catch (err) {
+          if ((err as { code?: string }).code?.includes('CONSTRAINT') || (err as { code?: string }).code === '23505') {
+            throw conflict('Duplicate secret found');
+          }
+          throw err;
+        }
+        // E2E PUT always applies tags: omitting them clears them (Phase behaviour the official clients rely on).
+        await setTags(trx, p.orgId, cur.id, s.tags ?? []);
+        if (s.override && p.kind === 'member') {
+          await upsertOverride(trx, cur.id, p.accountId, s.override.value, s.override.isActive ?? true);
+        }
+        updated.push({ id: cur.id, key_digest: keyDigest, path });
+      }
+      await bumpEnvironment(trx, c.env.id);
+      await audit(trx, p, secretEvents('U', c, updated));
+    });
+    res.status(200).end();
+  });
+
+  r.delete('/secrets/', auth, async (req: Request, res: Response) => {
+    const p = principal(req);
+    const c = await resolveSecretsContext(ctx, req, p, { missingMessage: missing });
+    const { secrets: ids } = parseWith(
+      z.object({
+        secrets: z.array(z.string(), {
+          required_error: "!'secrets' must be a list of secret IDs.",
+          invalid_type_error: "!'secrets' must be a list of secret IDs.",
+        }),
+      }).passthrough(),
+      secretsBody(req),
+    );
+    await ctx.store.db.transaction().execute(async (trx) => {
+      // Scoped to the header's environment (upstream is not) and to the caller's paths.
+      const found = await loadSecrets(trx, c.env.id, { ids, allowedPaths: c.membership.paths }, null);
+      if (found.length) {
+        await trx
+          .updateTable('secrets')
+          .set({ deleted_at: nowIso() })
+          .where('id', 'in', found.map((s) => s.id))
+          .execute();
+      }
+      await bumpEnvironment(trx, c.env.id);
+      await audit(trx, p, secretEvents('D', c, found));
+    });
+    res.status(200).end();
+  });
+
+  // Unsupported methods fail after authentication, like Phase's secrets views.
+  r.all('/secrets/', auth, (req: Request) => {
+    throw new HttpError(403, `Unsupported HTTP method: ${req.method}`);
+  });
+
+  return r;
+}
+
+export type { Principal };

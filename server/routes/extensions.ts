@@ -1,0 +1,336 @@
+/**
+ * phase-bridge extensions under `/v1`: network access policies (Phase manages them only in its console) and the
+ * audit log. Unknown body fields and query parameters are rejected here (400), unlike Phase's lenient views.
+ */
+import type { Request, RequestHandler, Router } from 'express';
+import { z } from 'zod';
+import { requireOrgPermission } from '../access';
+import { audit } from '../audit';
+import { principal, type Principal, type ServerContext } from '../context';
+import type { AccountType, NetworkPolicyTable } from '../db/schema';
+import { badRequest, isUuid, newId, notFound, nowIso, objectBody, parseWith, toStoredIso } from '../http';
+import type { Db } from '../keys';
+import { validIpEntry } from '../network';
+import { noContent, param, route, send } from './util';
+
+const ipList = z
+  .array(z.string({ invalid_type_error: "!Each entry of 'allowed_ips' must be a string." }), {
+    required_error: "!Missing required field: allowed_ips",
+    invalid_type_error: "!'allowed_ips' must be a list of IP addresses or CIDR ranges.",
+  })
+  .min(1, { message: "!'allowed_ips' must not be empty." })
+  .max(1000, { message: "!'allowed_ips' cannot have more than 1000 entries." })
+  .superRefine((list, c) => {
+    for (const e of list) {
+      if (!validIpEntry(e)) {
+        c.addIssue({
+          code: z.ZodIssueCode.custom,
+          message: `'allowed_ips': '${e.slice(0, 60)}' is not a valid IPv4/IPv6 address or CIDR range.`,
+        });
+        return;
+      }
+    }
+  });
+
+const policyName = z
+  .string({ required_error: '!Missing required field: name', invalid_type_error: "!'name' must be a string." })
+  .trim()
+  .min(1, { message: '!Missing required field: name' })
+  .max(64, { message: "!'name' cannot exceed 64 characters." });
+
+const createSchema = z
+  .object({
+    name: policyName,
+    allowed_ips: ipList,
+    is_global: z.boolean({ invalid_type_error: "!'is_global' must be a boolean." }).optional(),
+  })
+  .strict();
+
+const updateSchema = z
+  .object({
+    name: policyName.optional(),
+    allowed_ips: ipList.optional(),
+    is_global: z.boolean({ invalid_type_error: "!'is_global' must be a boolean." }).optional(),
+  })
+  .strict()
+  .refine((v) => v.name !== undefined || v.allowed_ips !== undefined || v.is_global !== undefined, {
+    message: "At least one of 'name', 'allowed_ips' or 'is_global' must be provided.",
+  });
+
+const attachSchema = z
+  .object({
+    account_type: z.enum(['service_account', 'member'], {
+      errorMap: (issue) => ({
+        message:
+          issue.code === 'invalid_type' && issue.received === 'undefined'
+            ? '!Missing required field: account_type'
+            : "!'account_type' must be 'service_account' or 'member'.",
+      }),
+    }),
+    account_id: z.string({ required_error: '!Missing required field: account_id', invalid_type_error: "!'account_id' must be a string." }),
+  })
+  .strict();
+
+async function policyWire(db: Db, p: NetworkPolicyTable) {
+  const attachments = await db
+    .selectFrom('network_policy_attachments')
+    .select(['account_type', 'account_id'])
+    .where('policy_id', '=', p.id)
+    .orderBy('account_type')
+    .orderBy('account_id')
+    .execute();
+  let ips: string[] = [];
+  try {
+    ips = JSON.parse(p.allowed_ips) as string[];
+  } catch {
+    ips = [];
+  }
+  return {
+    id: p.id,
+    name: p.name,
+    allowed_ips: ips,
+    is_global: p.is_global === 1,
+    created_at: p.created_at,
+    updated_at: p.updated_at,
+    attachments,
+  };
+}
+
+async function findPolicy(ctx: ServerContext, p: Principal, id: string): Promise<NetworkPolicyTable> {
+  const row = isUuid(id)
+    ? await ctx.store.db.selectFrom('network_policies').selectAll().where('id', '=', id).where('org_id', '=', p.orgId).executeTakeFirst()
+    : undefined;
+  if (!row) throw notFound('Network policy not found.');
+  return row;
+}
+
+async function accountExists(db: Db, orgId: string, type: AccountType, id: string): Promise<boolean> {
+  if (!isUuid(id)) return false;
+  const table = type === 'member' ? 'members' : 'service_accounts';
+  const row = await db.selectFrom(table).select('id').where('id', '=', id).where('org_id', '=', orgId).where('deleted_at', 'is', null).executeTakeFirst();
+  return row !== undefined;
+}
+
+const AUDIT_QUERY = [
+  'since',
+  'until',
+  'actor',
+  'actor_id',
+  'app_id',
+  'env',
+  'environment_id',
+  'event_type',
+  'resource_type',
+  'key_digest',
+  'limit',
+  'offset',
+];
+
+function snakeQuery(req: Request): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(req.query as Record<string, unknown>)) {
+    const key = k.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
+    const val = Array.isArray(v) ? v[v.length - 1] : v;
+    if (typeof val === 'string') out[key] = val;
+  }
+  return out;
+}
+
+function isoParam(name: string, v: string | undefined): string | undefined {
+  if (v === undefined || v === '') return undefined;
+  const d = new Date(v);
+  if (!/^\d{4}-\d{2}-\d{2}/.test(v) || Number.isNaN(d.getTime())) {
+    throw badRequest(`'${name}' must be an ISO-8601 datetime (e.g. 2030-01-01T00:00:00Z).`);
+  }
+  return toStoredIso(d);
+}
+
+function intParam(name: string, v: string | undefined, def: number, min: number, max: number): number {
+  if (v === undefined || v === '') return def;
+  if (!/^\d+$/.test(v) || Number(v) < min || Number(v) > max) {
+    throw badRequest(`'${name}' must be an integer between ${min} and ${max}.`);
+  }
+  return Number(v);
+}
+
+export function registerExtensions(r: Router, ctx: ServerContext, auth: RequestHandler): void {
+  const db = ctx.store.db;
+
+  route(r, '/v1/network-policies/', auth, {
+    get: async (req, res) => {
+      const p = principal(req);
+      requireOrgPermission(p, 'read', 'NetworkAccessPolicies');
+      const rows = await db.selectFrom('network_policies').selectAll().where('org_id', '=', p.orgId).orderBy('created_at').execute();
+      const out = [];
+      for (const row of rows) out.push(await policyWire(db, row));
+      send(res, 200, { data: out });
+    },
+    post: async (req, res) => {
+      const p = principal(req);
+      requireOrgPermission(p, 'create', 'NetworkAccessPolicies');
+      const b = parseWith(createSchema, objectBody(req));
+      const now = nowIso();
+      const row: NetworkPolicyTable = {
+        id: newId(),
+        org_id: p.orgId,
+        name: b.name,
+        allowed_ips: JSON.stringify(b.allowed_ips.map((e) => e.trim())),
+        is_global: b.is_global ? 1 : 0,
+        created_at: now,
+        updated_at: now,
+      };
+      await db.transaction().execute(async (trx) => {
+        await trx.insertInto('network_policies').values(row).execute();
+        await audit(trx, p, { eventType: 'C', resourceType: 'policy', resourceId: row.id, detail: { name: row.name } });
+      });
+      send(res, 201, await policyWire(db, row));
+    },
+  });
+
+  route(r, '/v1/network-policies/:policy_id/', auth, {
+    get: async (req, res) => {
+      const p = principal(req);
+      requireOrgPermission(p, 'read', 'NetworkAccessPolicies');
+      send(res, 200, await policyWire(db, await findPolicy(ctx, p, param(req, 'policy_id'))));
+    },
+    put: async (req, res) => {
+      const p = principal(req);
+      requireOrgPermission(p, 'update', 'NetworkAccessPolicies');
+      const row = await findPolicy(ctx, p, param(req, 'policy_id'));
+      const b = parseWith(updateSchema, objectBody(req));
+      const patch: Partial<NetworkPolicyTable> = { updated_at: nowIso() };
+      if (b.name !== undefined) patch.name = b.name;
+      if (b.allowed_ips !== undefined) patch.allowed_ips = JSON.stringify(b.allowed_ips.map((e) => e.trim()));
+      if (b.is_global !== undefined) patch.is_global = b.is_global ? 1 : 0;
+      await db.transaction().execute(async (trx) => {
+        await trx.updateTable('network_policies').set(patch).where('id', '=', row.id).execute();
+        await audit(trx, p, { eventType: 'U', resourceType: 'policy', resourceId: row.id });
+      });
+      send(res, 200, await policyWire(db, { ...row, ...patch }));
+    },
+    delete: async (req, res) => {
+      const p = principal(req);
+      requireOrgPermission(p, 'delete', 'NetworkAccessPolicies');
+      const row = await findPolicy(ctx, p, param(req, 'policy_id'));
+      await db.transaction().execute(async (trx) => {
+        await trx.deleteFrom('network_policy_attachments').where('policy_id', '=', row.id).execute();
+        await trx.deleteFrom('network_policies').where('id', '=', row.id).execute();
+        await audit(trx, p, { eventType: 'D', resourceType: 'policy', resourceId: row.id, detail: { name: row.name } });
+      });
+      noContent(res);
+    },
+  });
+
+  const attach = async (req: Request, res: import('express').Response) => {
+    const p = principal(req);
+    requireOrgPermission(p, 'update', 'NetworkAccessPolicies');
+    const row = await findPolicy(ctx, p, param(req, 'policy_id'));
+    const b = parseWith(attachSchema, objectBody(req));
+    if (!(await accountExists(db, p.orgId, b.account_type, b.account_id))) {
+      throw notFound(b.account_type === 'member' ? 'Member not found.' : 'Service account not found.');
+    }
+    await db.transaction().execute(async (trx) => {
+      await trx
+        .insertInto('network_policy_attachments')
+        .values({ policy_id: row.id, account_type: b.account_type, account_id: b.account_id })
+        .onConflict((oc) => oc.columns(['policy_id', 'account_type', 'account_id']).doNothing())
+        .execute();
+      await trx.updateTable('network_policies').set({ updated_at: nowIso() }).where('id', '=', row.id).execute();
+      await audit(trx, p, { eventType: 'A', resourceType: 'policy', resourceId: row.id, detail: { attach: b } });
+    });
+    send(res, 200, await policyWire(db, await findPolicy(ctx, p, row.id)));
+  };
+  const detach = async (req: Request, res: import('express').Response, accountId: string, type?: AccountType) => {
+    const p = principal(req);
+    requireOrgPermission(p, 'update', 'NetworkAccessPolicies');
+    const row = await findPolicy(ctx, p, param(req, 'policy_id'));
+    let q = db.selectFrom('network_policy_attachments').select('account_id').where('policy_id', '=', row.id).where('account_id', '=', accountId);
+    if (type) q = q.where('account_type', '=', type);
+    if (!(await q.executeTakeFirst())) throw notFound('Attachment not found.');
+    await db.transaction().execute(async (trx) => {
+      let d = trx.deleteFrom('network_policy_attachments').where('policy_id', '=', row.id).where('account_id', '=', accountId);
+      if (type) d = d.where('account_type', '=', type);
+      await d.execute();
+      await trx.updateTable('network_policies').set({ updated_at: nowIso() }).where('id', '=', row.id).execute();
+      await audit(trx, p, { eventType: 'A', resourceType: 'policy', resourceId: row.id, detail: { detach: { account_id: accountId } } });
+    });
+    noContent(res);
+  };
+
+  // PUT (documented) and POST (what core's client sends) both attach; DELETE detaches by path or body.
+  route(r, '/v1/network-policies/:policy_id/attachments/', auth, {
+    put: attach,
+    post: attach,
+    delete: async (req, res) => {
+      const b = parseWith(attachSchema, objectBody(req));
+      await detach(req, res, b.account_id, b.account_type);
+    },
+  });
+  route(r, '/v1/network-policies/:policy_id/attachments/:account_id/', auth, {
+    delete: async (req, res) => detach(req, res, param(req, 'account_id')),
+  });
+
+  route(r, '/v1/audit-logs/', auth, {
+    get: async (req, res) => {
+      const p = principal(req);
+      requireOrgPermission(p, 'read', 'Logs');
+      const q = snakeQuery(req);
+      const unknown = Object.keys(q).filter((k) => !AUDIT_QUERY.includes(k));
+      if (unknown.length) {
+        throw badRequest(`Unknown query parameter(s): ${unknown.join(', ')}. Allowed: ${AUDIT_QUERY.join(', ')}.`);
+      }
+      const since = isoParam('since', q.since);
+      const until = isoParam('until', q.until);
+      const limit = intParam('limit', q.limit, 100, 1, 1000);
+      const offset = intParam('offset', q.offset, 0, 0, 1_000_000_000);
+      if (q.event_type !== undefined && !/^[CRUDA]$/.test(q.event_type)) {
+        throw badRequest("'event_type' must be one of C, R, U, D, A.");
+      }
+      let base = db.selectFrom('audit_events').where('org_id', '=', p.orgId);
+      if (since) base = base.where('timestamp', '>=', since);
+      if (until) base = base.where('timestamp', '<=', until);
+      const actor = q.actor_id ?? q.actor;
+      if (actor) base = base.where('actor_id', '=', actor);
+      if (q.app_id) base = base.where('app_id', '=', q.app_id);
+      const env = q.environment_id ?? q.env;
+      if (env) {
+        if (isUuid(env)) base = base.where('environment_id', '=', env);
+        else {
+          let envs = db.selectFrom('environments').innerJoin('apps', 'apps.id', 'environments.app_id').select('environments.id').where('apps.org_id', '=', p.orgId);
+          if (q.app_id) envs = envs.where('environments.app_id', '=', q.app_id);
+          const ids = await envs.where((eb) => eb(eb.fn('lower', ['environments.name']), '=', String(env).toLowerCase())).execute();
+          base = base.where('environment_id', 'in', ids.length ? ids.map((i) => i.id) : ['-']);
+        }
+      }
+      if (q.event_type) base = base.where('event_type', '=', q.event_type);
+      if (q.resource_type) base = base.where('resource_type', '=', q.resource_type);
+      if (q.key_digest) {
+        const d = q.key_digest.toLowerCase();
+        if (!/^[0-9a-f]{64}$/.test(d)) throw badRequest("'key_digest' must be 64 hex characters.");
+        base = base.where((eb) => eb.or([eb('key_digest', '=', d), eb('detail', 'like', `%${d}%`)]));
+      }
+      const count = await base.select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirst();
+      const rows = await base.selectAll().orderBy('timestamp', 'desc').orderBy('id').limit(limit).offset(offset).execute();
+      send(res, 200, {
+        data: rows.map((e) => ({
+          id: e.id,
+          timestamp: e.timestamp,
+          event_type: e.event_type,
+          resource_type: e.resource_type,
+          resource_id: e.resource_id,
+          actor_type: e.actor_type,
+          actor_id: e.actor_id,
+          token_id: e.token_id,
+          app_id: e.app_id,
+          environment_id: e.environment_id,
+          key_digest: e.key_digest,
+          path: e.path,
+          detail: e.detail ? (JSON.parse(e.detail) as unknown) : null,
+          ip_address: e.ip_address,
+          user_agent: e.user_agent,
+        })),
+        count: Number(count?.n ?? 0),
+      });
+    },
+  });
+}

@@ -1,0 +1,167 @@
+/** `/v1/members/` (phase-rest-api.md §9.6): list, detail, role changes, removal and declarative access. */
+import type { RequestHandler, Router } from 'express';
+import { isGlobal, requireOrgPermission } from '../access';
+import { audit } from '../audit';
+import { principal, type Principal, type ServerContext } from '../context';
+import type { MemberTable } from '../db/schema';
+import { applyAccess, accessWire, validateAccess } from '../grants';
+import { HttpError, badRequest, forbidden, isUuid, notFound, nowIso, objectBody } from '../http';
+import type { Db } from '../keys';
+import { hasGlobalAccess, roleHasPermission } from '../rbac';
+import { noContent, param, route, send } from './util';
+
+async function memberWire(db: Db, m: MemberTable) {
+  const role = m.role_id ? await db.selectFrom('roles').select(['id', 'name']).where('id', '=', m.role_id).executeTakeFirst() : undefined;
+  return {
+    id: m.id,
+    username: m.username,
+    full_name: m.full_name,
+    email: m.email,
+    role: role ? { id: role.id, name: role.name } : null,
+    created_at: m.created_at,
+    updated_at: m.updated_at,
+  };
+}
+
+async function findMember(ctx: ServerContext, p: Principal, id: string): Promise<MemberTable> {
+  const m = isUuid(id)
+    ? await ctx.store.db
+        .selectFrom('members')
+        .selectAll()
+        .where('id', '=', id)
+        .where('org_id', '=', p.orgId)
+        .where('deleted_at', 'is', null)
+        .executeTakeFirst()
+    : undefined;
+  if (!m) throw notFound('Member not found.');
+  return m;
+}
+
+async function roleOf(ctx: ServerContext, roleId: string | null) {
+  return roleId ? ctx.store.db.selectFrom('roles').selectAll().where('id', '=', roleId).executeTakeFirst() : undefined;
+}
+
+export function registerMembers(r: Router, ctx: ServerContext, auth: RequestHandler): void {
+  const db = ctx.store.db;
+
+  route(r, '/v1/members/', auth, {
+    get: async (req, res) => {
+      const p = principal(req);
+      requireOrgPermission(p, 'read', 'Members');
+      const rows = await db
+        .selectFrom('members')
+        .selectAll()
+        .where('org_id', '=', p.orgId)
+        .where('deleted_at', 'is', null)
+        .orderBy('created_at')
+        .execute();
+      const out = [];
+      for (const m of rows) out.push(await memberWire(db, m));
+      send(res, 200, { data: out });
+    },
+    post: async (req) => {
+      requireOrgPermission(principal(req), 'create', 'Members');
+      throw new HttpError(405, 'Method "POST" not allowed.');
+    },
+  });
+
+  route(r, '/v1/members/:member_id/', auth, {
+    get: async (req, res) => {
+      const p = principal(req);
+      requireOrgPermission(p, 'read', 'Members');
+      send(res, 200, await memberWire(db, await findMember(ctx, p, param(req, 'member_id'))));
+    },
+    put: async (req, res) => {
+      const p = principal(req);
+      requireOrgPermission(p, 'update', 'Members');
+      const target = await findMember(ctx, p, param(req, 'member_id'));
+      const targetRole = await roleOf(ctx, target.role_id);
+      if (targetRole?.is_default && targetRole.name === 'Owner') {
+        throw forbidden('The Owner role cannot be changed via the API. Use the ownership transfer flow.');
+      }
+      if (p.kind === 'member' && p.accountId === target.id) throw forbidden('You cannot update your own role.');
+      if (hasGlobalAccess(targetRole)) {
+        if (p.kind === 'service_account') throw forbidden('Service accounts cannot modify members with global access.');
+        if (!isGlobal(p)) throw forbidden('You cannot update the role of a member with global access.');
+      }
+      const b = objectBody(req);
+      if (b.role_id === undefined || b.role_id === null || b.role_id === '') throw badRequest('Missing required field: role_id');
+      const role =
+        typeof b.role_id === 'string' && isUuid(b.role_id)
+          ? await db.selectFrom('roles').selectAll().where('id', '=', b.role_id).where('org_id', '=', p.orgId).executeTakeFirst()
+          : undefined;
+      if (!role) throw notFound('Role not found.');
+      if (role.is_default && role.name === 'Owner') {
+        throw forbidden('You cannot assign the Owner role directly. Use the ownership transfer flow.');
+      }
+      if (hasGlobalAccess(role) && !isGlobal(p)) throw forbidden(`You cannot assign the '${role.name}' role.`);
+      if (!target.identity_key && (hasGlobalAccess(role) || roleHasPermission(role, 'create', 'ServiceAccountTokens', false))) {
+        throw forbidden(`You cannot assign the '${role.name}' role to a member without an identity key.`);
+      }
+      const updated = { ...target, role_id: role.id, updated_at: nowIso() };
+      await db.transaction().execute(async (trx) => {
+        await trx.updateTable('members').set({ role_id: role.id, updated_at: updated.updated_at }).where('id', '=', target.id).execute();
+        await audit(trx, p, { eventType: 'U', resourceType: 'member', resourceId: target.id, detail: { role: role.name } });
+      });
+      send(res, 200, await memberWire(db, updated));
+    },
+    delete: async (req, res) => {
+      const p = principal(req);
+      requireOrgPermission(p, 'delete', 'Members');
+      const target = await findMember(ctx, p, param(req, 'member_id'));
+      const targetRole = await roleOf(ctx, target.role_id);
+      if (targetRole?.is_default && targetRole.name === 'Owner') {
+        throw forbidden('The Owner cannot be removed via the API. Use the ownership transfer flow.');
+      }
+      if (p.kind === 'member' && p.accountId === target.id) throw forbidden('You cannot remove yourself from the organisation.');
+      if (hasGlobalAccess(targetRole) && !isGlobal(p)) {
+        throw forbidden(
+          p.kind === 'service_account'
+            ? 'Service accounts cannot remove members with global access.'
+            : 'You cannot remove a member with global access.',
+        );
+      }
+      await db.transaction().execute(async (trx) => {
+        const now = nowIso();
+        await trx.updateTable('members').set({ deleted_at: now, updated_at: now }).where('id', '=', target.id).execute();
+        await trx.updateTable('user_tokens').set({ deleted_at: now }).where('member_id', '=', target.id).where('deleted_at', 'is', null).execute();
+        await trx.deleteFrom('environment_keys').where('account_type', '=', 'member').where('account_id', '=', target.id).execute();
+        await trx.deleteFrom('app_memberships').where('account_type', '=', 'member').where('account_id', '=', target.id).execute();
+        await trx.deleteFrom('network_policy_attachments').where('account_type', '=', 'member').where('account_id', '=', target.id).execute();
+        await audit(trx, p, { eventType: 'D', resourceType: 'member', resourceId: target.id });
+      });
+      noContent(res);
+    },
+  });
+
+  route(r, '/v1/members/:member_id/access/', auth, {
+    get: async (req, res) => {
+      const p = principal(req);
+      requireOrgPermission(p, 'read', 'Members');
+      const m = await findMember(ctx, p, param(req, 'member_id'));
+      send(res, 200, { ...(await memberWire(db, m)), apps: await accessWire(db, 'member', m.id) });
+    },
+    put: async (req, res) => {
+      const p = principal(req);
+      requireOrgPermission(p, 'update', 'Members');
+      const m = await findMember(ctx, p, param(req, 'member_id'));
+      if (hasGlobalAccess(await roleOf(ctx, m.role_id))) {
+        throw forbidden('Access cannot be changed for members with a global access role.');
+      }
+      if (!m.identity_key) {
+        throw badRequest('Member has not set up their identity key yet. They must log in to the console first.');
+      }
+      const entries = await validateAccess(ctx, p, objectBody(req));
+      await db.transaction().execute(async (trx) => {
+        await applyAccess(trx, ctx, { type: 'member', id: m.id, identityKey: m.identity_key }, entries);
+        await audit(trx, p, {
+          eventType: 'A',
+          resourceType: 'member',
+          resourceId: m.id,
+          detail: { apps: entries.map((e) => ({ id: e.appId, environments: e.envIds, paths: e.paths })) },
+        });
+      });
+      send(res, 200, { ...(await memberWire(db, m)), apps: await accessWire(db, 'member', m.id) });
+    },
+  });
+}

@@ -1,0 +1,177 @@
+/** `/v1/roles/` (phase-rest-api.md §9.5): the five default roles and custom roles. */
+import type { RequestHandler, Router } from 'express';
+import { requireOrgPermission } from '../access';
+import { audit } from '../audit';
+import { principal, type Principal, type ServerContext } from '../context';
+import type { RoleTable } from '../db/schema';
+import { badRequest, conflict, forbidden, isUuid, newId, notFound, nowIso, objectBody, textField } from '../http';
+import { DEFAULT_ROLES, effectiveMap, type PermissionMap } from '../rbac';
+import { noContent, param, route, send } from './util';
+
+function roleWire(r: RoleTable) {
+  return {
+    id: r.id,
+    name: r.name,
+    description: r.description,
+    color: r.color,
+    is_default: r.is_default === 1,
+    created_at: r.created_at,
+  };
+}
+
+function roleDetail(r: RoleTable) {
+  let permissions: unknown;
+  if (r.is_default) {
+    const m = effectiveMap(r);
+    permissions = { permissions: m.permissions, app_permissions: m.app_permissions, global_access: m.global_access };
+  } else {
+    try {
+      permissions = JSON.parse(r.permissions);
+    } catch {
+      permissions = {};
+    }
+  }
+  return { ...roleWire(r), permissions };
+}
+
+/** Validates a custom role's permission JSON against Owner's classes and actions (§5.2). */
+function validatePermissions(raw: unknown): { permissions: PermissionMap; app_permissions: PermissionMap } {
+  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
+    throw badRequest('Missing required field: permissions (must be a JSON object)');
+  }
+  const obj = { ...(raw as Record<string, unknown>) };
+  if ('appPermissions' in obj && !('app_permissions' in obj)) {
+    obj.app_permissions = obj.appPermissions;
+    delete obj.appPermissions;
+  }
+  const allowed = ['permissions', 'app_permissions'];
+  const unknown = Object.keys(obj).filter((k) => !allowed.includes(k));
+  if (unknown.length) throw badRequest(`Unknown top-level keys: ${unknown.join(', ')}`);
+  const missing = allowed.filter((k) => !(k in obj));
+  if (missing.length) throw badRequest(`Missing required keys: ${missing.join(', ')}`);
+  const owner = DEFAULT_ROLES.Owner;
+  const out: { permissions: PermissionMap; app_permissions: PermissionMap } = { permissions: {}, app_permissions: {} };
+  for (const section of allowed as Array<'permissions' | 'app_permissions'>) {
+    const v = obj[section];
+    if (v === null) continue;
+    if (typeof v !== 'object' || Array.isArray(v)) throw badRequest(`'${section}' must be an object or null.`);
+    const valid = owner[section];
+    for (const [resource, actions] of Object.entries(v as Record<string, unknown>)) {
+      if (!(resource in valid)) {
+        throw badRequest(`Unknown permission class '${resource}' in '${section}'. Valid classes: ${Object.keys(valid).join(', ')}.`);
+      }
+      if (!Array.isArray(actions) || actions.some((a) => typeof a !== 'string' || !valid[resource].includes(a))) {
+        throw badRequest(`Invalid actions for '${resource}' in '${section}'. Valid actions: ${valid[resource].join(', ')}.`);
+      }
+      out[section][resource] = [...new Set(actions as string[])];
+    }
+  }
+  return out;
+}
+
+async function findRole(ctx: ServerContext, p: Principal, id: string): Promise<RoleTable> {
+  const role = isUuid(id)
+    ? await ctx.store.db.selectFrom('roles').selectAll().where('id', '=', id).where('org_id', '=', p.orgId).executeTakeFirst()
+    : undefined;
+  if (!role) throw notFound('Role not found.');
+  return role;
+}
+
+export function registerRoles(r: Router, ctx: ServerContext, auth: RequestHandler): void {
+  const db = ctx.store.db;
+
+  route(r, '/v1/roles/', auth, {
+    get: async (req, res) => {
+      const p = principal(req);
+      requireOrgPermission(p, 'read', 'Roles');
+      const rows = await db.selectFrom('roles').selectAll().where('org_id', '=', p.orgId).orderBy('created_at').execute();
+      send(res, 200, { data: rows.map(roleWire) });
+    },
+    post: async (req, res) => {
+      const p = principal(req);
+      requireOrgPermission(p, 'create', 'Roles');
+      const b = objectBody(req);
+      const name = textField(b, 'name', { required: true, max: 64 }) as string;
+      const existing = await db.selectFrom('roles').select('name').where('org_id', '=', p.orgId).execute();
+      if (existing.some((x) => x.name.toLowerCase() === name.toLowerCase())) {
+        throw conflict('A role with this name already exists.');
+      }
+      const permissions = validatePermissions(b.permissions);
+      const description = textField(b, 'description', { required: false, max: 500 }) ?? null;
+      const color = b.color === undefined || b.color === null ? '' : b.color;
+      if (typeof color !== 'string') throw badRequest("'color' must be a string.");
+      if (color.length > 7) throw badRequest('Role color cannot exceed 7 characters.');
+      const now = nowIso();
+      const role: RoleTable = {
+        id: newId(),
+        org_id: p.orgId,
+        name,
+        description,
+        color,
+        permissions: JSON.stringify(permissions),
+        is_default: 0,
+        created_at: now,
+        updated_at: now,
+      };
+      await db.transaction().execute(async (trx) => {
+        await trx.insertInto('roles').values(role).execute();
+        await audit(trx, p, { eventType: 'C', resourceType: 'role', resourceId: role.id, detail: { name } });
+      });
+      send(res, 201, roleDetail(role));
+    },
+  });
+
+  route(r, '/v1/roles/:role_id/', auth, {
+    get: async (req, res) => {
+      const p = principal(req);
+      requireOrgPermission(p, 'read', 'Roles');
+      send(res, 200, roleDetail(await findRole(ctx, p, param(req, 'role_id'))));
+    },
+    put: async (req, res) => {
+      const p = principal(req);
+      requireOrgPermission(p, 'update', 'Roles');
+      const role = await findRole(ctx, p, param(req, 'role_id'));
+      if (role.is_default) throw forbidden('Default roles cannot be modified.');
+      const b = objectBody(req);
+      const patch: Partial<RoleTable> = {};
+      const name = textField(b, 'name', { required: false, max: 64 });
+      if (name !== undefined) {
+        const others = await db.selectFrom('roles').select(['id', 'name']).where('org_id', '=', p.orgId).execute();
+        if (others.some((x) => x.id !== role.id && x.name.toLowerCase() === name.toLowerCase())) {
+          throw conflict('A role with this name already exists.');
+        }
+        patch.name = name;
+      }
+      const description = textField(b, 'description', { required: false, max: 500 });
+      if (description !== undefined) patch.description = description;
+      if (b.color !== undefined && b.color !== null) {
+        if (typeof b.color !== 'string') throw badRequest("'color' must be a string.");
+        if (b.color.length > 7) throw badRequest('Role color cannot exceed 7 characters.');
+        patch.color = b.color;
+      }
+      if (b.permissions !== undefined) patch.permissions = JSON.stringify(validatePermissions(b.permissions));
+      if (Object.keys(patch).length === 0) throw badRequest('At least one field must be provided.');
+      patch.updated_at = nowIso();
+      await db.transaction().execute(async (trx) => {
+        await trx.updateTable('roles').set(patch).where('id', '=', role.id).execute();
+        await audit(trx, p, { eventType: 'U', resourceType: 'role', resourceId: role.id });
+      });
+      send(res, 200, roleDetail({ ...role, ...patch }));
+    },
+    delete: async (req, res) => {
+      const p = principal(req);
+      requireOrgPermission(p, 'delete', 'Roles');
+      const role = await findRole(ctx, p, param(req, 'role_id'));
+      if (role.is_default) throw forbidden('Default roles cannot be deleted.');
+      const member = await db.selectFrom('members').select('id').where('role_id', '=', role.id).where('deleted_at', 'is', null).executeTakeFirst();
+      if (member) throw conflict('Cannot delete a role that has members assigned to it.');
+      const sa = await db.selectFrom('service_accounts').select('id').where('role_id', '=', role.id).where('deleted_at', 'is', null).executeTakeFirst();
+      if (sa) throw conflict('Cannot delete a role that has service accounts assigned to it.');
+      await db.transaction().execute(async (trx) => {
+        await trx.deleteFrom('roles').where('id', '=', role.id).execute();
+        await audit(trx, p, { eventType: 'D', resourceType: 'role', resourceId: role.id, detail: { name: role.name } });
+      });
+      noContent(res);
+    },
+  });
+}

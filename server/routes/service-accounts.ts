@@ -1,0 +1,321 @@
+/** `/v1/service-accounts/` (phase-rest-api.md §9.4): SSK service accounts, access grants, token minting. */
+import type { Request, RequestHandler, Router } from 'express';
+import { mintAccountToken, newServerManagedIdentity, tokenHash, unwrapServerKeyring } from '../../core/mint';
+import { isGlobal, requireOrgPermission } from '../access';
+import { audit } from '../audit';
+import { principal, type Principal, type ServerContext } from '../context';
+import type { RoleTable, ServiceAccountTable } from '../db/schema';
+import { applyAccess, accessWire, validateAccess } from '../grants';
+import { HttpError, badRequest, body, isUuid, newId, notFound, nowIso, objectBody, textField, toStoredIso } from '../http';
+import type { Db } from '../keys';
+import { hasGlobalAccess } from '../rbac';
+import { noContent, param, route, send } from './util';
+
+function roleRef(role: Pick<RoleTable, 'id' | 'name'> | undefined | null) {
+  return role ? { id: role.id, name: role.name } : null;
+}
+
+async function saWire(db: Db, sa: ServiceAccountTable) {
+  const role = sa.role_id
+    ? await db.selectFrom('roles').select(['id', 'name']).where('id', '=', sa.role_id).executeTakeFirst()
+    : undefined;
+  return { id: sa.id, name: sa.name, role: roleRef(role), created_at: sa.created_at, updated_at: sa.updated_at };
+}
+
+export async function saDetail(db: Db, sa: ServiceAccountTable) {
+  const tokens = await db
+    .selectFrom('sa_tokens')
+    .select(['id', 'name', 'created_at', 'expires_at'])
+    .where('sa_id', '=', sa.id)
+    .where('deleted_at', 'is', null)
+    .orderBy('created_at', 'desc')
+    .execute();
+  return { ...(await saWire(db, sa)), tokens, apps: await accessWire(db, 'service_account', sa.id) };
+}
+
+async function findSa(ctx: ServerContext, p: Principal, id: string): Promise<ServiceAccountTable> {
+  const sa = isUuid(id)
+    ? await ctx.store.db
+        .selectFrom('service_accounts')
+        .selectAll()
+        .where('id', '=', id)
+        .where('org_id', '=', p.orgId)
+        .where('deleted_at', 'is', null)
+        .executeTakeFirst()
+    : undefined;
+  if (!sa) throw notFound('Service account not found.');
+  return sa;
+}
+
+async function findRole(ctx: ServerContext, p: Principal, roleId: unknown): Promise<RoleTable> {
+  if (roleId === undefined || roleId === null || roleId === '') throw badRequest('Missing required field: role_id');
+  const role =
+    typeof roleId === 'string' && isUuid(roleId)
+      ? await ctx.store.db.selectFrom('roles').selectAll().where('id', '=', roleId).where('org_id', '=', p.orgId).executeTakeFirst()
+      : undefined;
+  if (!role) throw notFound('Role not found.');
+  return role;
+}
+
+/** §9.4.7 scope rule: SAs only themselves, global users any SA; everything else looks like a missing SA. */
+function requireTokenScope(p: Principal, sa: ServiceAccountTable): void {
+  const ok = p.kind === 'service_account' ? p.accountId === sa.id : isGlobal(p);
+  if (!ok) throw notFound('Service account not found.');
+}
+
+/** Mints and stores an SA token (§2.3). Only the hash of the bearer value is kept. */
+async function mintSaToken(
+  db: Db,
+  ctx: ServerContext,
+  p: Principal,
+  sa: ServiceAccountTable,
+  name: string,
+  expiresAt: string | null,
+) {
+  if (!sa.server_wrapped_keyring) {
+    throw badRequest(
+      'Service account does not have server-side key management enabled. Tokens cannot be minted via the API.',
+    );
+  }
+  const keyring = unwrapServerKeyring(sa.server_wrapped_keyring, ctx.server);
+  const minted = mintAccountToken('service_account', keyring);
+  const row = {
+    id: newId(),
+    sa_id: sa.id,
+    name,
+    token_hash: tokenHash(minted.tokenValue),
+    identity_key: minted.identityKey,
+    wrapped_key_share: minted.wrappedKeyShare,
+    created_by_member: p.kind === 'member' ? p.accountId : null,
+    created_by_sa: p.kind === 'service_account' ? p.accountId : null,
+    created_at: nowIso(),
+    expires_at: expiresAt,
+    deleted_at: null,
+    last_used_at: null,
+  };
+  await db.insertInto('sa_tokens').values(row).execute();
+  return {
+    id: row.id,
+    name,
+    created_at: row.created_at,
+    expires_at: expiresAt,
+    token: minted.token,
+    bearer_token: minted.bearerToken,
+  };
+}
+
+/** `expires_at` / `expires_in` / `expiry` rules (§9.4.7). Returns the stored value and the value to echo. */
+export function parseExpiry(b: Record<string, unknown>): { stored: string | null; echo: string | null } {
+  if ('expiry' in b) {
+    throw badRequest(
+      "Unknown field 'expiry'. Use 'expires_at' (ISO-8601 with timezone) or 'expires_in' (positive integer seconds).",
+    );
+  }
+  if (b.expires_at !== undefined && b.expires_at !== null) {
+    if (typeof b.expires_at !== 'string') {
+      throw badRequest("'expires_at' must be an ISO-8601 datetime string (e.g. '2030-01-01T00:00:00Z').");
+    }
+    const s = b.expires_at.trim();
+    const iso = /^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}(:?\d{2})?)?$/i.exec(s);
+    const d = new Date(s.replace(' ', 'T'));
+    if (!iso || Number.isNaN(d.getTime())) throw badRequest("'expires_at' is not a valid ISO-8601 datetime.");
+    if (!iso[3]) throw badRequest("'expires_at' must include a timezone offset (e.g. 'Z' or '+00:00').");
+    if (d.getTime() <= Date.now()) throw badRequest("'expires_at' must be in the future.");
+    return { stored: toStoredIso(d), echo: s };
+  }
+  if (b.expires_in !== undefined && b.expires_in !== null) {
+    const v = b.expires_in;
+    if (typeof v !== 'number' || !Number.isInteger(v) || v <= 0 || v > 100 * 365 * 86400) {
+      throw badRequest("'expires_in' must be a positive integer (seconds).");
+    }
+    const stored = toStoredIso(new Date(Date.now() + v * 1000));
+    return { stored, echo: stored };
+  }
+  return { stored: null, echo: null };
+}
+
+export function registerServiceAccounts(r: Router, ctx: ServerContext, auth: RequestHandler): void {
+  const db = ctx.store.db;
+
+  route(r, '/v1/service-accounts/', auth, {
+    get: async (req, res) => {
+      const p = principal(req);
+      requireOrgPermission(p, 'read', 'ServiceAccounts');
+      const rows = await db
+        .selectFrom('service_accounts')
+        .leftJoin('roles', 'roles.id', 'service_accounts.role_id')
+        .selectAll('service_accounts')
+        .select(['roles.name as role_name'])
+        .where('service_accounts.org_id', '=', p.orgId)
+        .where('service_accounts.deleted_at', 'is', null)
+        .orderBy('service_accounts.created_at', 'desc')
+        .execute();
+      send(res, 200, {
+        data: rows.map((sa) => ({
+          id: sa.id,
+          name: sa.name,
+          role: sa.role_id && sa.role_name ? { id: sa.role_id, name: sa.role_name } : null,
+          created_at: sa.created_at,
+          updated_at: sa.updated_at,
+        })),
+      });
+    },
+    post: async (req, res) => {
+      const p = principal(req);
+      requireOrgPermission(p, 'create', 'ServiceAccounts');
+      const b = objectBody(req);
+      const name = textField(b, 'name', { required: true, max: 64 }) as string;
+      let tokenName = 'Default';
+      if ('token_name' in b) tokenName = textField(b, 'token_name', { required: true, max: 64 }) as string;
+      if (b.team_id !== undefined && b.team_id !== null) throw new HttpError(404, 'Team not found.');
+      const role = await findRole(ctx, p, b.role_id);
+      if (hasGlobalAccess(role)) throw badRequest(`Service accounts cannot be assigned the '${role.name}' role.`);
+      const identity = newServerManagedIdentity(ctx.server.publicKey);
+      const out = await db.transaction().execute(async (trx) => {
+        const now = nowIso();
+        const sa: ServiceAccountTable = {
+          id: newId(),
+          org_id: p.orgId,
+          name,
+          role_id: role.id,
+          identity_key: identity.identityKey,
+          server_wrapped_keyring: identity.serverWrappedKeyring,
+          server_wrapped_recovery: identity.serverWrappedRecovery,
+          created_at: now,
+          updated_at: now,
+          deleted_at: null,
+        };
+        await trx.insertInto('service_accounts').values(sa).execute();
+        const initial = await mintSaToken(trx, ctx, p, sa, tokenName, null);
+        await audit(trx, p, { eventType: 'C', resourceType: 'sa', resourceId: sa.id, detail: { name } });
+        return { ...(await saWire(trx, sa)), initial_token: initial };
+      });
+      send(res, 201, out);
+    },
+  });
+
+  route(r, '/v1/service-accounts/:sa_id/', auth, {
+    get: async (req, res) => {
+      const p = principal(req);
+      requireOrgPermission(p, 'read', 'ServiceAccounts');
+      const sa = await findSa(ctx, p, param(req, 'sa_id'));
+      send(res, 200, await saDetail(db, sa));
+    },
+    put: async (req, res) => {
+      const p = principal(req);
+      requireOrgPermission(p, 'update', 'ServiceAccounts');
+      const sa = await findSa(ctx, p, param(req, 'sa_id'));
+      const b = objectBody(req);
+      const name = textField(b, 'name', { required: false, max: 64 });
+      const hasRole = b.role_id !== undefined && b.role_id !== null;
+      if (name === undefined && !hasRole) throw badRequest("At least one of 'name' or 'role_id' must be provided.");
+      const patch: Partial<ServiceAccountTable> = { updated_at: nowIso() };
+      if (name !== undefined) patch.name = name;
+      if (hasRole) {
+        const role = await findRole(ctx, p, b.role_id);
+        if (hasGlobalAccess(role)) throw badRequest(`Service accounts cannot be assigned the '${role.name}' role.`);
+        patch.role_id = role.id;
+      }
+      await db.transaction().execute(async (trx) => {
+        await trx.updateTable('service_accounts').set(patch).where('id', '=', sa.id).execute();
+        await audit(trx, p, { eventType: 'U', resourceType: 'sa', resourceId: sa.id });
+      });
+      send(res, 200, await saDetail(db, { ...sa, ...patch }));
+    },
+    delete: async (req, res) => {
+      const p = principal(req);
+      requireOrgPermission(p, 'delete', 'ServiceAccounts');
+      const sa = await findSa(ctx, p, param(req, 'sa_id'));
+      await db.transaction().execute(async (trx) => {
+        const now = nowIso();
+        await trx.updateTable('service_accounts').set({ deleted_at: now, updated_at: now }).where('id', '=', sa.id).execute();
+        await trx.updateTable('sa_tokens').set({ deleted_at: now }).where('sa_id', '=', sa.id).where('deleted_at', 'is', null).execute();
+        await trx.deleteFrom('environment_keys').where('account_type', '=', 'service_account').where('account_id', '=', sa.id).execute();
+        await trx.deleteFrom('app_memberships').where('account_type', '=', 'service_account').where('account_id', '=', sa.id).execute();
+        await trx.deleteFrom('network_policy_attachments').where('account_type', '=', 'service_account').where('account_id', '=', sa.id).execute();
+        await audit(trx, p, { eventType: 'D', resourceType: 'sa', resourceId: sa.id, detail: { name: sa.name } });
+      });
+      noContent(res);
+    },
+  });
+
+  // Access: the action is fixed to ServiceAccounts:update whatever the method (GET → 405 after the check).
+  route(
+    r,
+    '/v1/service-accounts/:sa_id/access/',
+    auth,
+    {
+      put: async (req, res) => {
+        const p = principal(req);
+        requireOrgPermission(p, 'update', 'ServiceAccounts');
+        const sa = await findSa(ctx, p, param(req, 'sa_id'));
+        if (!sa.identity_key) {
+          throw badRequest('Service account does not have an identity key set. Cannot grant environment access.');
+        }
+        const entries = await validateAccess(ctx, p, objectBody(req));
+        if (!sa.server_wrapped_keyring) {
+          throw badRequest('Service account does not have server-side key management enabled.');
+        }
+        await db.transaction().execute(async (trx) => {
+          await applyAccess(trx, ctx, { type: 'service_account', id: sa.id, identityKey: sa.identity_key }, entries);
+          await trx.updateTable('service_accounts').set({ updated_at: nowIso() }).where('id', '=', sa.id).execute();
+          await audit(trx, p, {
+            eventType: 'A',
+            resourceType: 'sa',
+            resourceId: sa.id,
+            detail: { apps: entries.map((e) => ({ id: e.appId, environments: e.envIds, paths: e.paths })) },
+          });
+        });
+        const fresh = await findSa(ctx, p, sa.id);
+        send(res, 200, await saDetail(db, fresh));
+      },
+    },
+    (m) => new HttpError(405, `Method "${m}" not allowed.`),
+  );
+
+  route(r, '/v1/service-accounts/:sa_id/tokens/', auth, {
+    post: async (req, res) => {
+      const p = principal(req);
+      requireOrgPermission(p, 'create', 'ServiceAccountTokens');
+      const sa = await findSa(ctx, p, param(req, 'sa_id'));
+      requireTokenScope(p, sa);
+      const b = objectBody(req);
+      const name = textField(b, 'name', { required: true, max: 64 }) as string;
+      const expiry = parseExpiry(b);
+      const out = await db.transaction().execute(async (trx) => {
+        const t = await mintSaToken(trx, ctx, p, sa, name, expiry.stored);
+        await audit(trx, p, { eventType: 'C', resourceType: 'sa_token', resourceId: t.id, detail: { service_account: sa.id, name } });
+        return { ...t, expires_at: expiry.echo };
+      });
+      send(res, 201, out);
+    },
+  });
+
+  route(r, '/v1/service-accounts/:sa_id/tokens/:token_id/', auth, {
+    delete: async (req, res) => {
+      const p = principal(req);
+      requireOrgPermission(p, 'delete', 'ServiceAccountTokens');
+      const sa = await findSa(ctx, p, param(req, 'sa_id'));
+      requireTokenScope(p, sa);
+      const tokenId = param(req, 'token_id');
+      const tok = isUuid(tokenId)
+        ? await db
+            .selectFrom('sa_tokens')
+            .select('id')
+            .where('id', '=', tokenId)
+            .where('sa_id', '=', sa.id)
+            .where('deleted_at', 'is', null)
+            .executeTakeFirst()
+        : undefined;
+      if (!tok) throw notFound('Token not found.');
+      await db.transaction().execute(async (trx) => {
+        await trx.updateTable('sa_tokens').set({ deleted_at: nowIso() }).where('id', '=', tok.id).execute();
+        await audit(trx, p, { eventType: 'D', resourceType: 'sa_token', resourceId: tok.id, detail: { service_account: sa.id } });
+      });
+      noContent(res);
+    },
+  });
+  void body;
+}
+
+export type { Request };

@@ -1,0 +1,311 @@
+/** `/v1/secrets/` (phase-rest-api.md §9.3): plaintext through server-side encryption, references resolved. */
+import type { Request, RequestHandler, Router } from 'express';
+import { decryptAsymmetric, encryptAsymmetric, keyDigest, type EnvironmentKeyMaterial } from '../../core/crypto';
+import { pathAllowed, resolveSecretsContext, type SecretsContext } from '../access';
+import { audit, type AuditInput } from '../audit';
+import { principal, type Principal, type ServerContext } from '../context';
+import { HttpError, badRequest, body, conflict, forbidden, newId, normalizePath, notFound, nowIso, query } from '../http';
+import { ServerReferenceResolver } from '../references';
+import {
+  bumpEnvironment,
+  ensureFolder,
+  insertSecret,
+  isDuplicate,
+  loadSecrets,
+  secretWire,
+  setTags,
+  upsertOverride,
+  type LoadedSecret,
+} from '../secrets';
+import { readEvent } from './e2e';
+import { route, send } from './util';
+
+const TYPES = ['secret', 'sealed', 'config'];
+const MISSING = 'Environment context required. Supply `app_id` and `env` as query parameters.';
+
+function secretsBody(req: Request): Record<string, unknown> {
+  const b = body(req);
+  if (b === undefined) throw badRequest('Request body is required.');
+  if (b === null || typeof b !== 'object' || Array.isArray(b)) throw badRequest('Request body must be a JSON object.');
+  return b as Record<string, unknown>;
+}
+
+async function sseContext(ctx: ServerContext, req: Request, p: Principal): Promise<SecretsContext & { keys: EnvironmentKeyMaterial }> {
+  const c = await resolveSecretsContext(ctx, req, p, { missingMessage: MISSING });
+  if (!c.app.sse_enabled) throw badRequest('SSE is not enabled for this App');
+  const keys = await ctx.envKeys.get(ctx.store.db, c.env.id);
+  if (!keys) throw badRequest('SSE is not enabled for this App');
+  return { ...c, keys };
+}
+
+const enc = (k: EnvironmentKeyMaterial, s: string): string => encryptAsymmetric(s, k.publicKey);
+const dec = (k: EnvironmentKeyMaterial, s: string): string => (s === '' ? '' : decryptAsymmetric(s, k.privateKey, k.publicKey));
+
+async function plainWire(c: SecretsContext & { keys: EnvironmentKeyMaterial }, resolver: ServerReferenceResolver | null, s: LoadedSecret) {
+  const scope = { appId: c.app.id, env: c.env };
+  let value = dec(c.keys, s.value);
+  if (resolver) value = await resolver.resolve(value, scope);
+  let override: string | undefined;
+  if (s.override) {
+    override = dec(c.keys, s.override.value);
+    if (resolver) override = await resolver.resolve(override, scope);
+  }
+  return secretWire(s, { key: dec(c.keys, s.key), value, comment: dec(c.keys, s.comment), override });
+}
+
+interface Entry {
+  key?: string;
+  value?: string;
+  comment?: string;
+  path?: string;
+  tags?: string[];
+  type?: string;
+  override?: { value: string; isActive: boolean };
+}
+
+/** Validates one entry with Phase's messages. */
+function parseEntry(raw: unknown, forCreate: boolean): Entry & { id?: string } {
+  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) throw badRequest('Each secret must be a JSON object.');
+  const e = raw as Record<string, unknown>;
+  const out: Entry & { id?: string } = {};
+  if (!forCreate) {
+    if (e.id === undefined || e.id === null || e.id === '') throw badRequest('Secret ID not provided');
+    if (typeof e.id !== 'string') throw badRequest("'id' must be a string.");
+    out.id = e.id;
+  }
+  if (forCreate || e.key !== undefined) {
+    if (typeof e.key !== 'string' || e.key.trim() === '') throw badRequest("Each secret requires a non-empty 'key'.");
+    out.key = e.key.toUpperCase();
+  }
+  if (forCreate || e.value !== undefined) {
+    if (typeof e.value !== 'string') throw badRequest("'value' must be a string.");
+    out.value = e.value;
+  }
+  if (e.comment !== undefined && e.comment !== null) {
+    if (typeof e.comment !== 'string') throw badRequest("'comment' must be a string.");
+    out.comment = e.comment;
+  }
+  if (e.path !== undefined && e.path !== null) {
+    if (typeof e.path !== 'string') throw badRequest("'path' must be a string.");
+    out.path = normalizePath(e.path);
+  }
+  if (e.tags !== undefined && e.tags !== null) {
+    if (!Array.isArray(e.tags) || e.tags.some((t) => typeof t !== 'string')) {
+      throw badRequest("'tags' must be a list of tag names.");
+    }
+    if ((e.tags as string[]).some((t) => t.length > 64)) throw badRequest('Tag names cannot exceed 64 characters.');
+    out.tags = e.tags as string[];
+  }
+  if (e.type !== undefined && e.type !== null) {
+    if (typeof e.type !== 'string' || !TYPES.includes(e.type)) {
+      throw badRequest(`Invalid 'type': ${JSON.stringify(e.type)}. Must be one of: secret, sealed, config.`);
+    }
+    out.type = e.type;
+  }
+  if (e.override !== undefined && e.override !== null) {
+    const o = e.override as Record<string, unknown>;
+    if (typeof o !== 'object' || Array.isArray(o)) throw badRequest("'override' must be an object.");
+    if (typeof o.value !== 'string') throw badRequest("'override.value' must be a string.");
+    if (typeof o.isActive !== 'boolean') throw badRequest("'override.isActive' must be a boolean.");
+    out.override = { value: o.value, isActive: o.isActive };
+  }
+  return out;
+}
+
+function requirePath(c: SecretsContext, path: string): void {
+  if (!pathAllowed(c.membership.paths, path)) {
+    throw forbidden(`Access denied: path '${path}' is outside the paths this account may access.`);
+  }
+}
+
+function events(type: 'C' | 'U' | 'D', c: SecretsContext, items: Array<{ id: string; key_digest: string; path: string }>): AuditInput[] {
+  return items.map((s) => ({
+    eventType: type,
+    resourceType: 'secret',
+    resourceId: s.id,
+    appId: c.app.id,
+    environmentId: c.env.id,
+    keyDigest: s.key_digest,
+    path: s.path,
+  }));
+}
+
+export function registerV1Secrets(r: Router, ctx: ServerContext, auth: RequestHandler): void {
+  const db = ctx.store.db;
+  const unsupported = (m: string) => new HttpError(403, `Unsupported HTTP method: ${m}`);
+
+  route(
+    r,
+    '/v1/secrets/',
+    auth,
+    {
+      get: async (req, res) => {
+        const p = principal(req);
+        const c = await sseContext(ctx, req, p);
+        const leaseTtl = query(req, 'lease_ttl');
+        if (leaseTtl !== undefined && !/^-?\d+$/.test(leaseTtl.trim())) {
+          throw badRequest('lease_ttl must be a valid integer (seconds)');
+        }
+        const key = query(req, 'key');
+        const path = query(req, 'path');
+        const tags = query(req, 'tags');
+        const items = await loadSecrets(
+          db,
+          c.env.id,
+          {
+            keyDigest: key !== undefined && key !== '' ? keyDigest(key, c.keys.salt) : undefined,
+            path: path !== undefined && path !== '' ? normalizePath(path) : undefined,
+            tags: tags !== undefined && tags !== '' ? tags.split(',').map((t) => t.trim()) : undefined,
+            allowedPaths: c.membership.paths,
+          },
+          p,
+        );
+        const resolver = new ServerReferenceResolver(ctx, p);
+        const out = [];
+        for (const s of items) out.push(await plainWire(c, resolver, s));
+        await audit(db, p, readEvent(c, items, 'sse'));
+        send(res, 200, out);
+      },
+      post: async (req, res) => {
+        const p = principal(req);
+        const c = await sseContext(ctx, req, p);
+        const b = secretsBody(req);
+        if (!Array.isArray(b.secrets) || b.secrets.length === 0) throw badRequest("'secrets' must be a non-empty list.");
+        const entries = b.secrets.map((e) => parseEntry(e, true));
+        const prepared = entries.map((e) => {
+          const path = e.path ?? '/';
+          requirePath(c, path);
+          return { ...e, path, digest: keyDigest(e.key as string, c.keys.salt) };
+        });
+        const ids = await db.transaction().execute(async (trx) => {
+          const created: Array<{ id: string; key_digest: string; path: string }> = [];
+          for (const e of prepared) {
+            if (await isDuplicate(trx, c.env.id, e.path, e.digest)) throw conflict('Duplicate secret found');
+            const now = nowIso();
+            const id = newId();
+            await insertSecret(trx, {
+              id,
+              environment_id: c.env.id,
+              folder_id: await ensureFolder(trx, c.env.id, e.path),
+              path: e.path,
+              key: enc(c.keys, e.key as string),
+              key_digest: e.digest,
+              value: enc(c.keys, e.value as string),
+              comment: e.comment ? enc(c.keys, e.comment) : '',
+              version: 1,
+              type: e.type ?? 'secret',
+              created_at: now,
+              updated_at: now,
+              deleted_at: null,
+            });
+            if (e.tags) await setTags(trx, p.orgId, id, e.tags);
+            if (e.override && p.kind === 'member') {
+              await upsertOverride(trx, id, p.accountId, enc(c.keys, e.override.value), true);
+            }
+            created.push({ id, key_digest: e.digest, path: e.path });
+          }
+          await bumpEnvironment(trx, c.env.id);
+          await audit(trx, p, events('C', c, created));
+          return created.map((x) => x.id);
+        });
+        const items = await loadSecrets(db, c.env.id, { ids }, p);
+        const out = [];
+        for (const id of ids) {
+          const s = items.find((x) => x.id === id);
+          if (s) out.push(await plainWire(c, null, s));
+        }
+        send(res, 200, out);
+      },
+      put: async (req, res) => {
+        const p = principal(req);
+        const c = await sseContext(ctx, req, p);
+        const b = secretsBody(req);
+        if (!Array.isArray(b.secrets) || b.secrets.length === 0) throw badRequest("'secrets' must be a non-empty list.");
+        const entries = b.secrets.map((e) => parseEntry(e, false));
+        const ids = await db.transaction().execute(async (trx) => {
+          const updated: Array<{ id: string; key_digest: string; path: string }> = [];
+          for (const e of entries) {
+            const [cur] = await loadSecrets(trx, c.env.id, { ids: [e.id as string], allowedPaths: c.membership.paths }, p);
+            if (!cur) throw notFound(`Secret not found: ${e.id}`);
+            const path = e.path ?? cur.path;
+            requirePath(c, path);
+            const digest = e.key !== undefined ? keyDigest(e.key, c.keys.salt) : cur.key_digest;
+            if ((digest !== cur.key_digest || path !== cur.path) && (await isDuplicate(trx, c.env.id, path, digest, cur.id))) {
+              throw conflict('Duplicate secret found');
+            }
+            if (cur.type === 'sealed' && e.type !== undefined && e.type !== 'sealed') {
+              throw badRequest('Sealed secrets cannot be unsealed. Delete and recreate the secret instead.');
+            }
+            await trx
+              .updateTable('secrets')
+              .set({
+                key: e.key !== undefined ? enc(c.keys, e.key) : cur.key,
+                key_digest: digest,
+                // A new value for a sealed secret is silently ignored (Phase).
+                value: e.value !== undefined && cur.type !== 'sealed' ? enc(c.keys, e.value) : cur.value,
+                comment: e.comment !== undefined ? (e.comment ? enc(c.keys, e.comment) : '') : cur.comment,
+                path,
+                folder_id: await ensureFolder(trx, c.env.id, path),
+                type: e.type ?? cur.type,
+                version: cur.version + 1,
+                updated_at: nowIso(),
+              })
+              .where('id', '=', cur.id)
+              .execute();
+            // `/v1` PUT replaces tags only when given (unlike E2E PUT).
+            if (e.tags !== undefined) await setTags(trx, p.orgId, cur.id, e.tags);
+            if (e.override && p.kind === 'member') {
+              await upsertOverride(trx, cur.id, p.accountId, enc(c.keys, e.override.value), e.override.isActive);
+            }
+            updated.push({ id: cur.id, key_digest: digest, path });
+          }
+          await bumpEnvironment(trx, c.env.id);
+          await audit(trx, p, events('U', c, updated));
+          return updated.map((u) => u.id);
+        });
+        const items = await loadSecrets(db, c.env.id, { ids }, p);
+        const out = [];
+        for (const id of ids) {
+          const s = items.find((x) => x.id === id);
+          if (s) out.push(await plainWire(c, null, s));
+        }
+        send(res, 200, out);
+      },
+      delete: async (req, res) => {
+        const p = principal(req);
+        const c = await sseContext(ctx, req, p);
+        const b = secretsBody(req);
+        const ids = b.secrets;
+        if (!Array.isArray(ids) || ids.length === 0 || ids.some((i) => typeof i !== 'string')) {
+          throw badRequest("'secrets' must be a non-empty list of secret IDs.");
+        }
+        const unique = [...new Set(ids as string[])];
+        const n = await db.transaction().execute(async (trx) => {
+          const found = await loadSecrets(trx, c.env.id, { ids: unique, allowedPaths: c.membership.paths }, null);
+          const missing = unique.filter((id) => !found.some((f) => f.id === id));
+          if (missing.length) throw notFound(`Secret(s) not found in this environment: ${missing.join(', ')}`);
+          await trx.updateTable('secrets').set({ deleted_at: nowIso() }).where('id', 'in', unique).execute();
+          await bumpEnvironment(trx, c.env.id);
+          await audit(trx, p, events('D', c, found));
+          return found.length;
+        });
+        send(res, 200, { message: `Deleted ${n} secret${n === 1 ? '' : 's'}` });
+      },
+    },
+    unsupported,
+  );
+
+  // No dynamic secrets on this server: the endpoint answers like Phase does for an environment without any.
+  route(
+    r,
+    '/v1/secrets/dynamic/',
+    auth,
+    {
+      get: async (req) => {
+        await sseContext(ctx, req, principal(req));
+        throw notFound('No dynamic secrets found');
+      },
+    },
+    unsupported,
+  );
+}

@@ -1,0 +1,652 @@
+/**
+ * Authorisation matrix (issue 3): every managed role — Owner (the init PAT), Admin, Manager, Developer (members),
+ * and service accounts holding Manager, Developer, Service and a custom role — against every endpoint of
+ * phase-rest-api.md §14 the server implements. The expectation is computed from the spec, not the implementation:
+ * the §5.2 role maps (copied below verbatim), the §5.1 evaluation (org-level vs app-context), §4.3 context checks
+ * (SA denied → 401, user denied → 403), §8.3 unsupported methods, and the endpoint rules of §9.
+ *
+ * Also: an SA without access to an environment never sees its secrets (/v1 and E2E); a path-restricted SA (the
+ * `paths` extension on access entries) never sees or writes other paths; expired, revoked and deleted-SA tokens are
+ * refused (401 on /v1 and /secrets/, 403 on /secrets/tokens/, §2.4, §13 item 9, §15 item 14).
+ */
+import { STORES } from '../support/stores';
+import { startTestServer } from '../support/server';
+import { Api, authFor, call, type AppInfo, type Resp, type SAInfo, sleep, uniq } from './verify-helpers';
+
+// ---------------------------------------------------------------------------------------------------------------
+// §5.2 default role maps, exact.
+const CRUD = ['create', 'read', 'update', 'delete'];
+type RoleMap = { permissions: Record<string, string[]>; app_permissions: Record<string, string[]>; global_access: boolean };
+const ROLE_MAPS: Record<'Owner' | 'Admin' | 'Manager' | 'Developer' | 'Service', RoleMap> = {
+  Owner: {
+    permissions: {
+      Organisation: CRUD, Billing: CRUD, Apps: CRUD, Members: CRUD, MemberPersonalAccessTokens: CRUD, ServiceAccounts: CRUD,
+      ServiceAccountTokens: CRUD, ExternalIdentities: CRUD, Roles: CRUD, IntegrationCredentials: CRUD,
+      NetworkAccessPolicies: CRUD, Logs: ['read'], SSO: CRUD, Teams: CRUD, SCIM: CRUD, LogStreams: CRUD,
+    },
+    app_permissions: {
+      Environments: CRUD, Secrets: CRUD, DynamicSecretLeases: CRUD, RotatingSecrets: CRUD, Lockbox: CRUD, Logs: CRUD,
+      Tokens: CRUD, Members: CRUD, ServiceAccounts: CRUD, Integrations: CRUD, EncryptionMode: ['read', 'update'], Teams: CRUD,
+    },
+    global_access: true,
+  },
+  Admin: {
+    permissions: {
+      Organisation: ['read', 'update'], Billing: CRUD, Apps: CRUD, Members: CRUD, MemberPersonalAccessTokens: CRUD,
+      ServiceAccounts: CRUD, ServiceAccountTokens: CRUD, ExternalIdentities: CRUD, Roles: CRUD, IntegrationCredentials: CRUD,
+      NetworkAccessPolicies: CRUD, Logs: ['read'], SSO: CRUD, Teams: CRUD, SCIM: CRUD, LogStreams: CRUD,
+    },
+    app_permissions: {
+      Environments: CRUD, Secrets: CRUD, DynamicSecretLeases: CRUD, RotatingSecrets: CRUD, Lockbox: CRUD, Logs: CRUD,
+      Tokens: CRUD, Members: CRUD, ServiceAccounts: CRUD, Integrations: CRUD, EncryptionMode: ['read', 'update'], Teams: CRUD,
+    },
+    global_access: true,
+  },
+  Manager: {
+    permissions: {
+      Organisation: ['read'], Billing: CRUD, Apps: CRUD, Members: CRUD, ServiceAccounts: CRUD, ServiceAccountTokens: CRUD,
+      ExternalIdentities: CRUD, Roles: CRUD, IntegrationCredentials: CRUD, NetworkAccessPolicies: CRUD, Logs: ['read'],
+      SSO: [], Teams: CRUD, SCIM: [], LogStreams: [],
+    },
+    app_permissions: {
+      Environments: ['read', 'create', 'update'], Secrets: CRUD, DynamicSecretLeases: CRUD, RotatingSecrets: CRUD,
+      Lockbox: CRUD, Logs: CRUD, Tokens: CRUD, Members: CRUD, ServiceAccounts: CRUD, Integrations: CRUD,
+      EncryptionMode: ['read', 'update'], Teams: CRUD,
+    },
+    global_access: false,
+  },
+  Developer: {
+    permissions: {
+      Organisation: [], Billing: [], Apps: ['read'], Members: ['read'], ServiceAccounts: [], ServiceAccountTokens: [],
+      ExternalIdentities: [], Roles: ['read'], IntegrationCredentials: ['create', 'read', 'update'],
+      NetworkAccessPolicies: ['read'], Logs: ['read'], SSO: [], Teams: ['read'], SCIM: [], LogStreams: [],
+    },
+    app_permissions: {
+      Environments: ['read', 'create', 'update'], Secrets: CRUD, DynamicSecretLeases: ['create', 'read'],
+      RotatingSecrets: ['read'], Lockbox: CRUD, Logs: ['read'], Tokens: ['read', 'create'], Members: ['read'],
+      ServiceAccounts: ['create'], Integrations: CRUD, EncryptionMode: ['read', 'update'], Teams: ['read'],
+    },
+    global_access: false,
+  },
+  Service: {
+    permissions: {
+      Organisation: [], Billing: [], Apps: ['create', 'read', 'update'], Members: ['read'], ServiceAccounts: ['read'],
+      ServiceAccountTokens: ['read'], ExternalIdentities: ['read'], Roles: ['read'], IntegrationCredentials: ['read'],
+      NetworkAccessPolicies: ['read'], Logs: [], SSO: [], Teams: [], SCIM: [], LogStreams: [],
+    },
+    app_permissions: {
+      Environments: ['read', 'create', 'update', 'delete'], Secrets: CRUD, DynamicSecretLeases: ['create', 'read'],
+      RotatingSecrets: ['read'], Lockbox: [], Logs: [], Tokens: [], Members: ['read'], ServiceAccounts: ['read'],
+      Integrations: ['read'], EncryptionMode: ['read'], Teams: ['read'],
+    },
+    global_access: false,
+  },
+};
+
+/** A custom role (created through POST /v1/roles/) that reads a little and writes one thing. */
+const CUSTOM_PERMISSIONS = {
+  permissions: { Apps: ['read'], ServiceAccounts: ['read', 'update'], Roles: ['read'], Members: ['read'] },
+  app_permissions: { Environments: ['read'], Secrets: ['read', 'update'] },
+};
+const CUSTOM_MAP: RoleMap = { ...CUSTOM_PERMISSIONS, global_access: false };
+
+type RoleName = keyof typeof ROLE_MAPS | 'Custom';
+const mapOf = (r: RoleName): RoleMap => (r === 'Custom' ? CUSTOM_MAP : ROLE_MAPS[r]);
+type Perm = ['org' | 'app', string, 'create' | 'read' | 'update' | 'delete'];
+function allowed(role: RoleName, [section, resource, action]: Perm): boolean {
+  const m = mapOf(role);
+  return (section === 'org' ? m.permissions : m.app_permissions)[resource]?.includes(action) ?? false;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+interface Principal {
+  label: string;
+  kind: 'user' | 'sa';
+  role: RoleName;
+  auth: string;
+  /** member id (users) or SA id */
+  id: string;
+  /** the SA's initial token id (SAs) */
+  tokenId?: string;
+  /** An extra token of this SA, for the self-revocation case. */
+  spareTokenId?: string;
+  global: boolean;
+}
+
+/** Per-principal throw-away resources, so destructive cases never disturb the others. */
+interface Fixtures {
+  victimSa: SAInfo;
+  victimTokenId: string;
+  victimRoleId: string;
+  victimMemberId: string;
+  scratchApp: AppInfo;
+  secretToUpdate: string;
+  secretToDelete: string;
+  secretToDeleteE2e: string;
+}
+
+interface World {
+  url: string;
+  owner: Api;
+  roles: Record<string, string>;
+  app: AppInfo;
+  editableMemberId: string;
+  principals: Principal[];
+  fixtures: Map<string, Fixtures>;
+}
+
+interface Case {
+  name: string;
+  method: string;
+  path: (w: World, p: Principal, f: Fixtures) => string;
+  body?: (w: World, p: Principal, f: Fixtures) => unknown;
+  headers?: (w: World, p: Principal, f: Fixtures) => Record<string, string>;
+  /** null: no RBAC check (any valid token). */
+  perm: Perm | null;
+  ok: number;
+  /** After RBAC passed: an endpoint rule that changes the outcome (e.g. the token scope rule → 404). */
+  rule?: (p: Principal) => number | undefined;
+}
+
+/** §9.4.7: SA callers may target only themselves; global users any SA; other users only team SAs (none here). */
+const tokenScopeOnVictim = (p: Principal): number | undefined => (p.kind === 'user' && p.global ? undefined : 404);
+
+const sec = (w: World, env = 'Development'): string => `/v1/secrets/?app_id=${w.app.id}&env=${env}`;
+
+const CASES: Case[] = [
+  // --- apps (org-level list/create; app-context detail) ---
+  { name: 'GET /v1/apps/', method: 'GET', path: () => '/v1/apps/', perm: ['org', 'Apps', 'read'], ok: 200 },
+  { name: 'POST /v1/apps/', method: 'POST', path: () => '/v1/apps/', body: () => ({ name: uniq('mx-app') }), perm: ['org', 'Apps', 'create'], ok: 201 },
+  { name: 'GET /v1/apps/:id/', method: 'GET', path: (w) => `/v1/apps/${w.app.id}/`, perm: ['org', 'Apps', 'read'], ok: 200 },
+  { name: 'PUT /v1/apps/:id/', method: 'PUT', path: (w) => `/v1/apps/${w.app.id}/`, body: () => ({ description: uniq('d') }), perm: ['org', 'Apps', 'update'], ok: 200 },
+  { name: 'PATCH /v1/apps/ (§8.3: 405 after auth)', method: 'PATCH', path: () => '/v1/apps/', perm: null, ok: 405 },
+  // --- environments (app context, app_permissions) ---
+  { name: 'GET /v1/environments/?app_id', method: 'GET', path: (w) => `/v1/environments/?app_id=${w.app.id}`, perm: ['app', 'Environments', 'read'], ok: 200 },
+  {
+    name: 'POST /v1/environments/?app_id', method: 'POST', path: (w) => `/v1/environments/?app_id=${w.app.id}`,
+    body: () => ({ name: uniq('env').replace(/[^a-zA-Z0-9_-]/g, '_') }), perm: ['app', 'Environments', 'create'], ok: 201,
+  },
+  { name: 'GET /v1/environments/:id/', method: 'GET', path: (w) => `/v1/environments/${w.app.envs.Development}/`, perm: ['app', 'Environments', 'read'], ok: 200 },
+  {
+    name: 'PUT /v1/environments/:id/ (same name)', method: 'PUT', path: (w) => `/v1/environments/${w.app.envs.Development}/`,
+    body: () => ({ name: 'Development' }), perm: ['app', 'Environments', 'update'], ok: 200,
+  },
+  {
+    name: 'DELETE /v1/environments/:id/', method: 'DELETE', path: (_w, _p, f) => `/v1/environments/${f.scratchApp.envs.Staging}/`,
+    perm: ['app', 'Environments', 'delete'], ok: 204,
+  },
+  // --- /v1/secrets (SSE) ---
+  { name: 'GET /v1/secrets/', method: 'GET', path: (w) => sec(w), perm: ['app', 'Secrets', 'read'], ok: 200 },
+  {
+    name: 'POST /v1/secrets/', method: 'POST', path: (w) => sec(w),
+    body: () => ({ secrets: [{ key: uniq('MX').replace(/-/g, '_'), value: 'v' }] }), perm: ['app', 'Secrets', 'create'], ok: 200,
+  },
+  {
+    name: 'PUT /v1/secrets/', method: 'PUT', path: (w) => sec(w),
+    body: (_w, _p, f) => ({ secrets: [{ id: f.secretToUpdate, value: 'changed' }] }), perm: ['app', 'Secrets', 'update'], ok: 200,
+  },
+  {
+    name: 'DELETE /v1/secrets/', method: 'DELETE', path: (w) => sec(w),
+    body: (_w, _p, f) => ({ secrets: [f.secretToDelete] }), perm: ['app', 'Secrets', 'delete'], ok: 200,
+  },
+  { name: 'PATCH /v1/secrets/ (§8.3: 403)', method: 'PATCH', path: (w) => sec(w), perm: null, ok: 403 },
+  // --- E2E endpoints ---
+  { name: 'GET /service/secrets/tokens/', method: 'GET', path: () => '/service/secrets/tokens/', perm: null, ok: 200 },
+  {
+    name: 'GET /service/secrets/', method: 'GET', path: () => '/service/secrets/',
+    headers: (w) => ({ Environment: w.app.envs.Development }), perm: ['app', 'Secrets', 'read'], ok: 200,
+  },
+  {
+    name: 'DELETE /service/secrets/', method: 'DELETE', path: () => '/service/secrets/',
+    headers: (w) => ({ Environment: w.app.envs.Development }), body: (_w, _p, f) => ({ secrets: [f.secretToDeleteE2e] }),
+    perm: ['app', 'Secrets', 'delete'], ok: 200,
+  },
+  // --- service accounts (org-level) ---
+  { name: 'GET /v1/service-accounts/', method: 'GET', path: () => '/v1/service-accounts/', perm: ['org', 'ServiceAccounts', 'read'], ok: 200 },
+  {
+    name: 'POST /v1/service-accounts/', method: 'POST', path: () => '/v1/service-accounts/',
+    body: (w) => ({ name: uniq('mx-sa'), role_id: w.roles.Service }), perm: ['org', 'ServiceAccounts', 'create'], ok: 201,
+  },
+  { name: 'GET /v1/service-accounts/:id/', method: 'GET', path: (_w, _p, f) => `/v1/service-accounts/${f.victimSa.id}/`, perm: ['org', 'ServiceAccounts', 'read'], ok: 200 },
+  {
+    name: 'PUT /v1/service-accounts/:id/', method: 'PUT', path: (_w, _p, f) => `/v1/service-accounts/${f.victimSa.id}/`,
+    body: () => ({ name: uniq('renamed') }), perm: ['org', 'ServiceAccounts', 'update'], ok: 200,
+  },
+  {
+    name: 'PUT /v1/service-accounts/:id/access/ (revoke all)', method: 'PUT', path: (_w, _p, f) => `/v1/service-accounts/${f.victimSa.id}/access/`,
+    body: () => ({ apps: [] }), perm: ['org', 'ServiceAccounts', 'update'], ok: 200,
+  },
+  {
+    name: 'GET /v1/service-accounts/:id/access/ (405 after the check)', method: 'GET', path: (_w, _p, f) => `/v1/service-accounts/${f.victimSa.id}/access/`,
+    perm: ['org', 'ServiceAccounts', 'update'], ok: 405,
+  },
+  {
+    name: 'POST /v1/service-accounts/:other/tokens/', method: 'POST', path: (_w, _p, f) => `/v1/service-accounts/${f.victimSa.id}/tokens/`,
+    body: () => ({ name: 'mx' }), perm: ['org', 'ServiceAccountTokens', 'create'], ok: 201, rule: tokenScopeOnVictim,
+  },
+  {
+    name: 'DELETE /v1/service-accounts/:other/tokens/:tid/', method: 'DELETE',
+    path: (_w, _p, f) => `/v1/service-accounts/${f.victimSa.id}/tokens/${f.victimTokenId}/`,
+    perm: ['org', 'ServiceAccountTokens', 'delete'], ok: 204, rule: tokenScopeOnVictim,
+  },
+  {
+    name: 'POST /v1/service-accounts/:self/tokens/ (SAs)', method: 'POST', path: (_w, p) => `/v1/service-accounts/${p.id}/tokens/`,
+    body: () => ({ name: 'self' }), perm: ['org', 'ServiceAccountTokens', 'create'], ok: 201, rule: (p) => (p.kind === 'user' ? -1 : undefined),
+  },
+  {
+    name: 'DELETE /v1/service-accounts/:self/tokens/:spare/ (SAs)', method: 'DELETE', path: (_w, p) => `/v1/service-accounts/${p.id}/tokens/${p.spareTokenId}/`,
+    perm: ['org', 'ServiceAccountTokens', 'delete'], ok: 204, rule: (p) => (p.kind === 'user' ? -1 : undefined),
+  },
+  { name: 'DELETE /v1/service-accounts/:id/', method: 'DELETE', path: (_w, _p, f) => `/v1/service-accounts/${f.victimSa.id}/`, perm: ['org', 'ServiceAccounts', 'delete'], ok: 204 },
+  // --- roles (org-level) ---
+  { name: 'GET /v1/roles/', method: 'GET', path: () => '/v1/roles/', perm: ['org', 'Roles', 'read'], ok: 200 },
+  { name: 'GET /v1/roles/:id/', method: 'GET', path: (w) => `/v1/roles/${w.roles.Developer}/`, perm: ['org', 'Roles', 'read'], ok: 200 },
+  {
+    name: 'POST /v1/roles/', method: 'POST', path: () => '/v1/roles/',
+    body: () => ({ name: uniq('mx-role'), permissions: { permissions: { Apps: ['read'] }, app_permissions: {} } }),
+    perm: ['org', 'Roles', 'create'], ok: 201,
+  },
+  {
+    name: 'PUT /v1/roles/:custom/', method: 'PUT', path: (_w, _p, f) => `/v1/roles/${f.victimRoleId}/`,
+    body: () => ({ description: 'changed' }), perm: ['org', 'Roles', 'update'], ok: 200,
+  },
+  { name: 'DELETE /v1/roles/:custom/', method: 'DELETE', path: (_w, _p, f) => `/v1/roles/${f.victimRoleId}/`, perm: ['org', 'Roles', 'delete'], ok: 204 },
+  // --- members (org-level) ---
+  { name: 'GET /v1/members/', method: 'GET', path: () => '/v1/members/', perm: ['org', 'Members', 'read'], ok: 200 },
+  { name: 'POST /v1/members/ (405 after the check)', method: 'POST', path: () => '/v1/members/', body: () => ({}), perm: ['org', 'Members', 'create'], ok: 405 },
+  { name: 'GET /v1/members/:id/', method: 'GET', path: (w) => `/v1/members/${w.editableMemberId}/`, perm: ['org', 'Members', 'read'], ok: 200 },
+  { name: 'GET /v1/members/:id/access/', method: 'GET', path: (w) => `/v1/members/${w.editableMemberId}/access/`, perm: ['org', 'Members', 'read'], ok: 200 },
+  {
+    name: 'PUT /v1/members/:id/ (Developer → Developer)', method: 'PUT', path: (w) => `/v1/members/${w.editableMemberId}/`,
+    body: (w) => ({ role_id: w.roles.Developer }), perm: ['org', 'Members', 'update'], ok: 200,
+  },
+  { name: 'DELETE /v1/members/:id/', method: 'DELETE', path: (_w, _p, f) => `/v1/members/${f.victimMemberId}/`, perm: ['org', 'Members', 'delete'], ok: 204 },
+  // --- last: the scratch app itself ---
+  { name: 'DELETE /v1/apps/:id/', method: 'DELETE', path: (_w, _p, f) => `/v1/apps/${f.scratchApp.id}/`, perm: ['org', 'Apps', 'delete'], ok: 204 },
+];
+
+function expected(c: Case, p: Principal): number | undefined {
+  if (c.perm && !allowed(p.role, c.perm)) return 403;
+  const r = c.rule?.(p);
+  if (r === -1) return undefined; // not applicable to this principal
+  return r ?? c.ok;
+}
+
+const PRINCIPALS: Array<{ label: string; kind: 'user' | 'sa'; role: RoleName }> = [
+  { label: 'Owner (user)', kind: 'user', role: 'Owner' },
+  { label: 'Admin (user)', kind: 'user', role: 'Admin' },
+  { label: 'Manager (user)', kind: 'user', role: 'Manager' },
+  { label: 'Developer (user)', kind: 'user', role: 'Developer' },
+  { label: 'Manager (SA)', kind: 'sa', role: 'Manager' },
+  { label: 'Developer (SA)', kind: 'sa', role: 'Developer' },
+  { label: 'Service (SA)', kind: 'sa', role: 'Service' },
+  { label: 'Custom (SA)', kind: 'sa', role: 'Custom' },
+];
+
+function isErrorBody(r: Resp): boolean {
+  return r.json !== null && typeof r.json === 'object' && typeof r.json.error === 'string' && Object.keys(r.json).length === 1;
+}
+
+describe.each(STORES)('authorisation (%s)', (store) => {
+  let server: Awaited<ReturnType<typeof startTestServer>>;
+  let w: World;
+
+  beforeAll(async () => {
+    server = await startTestServer({ store });
+    const url = server.url.replace(/\/+$/, '');
+    const owner = new Api(url, authFor(server.ownerToken));
+    const roles = await owner.roles();
+    for (const r of ['Owner', 'Admin', 'Manager', 'Developer', 'Service']) expect(roles[r]).toBeDefined();
+    const custom = await owner.ok('POST', '/v1/roles/', { name: uniq('Custom'), permissions: CUSTOM_PERMISSIONS }, 201);
+    roles.Custom = custom.id;
+
+    // Members first, so the Admin (global access) is added to every app created afterwards (§9.1, §12.1).
+    const members: Record<string, { id: string; token: string }> = {};
+    for (const r of ['Admin', 'Manager', 'Developer'] as const) members[r] = await server.addMember(r);
+    const editable = await server.addMember('Developer');
+
+    const app = await owner.createApp(uniq('mx-shared'));
+    const principals: Principal[] = [];
+    for (const spec of PRINCIPALS) {
+      if (spec.kind === 'user') {
+        if (spec.role === 'Owner') {
+          const me = await owner.ok('GET', '/v1/members/', undefined, 200);
+          const ownerRow = (me.data as Array<{ id: string; role: { name: string } | null }>).find((m) => m.role?.name === 'Owner');
+          principals.push({ ...spec, auth: owner.auth, id: ownerRow!.id, global: true });
+        } else {
+          const m = members[spec.role];
+          principals.push({ ...spec, auth: authFor(m.token), id: m.id, global: spec.role === 'Admin' });
+          if (spec.role !== 'Admin') await owner.grantMember(m.id, [{ id: app.id, environments: [app.envs.Development] }]);
+        }
+      } else {
+        const sa = await owner.createSA(uniq(`mx-${spec.role}`), roles[spec.role]);
+        await owner.grantSA(sa.id, [{ id: app.id, environments: [app.envs.Development] }]);
+        const spare = await owner.ok('POST', `/v1/service-accounts/${sa.id}/tokens/`, { name: 'spare' }, 201);
+        principals.push({ ...spec, auth: `Bearer ${sa.bearer}`, id: sa.id, tokenId: sa.tokenId, spareTokenId: spare.id, global: false });
+      }
+    }
+
+    const fixtures = new Map<string, Fixtures>();
+    for (const p of principals) {
+      const victimSa = await owner.createSA(uniq('victim'), roles.Service);
+      const victimToken = await owner.ok('POST', `/v1/service-accounts/${victimSa.id}/tokens/`, { name: 'victim' }, 201);
+      const victimRole = await owner.ok('POST', '/v1/roles/', { name: uniq('victim-role'), permissions: { permissions: {}, app_permissions: {} } }, 201);
+      const victimMember = await server.addMember('Developer');
+      const scratchApp = await owner.createApp(uniq('scratch'));
+      const envs = [scratchApp.envs.Development, scratchApp.envs.Staging];
+      if (p.kind === 'sa') await owner.grantSA(p.id, [{ id: app.id, environments: [app.envs.Development] }, { id: scratchApp.id, environments: envs }]);
+      else if (!p.global) await owner.grantMember(p.id, [{ id: app.id, environments: [app.envs.Development] }, { id: scratchApp.id, environments: envs }]);
+      const made = await owner.ok(
+        'POST',
+        sec({ app } as World),
+        { secrets: ['U', 'D', 'E'].map((s) => ({ key: uniq(`VICTIM_${s}`).replace(/-/g, '_'), value: 'x' })) },
+        200,
+      );
+      fixtures.set(p.label, {
+        victimSa,
+        victimTokenId: victimToken.id,
+        victimRoleId: victimRole.id,
+        victimMemberId: victimMember.id,
+        scratchApp,
+        secretToUpdate: made[0].id,
+        secretToDelete: made[1].id,
+        secretToDeleteE2e: made[2].id,
+      });
+    }
+    w = { url, owner, roles, app, editableMemberId: editable.id, principals, fixtures };
+  }, 120_000);
+
+  afterAll(async () => {
+    await server?.close();
+  });
+
+  test.each(PRINCIPALS.map((p) => p.label))('%s: every endpoint answers as §5.2/§9 say', async (label) => {
+    const p = w.principals.find((x) => x.label === label)!;
+    const f = w.fixtures.get(label)!;
+    const mismatches: string[] = [];
+    for (const c of CASES) {
+      const want = expected(c, p);
+      if (want === undefined) continue;
+      const r = await call(w.url, c.method, c.path(w, p, f), { auth: p.auth, body: c.body?.(w, p, f), headers: c.headers?.(w, p, f) });
+      if (r.status !== want) mismatches.push(`${c.name}: expected ${want}, got ${r.status} ${r.text.slice(0, 160)}`);
+      else if (want >= 400 && !isErrorBody(r)) mismatches.push(`${c.name}: error body is not {"error": string}: ${r.text.slice(0, 160)}`);
+    }
+    expect(mismatches).toEqual([]);
+  });
+
+  test('denied writes changed nothing: secrets a role may not delete are still there', async () => {
+    const live = new Set((await w.owner.listSecrets(w.app.id, 'Development')).map((s) => s.id));
+    for (const p of w.principals) {
+      const f = w.fixtures.get(p.label)!;
+      const mayDelete = allowed(p.role, ['app', 'Secrets', 'delete']);
+      expect([p.label, live.has(f.secretToDelete)]).toEqual([p.label, !mayDelete]);
+      expect([p.label, live.has(f.secretToDeleteE2e)]).toEqual([p.label, !mayDelete]);
+    }
+  });
+
+  describe('a service account without access to an environment', () => {
+    let noAccess: SAInfo;
+    let stagingOnly: SAInfo;
+    let devSecretId: string;
+
+    beforeAll(async () => {
+      const [s] = await w.owner.ok('POST', sec(w), { secrets: [{ key: 'HIDDEN_FROM_OTHERS', value: 'top-secret-value' }] }, 200);
+      devSecretId = s.id;
+      noAccess = await w.owner.createSA(uniq('none'), w.roles.Service);
+      stagingOnly = await w.owner.createSA(uniq('staging-only'), w.roles.Manager);
+      await w.owner.grantSA(stagingOnly.id, [{ id: w.app.id, environments: [w.app.envs.Staging] }]);
+    });
+
+    const neverLeaks = (r: Resp): void => {
+      expect(r.text).not.toContain('top-secret-value');
+      expect(r.text).not.toContain('HIDDEN_FROM_OTHERS');
+    };
+
+    test('gets 401 on /v1/secrets/ and E2E /secrets/ for that environment (§4.3: SA denials are 401)', async () => {
+      for (const sa of [noAccess, stagingOnly]) {
+        const auth = `Bearer ${sa.bearer}`;
+        const v1 = await call(w.url, 'GET', sec(w), { auth });
+        expect(v1.status).toBe(401);
+        expect(v1.json).toEqual({ error: 'Service account cannot access this environment' });
+        neverLeaks(v1);
+        const byKey = await call(w.url, 'GET', `${sec(w)}&key=HIDDEN_FROM_OTHERS`, { auth });
+        expect(byKey.status).toBe(401);
+        neverLeaks(byKey);
+        const bySecretId = await call(w.url, 'GET', `/v1/secrets/?secret_id=${devSecretId}`, { auth });
+        expect(bySecretId.status).toBe(401);
+        neverLeaks(bySecretId);
+        const e2e = await call(w.url, 'GET', '/service/secrets/', { auth, headers: { Environment: w.app.envs.Development } });
+        expect(e2e.status).toBe(401);
+        neverLeaks(e2e);
+        const write = await call(w.url, 'POST', sec(w), { auth, body: { secrets: [{ key: 'INTRUDER', value: 'x' }] } });
+        expect(write.status).toBe(401);
+        const tokens = await call(w.url, 'GET', '/service/secrets/tokens/', { auth });
+        expect(tokens.status).toBe(200);
+        const envIds = (tokens.json.apps as Array<{ environment_keys: Array<{ environment: { id: string } }> }>).flatMap((a) =>
+          a.environment_keys.map((k) => k.environment.id),
+        );
+        expect(envIds).not.toContain(w.app.envs.Development);
+        expect(envIds).not.toContain(w.app.envs.Production);
+      }
+      expect((await w.owner.listSecrets(w.app.id, 'Development', '&key=INTRUDER')).length).toBe(0);
+    });
+
+    test('cannot reach a foreign secret through an environment it does hold (ids are scoped)', async () => {
+      const auth = `Bearer ${stagingOnly.bearer}`;
+      const stagingPath = sec(w, 'Staging');
+      const put = await call(w.url, 'PUT', stagingPath, { auth, body: { secrets: [{ id: devSecretId, value: 'overwritten' }] } });
+      expect(put.status).toBe(404);
+      neverLeaks(put);
+      const del = await call(w.url, 'DELETE', stagingPath, { auth, body: { secrets: [devSecretId] } });
+      expect(del.status).toBe(404);
+      const e2eDel = await call(w.url, 'DELETE', '/service/secrets/', {
+        auth,
+        headers: { Environment: w.app.envs.Staging },
+        body: { secrets: [devSecretId] },
+      });
+      expect([200, 404]).toContain(e2eDel.status);
+      const e2ePut = await call(w.url, 'PUT', '/service/secrets/', {
+        auth,
+        headers: { Environment: w.app.envs.Staging },
+        body: { secrets: [{ id: devSecretId, comment: '' }] },
+      });
+      expect(e2ePut.status).not.toBe(200);
+      expect(e2ePut.status).toBeLessThan(500);
+      const still = await w.owner.listSecrets(w.app.id, 'Development', '&key=HIDDEN_FROM_OTHERS');
+      expect(still.map((s) => [s.id, s.value, s.version])).toEqual([[devSecretId, 'top-secret-value', 1]]);
+    });
+
+    test('its environment detail and app list do not expose the environment', async () => {
+      const env = await call(w.url, 'GET', `/v1/environments/${w.app.envs.Development}/`, { auth: `Bearer ${stagingOnly.bearer}` });
+      expect([401, 403]).toContain(env.status);
+      const list = await call(w.url, 'GET', `/v1/environments/?app_id=${w.app.id}`, { auth: `Bearer ${stagingOnly.bearer}` });
+      expect(list.status).toBe(200);
+      expect((list.json.data as Array<{ id: string }>).map((e) => e.id)).toEqual([w.app.envs.Staging]);
+      const apps = await call(w.url, 'GET', '/v1/apps/', { auth: `Bearer ${noAccess.bearer}` });
+      expect(apps.status).toBe(200);
+      expect((apps.json.data as Array<{ id: string }>).map((a) => a.id)).not.toContain(w.app.id);
+    });
+  });
+
+  describe('a path-restricted service account (extension: `paths` on access entries)', () => {
+    let restricted: SAInfo;
+    const secretsAt: Record<string, string> = {};
+
+    beforeAll(async () => {
+      const made = await w.owner.ok(
+        'POST',
+        sec(w, 'Staging'),
+        {
+          secrets: [
+            { key: 'ROOT_SECRET', value: 'root-value', path: '/' },
+            { key: 'ALLOWED_SECRET', value: 'allowed-value', path: '/allowed' },
+            { key: 'NESTED_SECRET', value: 'nested-value', path: '/allowed/sub' },
+            { key: 'SHARED_NAME', value: 'other-value', path: '/other' },
+            { key: 'SHARED_NAME', value: 'allowed-shared', path: '/allowed' },
+            { key: 'LOOKALIKE_SECRET', value: 'lookalike-value', path: '/allowedx' },
+          ],
+        },
+        200,
+      );
+      for (const s of made) secretsAt[`${s.path}:${s.key}`] = s.id;
+      restricted = await w.owner.createSA(uniq('paths'), w.roles.Service);
+      await w.owner.grantSA(restricted.id, [{ id: w.app.id, environments: [w.app.envs.Staging], paths: ['/allowed'] }]);
+    });
+
+    const outside = ['root-value', 'other-value', 'lookalike-value'];
+
+    test('reads: /v1 and E2E return only secrets under the granted path', async () => {
+      const auth = `Bearer ${restricted.bearer}`;
+      const v1 = await call(w.url, 'GET', sec(w, 'Staging'), { auth });
+      expect(v1.status).toBe(200);
+      const paths = (v1.json as Array<{ path: string }>).map((s) => s.path);
+      expect(paths.length).toBeGreaterThan(0);
+      for (const p of paths) expect(p === '/allowed' || p.startsWith('/allowed/')).toBe(true);
+      expect((v1.json as Array<{ key: string }>).map((s) => s.key).sort()).toEqual(['ALLOWED_SECRET', 'NESTED_SECRET', 'SHARED_NAME']);
+      for (const v of outside) expect(v1.text).not.toContain(v);
+
+      for (const q of ['&path=/other', '&path=/', '&path=/allowedx', '&key=ROOT_SECRET', '&key=SHARED_NAME', '&key=LOOKALIKE_SECRET']) {
+        const r = await call(w.url, 'GET', sec(w, 'Staging') + q, { auth });
+        expect([200, 403]).toContain(r.status);
+        for (const v of outside) expect(r.text).not.toContain(v);
+      }
+      const shared = await call(w.url, 'GET', `${sec(w, 'Staging')}&key=SHARED_NAME`, { auth });
+      if (shared.status === 200) expect((shared.json as Array<{ value: string }>).map((s) => s.value)).toEqual(['allowed-shared']);
+
+      const bySecretId = await call(w.url, 'GET', `/v1/secrets/?secret_id=${secretsAt['/other:SHARED_NAME']}`, { auth });
+      for (const v of outside) expect(bySecretId.text).not.toContain(v);
+
+      const e2e = await call(w.url, 'GET', '/service/secrets/', { auth, headers: { Environment: w.app.envs.Staging } });
+      expect(e2e.status).toBe(200);
+      const e2ePaths = (e2e.json as Array<{ path: string; id: string }>).map((s) => s.path);
+      for (const p of e2ePaths) expect(p === '/allowed' || p.startsWith('/allowed/')).toBe(true);
+      const e2eIds = (e2e.json as Array<{ id: string }>).map((s) => s.id);
+      for (const k of ['/:ROOT_SECRET', '/other:SHARED_NAME', '/allowedx:LOOKALIKE_SECRET']) expect(e2eIds).not.toContain(secretsAt[k]);
+      for (const hdr of ['/other', '/', '/allowedx']) {
+        const r = await call(w.url, 'GET', '/service/secrets/', { auth, headers: { Environment: w.app.envs.Staging, Path: hdr } });
+        expect([200, 403]).toContain(r.status);
+        if (r.status === 200) expect(r.json).toEqual([]);
+      }
+    });
+
+    test('writes: outside the granted path are refused and change nothing; inside they work', async () => {
+      const auth = `Bearer ${restricted.bearer}`;
+      const out = await call(w.url, 'POST', sec(w, 'Staging'), { auth, body: { secrets: [{ key: 'SNEAKY', value: 'x', path: '/other' }] } });
+      expect(out.status).toBe(403);
+      const atRoot = await call(w.url, 'POST', sec(w, 'Staging'), { auth, body: { secrets: [{ key: 'SNEAKY_ROOT', value: 'x' }] } });
+      expect(atRoot.status).toBe(403);
+      const moveOut = await call(w.url, 'PUT', sec(w, 'Staging'), {
+        auth,
+        body: { secrets: [{ id: secretsAt['/allowed:ALLOWED_SECRET'], path: '/other' }] },
+      });
+      expect(moveOut.status).toBe(403);
+      const editOther = await call(w.url, 'PUT', sec(w, 'Staging'), { auth, body: { secrets: [{ id: secretsAt['/other:SHARED_NAME'], value: 'pwned' }] } });
+      expect([403, 404]).toContain(editOther.status);
+      const delOther = await call(w.url, 'DELETE', sec(w, 'Staging'), { auth, body: { secrets: [secretsAt['/:ROOT_SECRET']] } });
+      expect([403, 404]).toContain(delOther.status);
+      const e2eDel = await call(w.url, 'DELETE', '/service/secrets/', {
+        auth,
+        headers: { Environment: w.app.envs.Staging },
+        body: { secrets: [secretsAt['/allowedx:LOOKALIKE_SECRET']] },
+      });
+      expect(e2eDel.status).toBeLessThan(500);
+
+      const inside = await call(w.url, 'POST', sec(w, 'Staging'), { auth, body: { secrets: [{ key: 'MINE', value: 'ok', path: '/allowed/new' }] } });
+      expect(inside.status).toBe(200);
+
+      const all = await w.owner.listSecrets(w.app.id, 'Staging');
+      const byKey = (k: string, p: string) => all.find((s) => s.key === k && s.path === p);
+      expect(byKey('SNEAKY', '/other')).toBeUndefined();
+      expect(byKey('SNEAKY_ROOT', '/')).toBeUndefined();
+      expect(byKey('ALLOWED_SECRET', '/allowed')).toMatchObject({ version: 1 });
+      expect(byKey('SHARED_NAME', '/other')).toMatchObject({ value: 'other-value', version: 1 });
+      expect(byKey('ROOT_SECRET', '/')).toBeDefined();
+      expect(byKey('LOOKALIKE_SECRET', '/allowedx')).toBeDefined();
+      expect(byKey('MINE', '/allowed/new')).toMatchObject({ value: 'ok' });
+    });
+  });
+
+  describe('expired, revoked and deleted-account tokens are refused on the next request', () => {
+    const expectRefused = async (auth: string, what: string): Promise<void> => {
+      const v1 = await call(w.url, 'GET', '/v1/apps/', { auth });
+      expect([what, v1.status, v1.json]).toEqual([what, 401, { error: 'Token expired or deleted' }]);
+      const v1s = await call(w.url, 'GET', sec(w), { auth });
+      expect([what, v1s.status]).toEqual([what, 401]);
+      const e2e = await call(w.url, 'GET', '/service/secrets/', { auth, headers: { Environment: w.app.envs.Development } });
+      expect([what, e2e.status]).toEqual([what, 401]);
+      const tokens = await call(w.url, 'GET', '/service/secrets/tokens/', { auth });
+      expect([what, tokens.status, tokens.json]).toEqual([what, 403, { error: 'Token expired or deleted' }]);
+      for (const r of [v1, v1s, e2e, tokens]) expect(r.text).not.toContain('HIDDEN_FROM_OTHERS');
+    };
+    const expectAccepted = async (auth: string, what: string): Promise<void> => {
+      const v1s = await call(w.url, 'GET', sec(w), { auth });
+      expect([what, v1s.status]).toEqual([what, 200]);
+      const tokens = await call(w.url, 'GET', '/service/secrets/tokens/', { auth });
+      expect([what, tokens.status]).toEqual([what, 200]);
+    };
+
+    let sa: SAInfo;
+    beforeAll(async () => {
+      sa = await w.owner.createSA(uniq('expiry'), w.roles.Service);
+      await w.owner.grantSA(sa.id, [{ id: w.app.id, environments: [w.app.envs.Development] }]);
+    });
+
+    test('expires_in: 1 → accepted, then refused after ~1.2 s', async () => {
+      const t = await w.owner.ok('POST', `/v1/service-accounts/${sa.id}/tokens/`, { name: 'short', expires_in: 1 }, 201);
+      expect(typeof t.expiresAt).toBe('string');
+      const auth = `Bearer ${t.bearerToken}`;
+      await expectAccepted(auth, 'fresh expires_in token');
+      await sleep(1300);
+      await expectRefused(auth, 'expired (expires_in)');
+    });
+
+    test('expires_at just ahead → accepted, then refused once it passes', async () => {
+      const at = new Date(Date.now() + 1500).toISOString();
+      const t = await w.owner.ok('POST', `/v1/service-accounts/${sa.id}/tokens/`, { name: 'short-at', expires_at: at }, 201);
+      const auth = `Bearer ${t.bearerToken}`;
+      await expectAccepted(auth, 'fresh expires_at token');
+      await sleep(Math.max(0, Date.parse(at) - Date.now()) + 300);
+      await expectRefused(auth, 'expired (expires_at)');
+      // SA detail still lists the expired, non-deleted token (§13 item 5).
+      const detail = await w.owner.ok('GET', `/v1/service-accounts/${sa.id}/`, undefined, 200);
+      expect((detail.tokens as Array<{ id: string }>).map((x) => x.id)).toContain(t.id);
+    });
+
+    test('a revoked (deleted) token is refused; the account\'s other tokens still work', async () => {
+      const t = await w.owner.ok('POST', `/v1/service-accounts/${sa.id}/tokens/`, { name: 'to-revoke' }, 201);
+      const auth = `Bearer ${t.bearerToken}`;
+      await expectAccepted(auth, 'before revocation');
+      const del = await w.owner.req('DELETE', `/v1/service-accounts/${sa.id}/tokens/${t.id}/`);
+      expect(del.status).toBe(204);
+      expect(del.text).toBe('');
+      await expectRefused(auth, 'revoked');
+      await expectAccepted(`Bearer ${sa.bearer}`, 'sibling token after revocation');
+      const again = await w.owner.req('DELETE', `/v1/service-accounts/${sa.id}/tokens/${t.id}/`);
+      expect(again.status).toBe(404);
+    });
+
+    test('every token of a deleted service account is refused', async () => {
+      const victim = await w.owner.createSA(uniq('doomed'), w.roles.Service);
+      await w.owner.grantSA(victim.id, [{ id: w.app.id, environments: [w.app.envs.Development] }]);
+      const second = await w.owner.ok('POST', `/v1/service-accounts/${victim.id}/tokens/`, { name: 'second' }, 201);
+      await expectAccepted(`Bearer ${victim.bearer}`, 'before SA deletion');
+      expect((await w.owner.req('DELETE', `/v1/service-accounts/${victim.id}/`)).status).toBe(204);
+      await expectRefused(`Bearer ${victim.bearer}`, 'initial token of deleted SA');
+      await expectRefused(`Bearer ${second.bearerToken}`, 'second token of deleted SA');
+      expect((await w.owner.req('GET', `/v1/service-accounts/${victim.id}/`)).status).toBe(404);
+    });
+
+    test('the token value is all that authenticates: a wrong type or a near-miss value is refused', async () => {
+      const hex = sa.bearer.split(' ')[1];
+      const flipped = hex.slice(0, -1) + (hex.endsWith('0') ? '1' : '0');
+      const near = await call(w.url, 'GET', '/v1/apps/', { auth: `Bearer ServiceAccount ${flipped}` });
+      expect([near.status, near.json]).toEqual([401, { error: 'Token expired or deleted' }]);
+      const wrongType = await call(w.url, 'GET', '/v1/apps/', { auth: `Bearer User ${hex}` });
+      expect(wrongType.status).toBe(401);
+      const upper = await call(w.url, 'GET', '/v1/apps/', { auth: `Bearer ServiceAccount ${hex.toUpperCase()}` });
+      expect(upper.status).toBe(401);
+      const badType = await call(w.url, 'GET', '/v1/apps/', { auth: `Bearer Robot ${hex}` });
+      expect([badType.status, badType.json]).toEqual([401, { error: 'Invalid token' }]);
+    });
+  });
+});
