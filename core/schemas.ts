@@ -243,6 +243,8 @@ export const AccessAppSchema = z.object({
   id: str,
   name: str,
   environments: z.array(AccessEnvironmentSchema),
+  /** phase-bridge extension: the app grant's path restriction (null = every path). */
+  paths: z.array(str).nullable().optional(),
 });
 export type AccessApp = z.infer<typeof AccessAppSchema>;
 
