@@ -294,10 +294,11 @@ export class SyncEngine extends EventEmitter<EngineEvents> {
     }
     // Decrypt and resolve after every fetch, so references between scopes see this cycle's data.
     for (const s of resolved) {
-      await this.materialise(s, boot, account, true);
+      // Confirmed before the view changes, so listeners of the change event already see a servable scope.
       s.confirmedAt = Date.now();
       s.lastSyncAt = s.confirmedAt;
       s.lastError = undefined;
+      await this.materialise(s, boot, account, true);
     }
     if (fetched) await this.persist(boot);
   }

@@ -204,8 +204,8 @@ test('watch stream: change events carry names only, values only when asked', asy
   await until(() => plain.events.length > 0 && withValues.events.length > 0);
   expect(plain.events[0].event).toBe('hello');
   const list = await p.owner.listSecrets({ appId: p.appId, env: 'Development' });
-  await p.owner.updateSecrets({ appId: p.appId, env: 'Development' }, [{ id: list[0].id, value: 'two' }]);
-  await p.owner.createSecrets({ appId: p.appId, env: 'Development' }, [{ key: 'W2', value: 'added' }]);
+  await p.owner.updateSecrets({ appId: p.appId, env: 'Development' }, [{ id: list[0].id, value: 'second-value' }]);
+  await p.owner.createSecrets({ appId: p.appId, env: 'Development' }, [{ key: 'W2', value: 'w2-value' }]);
   const changes = await until(() => {
     const c = plain.events.filter((e) => e.event === 'change');
     const seen = new Set(c.flatMap((e) => [...e.data.changed, ...e.data.added]));
@@ -213,15 +213,15 @@ test('watch stream: change events carry names only, values only when asked', asy
   });
   for (const c of changes) {
     expect(c.data.values).toBeUndefined();
-    expect(JSON.stringify(c.data)).not.toContain('two');
-    expect(JSON.stringify(c.data)).not.toContain('added');
+    expect(JSON.stringify(c.data)).not.toContain('second-value');
+    expect(JSON.stringify(c.data)).not.toContain('w2-value');
     expect(c.data.scope).toBe('dev');
   }
   const valued = await until(() => {
     const merged = Object.assign({}, ...withValues.events.filter((e) => e.event === 'change').map((e) => e.data.values));
-    return merged.W === 'two' && merged.W2 === 'added' ? merged : undefined;
+    return merged.W === 'second-value' && merged.W2 === 'w2-value' ? merged : undefined;
   });
-  expect(valued.W).toBe('two');
+  expect(valued.W).toBe('second-value');
   plain.close();
   withValues.close();
   await until(() => a.metrics.watchers.get().then((m) => m.values[0]?.value === 0));
