@@ -22,7 +22,7 @@ export interface CallOptions {
 
 export async function call(base: string, method: string, path: string, opts: CallOptions = {}): Promise<Resp> {
   const headers: Record<string, string> = { ...(opts.headers ?? {}) };
-  if (opts.auth) headers.Authorization = opts.auth;
+  if (opts.auth !== undefined && opts.auth !== null) headers.Authorization = opts.auth;
   let body: string | Buffer | undefined;
   if (opts.raw !== undefined) body = opts.raw;
   else if (opts.body !== undefined) {
