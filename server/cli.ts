@@ -1,4 +1,191 @@
+/**
+ * `phase-bridge server init | start | add-member`. Tokens are printed once or written to a file with mode 0600;
+ * they never go to the log.
+ */
+import { existsSync, mkdirSync, writeFileSync, chmodSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
 import type { Command } from 'commander';
+import { createServer } from './app';
+import { ensureKeyFile, loadServerSecret, parseRateLimit, parseSize, SERVER_SECRET_ENV } from './config';
+import { openStore } from './db/store';
+import { createMemberWithToken, findOrganisation, initOrganisation } from './org';
 
-/** Registers this part's subcommands on the `phase-bridge` program (filled in as the part lands). */
-export function register(_program: Command): void {}
+export const DEFAULT_DATA_DIR = './.phase-bridge';
+
+interface CommonOpts {
+  database?: string;
+  dataDir?: string;
+  keyFile?: string;
+}
+
+/** Resolves `--database` / `--data-dir` / `--key-file` to concrete values. */
+export function resolvePaths(o: CommonOpts): { database: string; keyFile: string; dataDir: string } {
+  const dataDir = o.dataDir ?? DEFAULT_DATA_DIR;
+  return {
+    dataDir,
+    database: o.database ?? `sqlite:${join(dataDir, 'phase.db')}`,
+    keyFile: o.keyFile ?? join(dataDir, 'server.key'),
+  };
+}
+
+/** The server secret: env var, else the key file (created with mode 0600 when `create` is set). */
+function secretFor(keyFile: string, create: boolean): string {
+  if (process.env[SERVER_SECRET_ENV]) return loadServerSecret(keyFile);
+  return create ? ensureKeyFile(keyFile) : loadServerSecret(keyFile);
+}
+
+/** Writes a token to a file only the owner can read (refuses to overwrite). */
+export function writeTokenFile(file: string, token: string): void {
+  mkdirSync(dirname(resolve(file)), { recursive: true, mode: 0o700 });
+  writeFileSync(file, `${token}\n`, { mode: 0o600, flag: 'wx' });
+  chmodSync(file, 0o600);
+}
+
+export interface InitResult {
+  created: boolean;
+  database: string;
+  keyFile: string;
+  tokenFile?: string;
+  ownerToken?: string;
+}
+
+/**
+ * Initialises the organisation when the database has none (used by `server init` and the quickstart).
+ * With `tokenFile`, the owner PAT is written there (0600) instead of being returned.
+ */
+export async function initIfNeeded(
+  o: CommonOpts & { ownerEmail?: string; orgName?: string; tokenFile?: string },
+): Promise<InitResult> {
+  const { database, keyFile } = resolvePaths(o);
+  if (o.tokenFile && existsSync(o.tokenFile)) {
+    const store = await openStore(database);
+    try {
+      if (!(await findOrganisation(store.db))) {
+        throw new Error(`token file ${o.tokenFile} already exists; remove it or pick another --token-file`);
+      }
+    } finally {
+      await store.close();
+    }
+  }
+  const secret = secretFor(keyFile, true);
+  const store = await openStore(database);
+  try {
+    if (await findOrganisation(store.db)) return { created: false, database, keyFile };
+    const res = await initOrganisation(store, secret, { ownerEmail: o.ownerEmail, orgName: o.orgName });
+    if (o.tokenFile) {
+      writeTokenFile(o.tokenFile, res.ownerToken);
+      return { created: true, database, keyFile, tokenFile: o.tokenFile };
+    }
+    return { created: true, database, keyFile, ownerToken: res.ownerToken };
+  } finally {
+    await store.close();
+  }
+}
+
+export function register(program: Command): void {
+  const server = program.command('server').description('the Phase-compatible control plane (SQLite or PostgreSQL)');
+
+  server
+    .command('init')
+    .description('create the organisation and its owner; prints the owner personal access token once')
+    .option('--database <url>', 'sqlite:PATH or postgres://... (default sqlite:<data-dir>/phase.db)')
+    .option('--data-dir <dir>', 'directory for the default database and key file', DEFAULT_DATA_DIR)
+    .option('--key-file <file>', `server key file, created with mode 0600 unless ${SERVER_SECRET_ENV} is set`)
+    .option('--owner-email <email>', 'the owner account email', 'owner@localhost')
+    .option('--org-name <name>', 'the organisation name', 'phase-bridge')
+    .option('--token-file <file>', 'write the owner token to this file (mode 0600) instead of printing it')
+    .action(async (o: CommonOpts & { ownerEmail: string; orgName: string; tokenFile?: string }) => {
+      const res = await initIfNeeded(o);
+      if (!res.created) {
+        process.stderr.write(`already initialised (${res.database}); nothing to do\n`);
+        process.exitCode = 1;
+        return;
+      }
+      if (res.tokenFile) {
+        process.stderr.write(`organisation created; owner token written to ${res.tokenFile} (mode 0600)\n`);
+      } else {
+        process.stderr.write('organisation created; the owner token is shown once:\n');
+        process.stdout.write(`${res.ownerToken}\n`);
+      }
+    });
+
+  server
+    .command('start')
+    .description('serve the Phase API (/v1, /service/public/v1, /service/secrets) on 127.0.0.1 by default')
+    .option('--database <url>', 'sqlite:PATH or postgres://... (default sqlite:<data-dir>/phase.db)')
+    .option('--data-dir <dir>', 'directory for the default database and key file', DEFAULT_DATA_DIR)
+    .option('--key-file <file>', `server key file (mode 0600) unless ${SERVER_SECRET_ENV} is set`)
+    .option('--host <host>', 'address to listen on', '127.0.0.1')
+    .option('--port <port>', 'port to listen on', '8080')
+    .option('--rate-limit <rate>', 'per-token limit like 600/m (default: off)')
+    .option('--trust-proxy', 'take the client IP from X-Real-IP / X-Forwarded-For (only behind a proxy that sets them)')
+    .option('--body-limit <size>', 'maximum request body', '1mb')
+    .option('--log-level <level>', 'pino log level', 'info')
+    .action(
+      async (
+        o: CommonOpts & {
+          host: string;
+          port: string;
+          rateLimit?: string;
+          trustProxy?: boolean;
+          bodyLimit: string;
+          logLevel: string;
+        },
+      ) => {
+        const { database, keyFile } = resolvePaths(o);
+        if (o.rateLimit) parseRateLimit(o.rateLimit);
+        parseSize(o.bodyLimit);
+        const port = Number(o.port);
+        if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`--port must be 0-65535, got ${o.port}`);
+        const srv = await createServer({
+          database,
+          serverSecret: secretFor(keyFile, false),
+          rateLimit: o.rateLimit,
+          trustProxy: o.trustProxy === true,
+          bodyLimit: o.bodyLimit,
+          logLevel: o.logLevel,
+        });
+        if (!(await findOrganisation(srv.store.db))) {
+          srv.context.log.warn('no organisation yet: run `phase-bridge server init` to create one');
+        }
+        const { url } = await srv.listen(port, o.host);
+        srv.context.log.info({ url, store: srv.store.kind }, 'phase-bridge server listening');
+        const stop = (signal: string) => {
+          srv.context.log.info({ signal }, 'shutting down');
+          srv.close().then(
+            () => process.exit(0),
+            () => process.exit(1),
+          );
+        };
+        process.once('SIGINT', () => stop('SIGINT'));
+        process.once('SIGTERM', () => stop('SIGTERM'));
+      },
+    );
+
+  server
+    .command('add-member')
+    .description('add an organisation member with a personal access token (printed once)')
+    .requiredOption('--role <role>', 'role name or id: Admin, Manager, Developer, Service or a custom role')
+    .requiredOption('--email <email>', 'member email')
+    .option('--database <url>', 'sqlite:PATH or postgres://... (default sqlite:<data-dir>/phase.db)')
+    .option('--data-dir <dir>', 'directory for the default database and key file', DEFAULT_DATA_DIR)
+    .option('--key-file <file>', `server key file unless ${SERVER_SECRET_ENV} is set`)
+    .option('--token-file <file>', 'write the token to this file (mode 0600) instead of printing it')
+    .action(async (o: CommonOpts & { role: string; email: string; tokenFile?: string }) => {
+      const { database, keyFile } = resolvePaths(o);
+      const secret = secretFor(keyFile, false);
+      const store = await openStore(database);
+      try {
+        const m = await createMemberWithToken(store, secret, { role: o.role, email: o.email });
+        if (o.tokenFile) {
+          writeTokenFile(o.tokenFile, m.token);
+          process.stderr.write(`member ${m.id} created; token written to ${o.tokenFile} (mode 0600)\n`);
+        } else {
+          process.stderr.write(`member ${m.id} created; the token is shown once:\n`);
+          process.stdout.write(`${m.token}\n`);
+        }
+      } finally {
+        await store.close();
+      }
+    });
+}
