@@ -529,8 +529,7 @@ export class PhaseSession {
     if (items.length === 0) return [];
     await this.client.createEncryptedSecrets(env.id, items);
     const wanted = new Set(items.map((i) => `${i.path}\u0000${i.keyDigest}`));
-    const all = await this.fetchScope(sel);
-    return all.filter((s) => wanted.has(`${normalisePath(s.path)}\u0000${s.keyDigest}`));
+    return this.readBack(sel, (s) => wanted.has(`${normalisePath(s.path)}\u0000${s.keyDigest}`));
   }
 
   /**
@@ -582,8 +581,24 @@ export class PhaseSession {
     if (items.length === 0) return [];
     await this.client.updateEncryptedSecrets(env.id, items);
     const ids = new Set(items.map((i) => i.id));
-    const all = await this.fetchScope(sel);
-    return all.filter((s) => ids.has(s.id));
+    return this.readBack(sel, (s) => ids.has(s.id));
+  }
+
+  /** Re-reads the environment after a write and decrypts only the rows written (cheap in large environments). */
+  private async readBack(
+    sel: ScopeSelector,
+    pick: (s: EncryptedSecret) => boolean,
+  ): Promise<DecryptedSecret[]> {
+    const { app, env } = this.resolveScope(sel);
+    const rows = await this.client.listEncryptedSecrets(env.id);
+    const seen = new Set<string>();
+    const out: DecryptedSecret[] = [];
+    for (const row of rows) {
+      if (seen.has(row.id) || !pick(row)) continue;
+      seen.add(row.id);
+      out.push(this.decryptOne(row, app, env));
+    }
+    return out;
   }
 
   /** Deletes by id and/or by key at a path. Returns the deleted ids and the keys that were not found. */

@@ -14,7 +14,7 @@ import {
   type PssToken,
 } from '../../core/token';
 
-const RUNS = { numRuns: 500 };
+const RUNS = { numRuns: 300 };
 const hex64 = fc.stringMatching(/^[0-9a-fA-F]{64}$/);
 const prefix = fc.constantFrom<PssToken['prefix']>('pss_user', 'pss_service');
 const version = fc.integer({ min: 0, max: 999999 });
