@@ -3,6 +3,7 @@ import { register as registerServer } from '../server/cli';
 import { register as registerAgent } from '../agent/cli';
 import { register as registerProvider } from '../provider/cli';
 import { VERSION } from '../core/version';
+import { register as registerQuickstart } from './quickstart';
 
 /** Builds the `phase-bridge` command line; each part registers its own subcommands. */
 export function buildProgram(): Command {
@@ -12,7 +13,10 @@ export function buildProgram(): Command {
     .description(
       'Phase-compatible service accounts, tokens and secrets: server, Terraform provider and sidecar agent.',
     )
-    .version(VERSION, '-V, --version', 'print the phase-bridge version');
+    .version(VERSION, '-V, --version', 'print the phase-bridge version')
+    // `phase-bridge run -- <command>` passes everything after `--` through untouched.
+    .enablePositionalOptions();
+  registerQuickstart(program);
   registerServer(program);
   registerAgent(program);
   registerProvider(program);
