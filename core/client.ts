@@ -276,6 +276,7 @@ export class PhaseClient {
       retry: this.retry,
       transport: this.transport,
       onRetry: this.onRetry,
+      redact: [this.credential.bearer],
     });
     if (schema === null) return undefined as z.output<T>;
     let json: unknown;

@@ -183,6 +183,14 @@ export interface SendOptions {
   transport: Transport;
   onRetry?: (e: RetryEvent) => void;
   random?: () => number;
+  /** Strings removed from server error text (the bearer value, should an upstream echo the header back). */
+  redact?: string[];
+}
+
+function redact(text: string, secrets: string[] | undefined): string {
+  let out = text;
+  for (const s of secrets ?? []) if (s) out = out.split(s).join('[redacted]');
+  return out;
 }
 
 /** Sends with retries; resolves with a 2xx response, rejects with ApiError or NetworkError. */
@@ -224,7 +232,7 @@ export async function sendWithRetry(req: HttpRequest, opts: SendOptions): Promis
     }
     throw apiError({
       status: res.status,
-      phaseError: phaseErrorText(res.text),
+      phaseError: redact(phaseErrorText(res.text), opts.redact),
       method: req.method,
       path: req.path,
       retryAfterMs,

@@ -433,6 +433,18 @@ describe('retries', () => {
     }
   });
 
+  test('an upstream echoing the Authorization header back does not leak the token into the error', async () => {
+    const up = await upstream((req, res) =>
+      json(res, 400, { error: `bad header: ${req.headers.authorization}` }),
+    );
+    try {
+      const e = (await caught(client(up.url).listApps())) as ApiError;
+      expect(e.phaseError).toBe('bad header: Bearer ServiceAccount [redacted]');
+    } finally {
+      await up.close();
+    }
+  });
+
   test('retries run out: the last 429 surfaces as RateLimitError with retryAfterMs', async () => {
     const up = await upstream((_req, res) => json(res, 429, { error: 'throttled' }, { 'Retry-After': '0' }));
     try {
