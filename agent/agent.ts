@@ -8,7 +8,7 @@ import * as https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { initCrypto } from '../core/crypto';
 import type { AgentConfig } from './config';
-import { buildApp, type HttpDeps } from './http';
+import { createRequestHandler, type HttpDeps } from './http';
 import { createLogger, type Logger } from './logger';
 import { AgentMetrics } from './metrics';
 import { loadClientToken, RequestGuard } from './security';
@@ -81,7 +81,7 @@ export async function startAgent(cfg: AgentConfig, opts: StartOptions = {}): Pro
     clientToken = await loadClientToken(cfg);
     const guard = new RequestGuard(clientToken, cfg, metrics);
     const deps: HttpDeps = { cfg, engine, guard, metrics, startedAt, streams };
-    const app = buildApp(deps);
+    const app = createRequestHandler(deps);
     if (!cfg.noTcp) {
       const server = cfg.tlsCert
         ? https.createServer({ cert: await readFile(cfg.tlsCert), key: await readFile(cfg.tlsKey as string) }, app)

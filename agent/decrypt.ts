@@ -61,18 +61,32 @@ export class KeyRing {
   }
 }
 
+/** Plaintexts by ciphertext from the previous sync: unchanged secrets cost no asymmetric work on the next one. */
+export type PlainMemo = { prev?: Map<string, string>; next: Map<string, string> };
+
 /** Decrypts a list; the active personal override (PAT callers) replaces the value, as the Node and Go SDKs do. */
-export function decryptSecrets(list: EncryptedSecret[], env: EnvironmentKeyMaterial, tags?: string[]): PlainSecret[] {
+export function decryptSecrets(
+  list: EncryptedSecret[],
+  env: EnvironmentKeyMaterial,
+  tags?: string[],
+  memo?: PlainMemo,
+): PlainSecret[] {
   const out: PlainSecret[] = [];
   const want = tags && tags.length ? new Set(tags) : undefined;
+  const dec = (ct: string): string => {
+    let pt = memo?.prev?.get(ct) ?? memo?.next.get(ct);
+    if (pt === undefined) pt = decryptAsymmetric(ct, env.privateKey, env.publicKey);
+    memo?.next.set(ct, pt);
+    return pt;
+  };
   for (const s of list) {
     if (want && !s.tags.some((t) => want.has(t))) continue;
     const useOverride = !!s.override && s.override.isActive;
     out.push({
       id: s.id,
-      key: decryptAsymmetric(s.key, env.privateKey, env.publicKey),
-      value: decryptAsymmetric(useOverride ? s.override!.value : s.value, env.privateKey, env.publicKey),
-      comment: s.comment ? decryptAsymmetric(s.comment, env.privateKey, env.publicKey) : '',
+      key: dec(s.key),
+      value: dec(useOverride ? s.override!.value : s.value),
+      comment: s.comment ? dec(s.comment) : '',
       path: s.path,
       tags: s.tags,
       type: s.type,

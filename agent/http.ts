@@ -83,13 +83,9 @@ type Resolved =
   | { ok: true; view: View; stale: boolean; age: number }
   | { ok: false; status: number; message: string; scopes?: unknown };
 
-export function buildApp(d: HttpDeps): Express {
-  const { cfg, engine, guard, metrics } = d;
-  const app = express();
-  app.disable('x-powered-by');
-  app.set('etag', false);
-  app.set('query parser', false);
-
+/** The shared serving logic: view resolution, cache headers and counters (used by Express and the fast path). */
+function makeServing(d: HttpDeps) {
+  const { cfg, engine, metrics } = d;
   const hit = {
     secrets: metrics.requests.labels('secrets', 'hit'),
     secretsStale: metrics.requests.labels('secrets', 'stale'),
@@ -101,16 +97,6 @@ export function buildApp(d: HttpDeps): Express {
     unavailable: metrics.requests.labels('any', 'unavailable'),
     miss: metrics.requests.labels('key', 'miss'),
   };
-
-  // Security first: nothing, not even a 404, is answered to a refused request.
-  app.use((req: Request, res: Response, next: NextFunction) => {
-    const url = req.url;
-    const q = url.indexOf('?');
-    const path = q >= 0 ? url.slice(0, q) : url;
-    const refusal = guard.check(req, path);
-    if (refusal) return guard.refuse(res, refusal);
-    next();
-  });
 
   const waitFirst = async (): Promise<void> => {
     if (engine.cycles > 0 || cfg.firstSyncWait === 0) return;
@@ -178,6 +164,27 @@ export function buildApp(d: HttpDeps): Express {
     hit.unavailable.inc();
     sendJson(res, r.status, { error: r.message, ...(r.scopes ? { scopes: r.scopes } : {}) }, r.status === 503 ? { 'Retry-After': String(Math.max(1, Math.ceil(cfg.refreshInterval / 1000))) } : undefined);
   };
+
+  return { hit, waitFirst, resolve, sendBody, unavailable, unavailableReason };
+}
+
+export function buildApp(d: HttpDeps, serving = makeServing(d)): Express {
+  const { cfg, engine, guard, metrics } = d;
+  const { hit, waitFirst, resolve, sendBody, unavailable, unavailableReason } = serving;
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('etag', false);
+  app.set('query parser', false);
+
+  // Security first: nothing, not even a 404, is answered to a refused request.
+  app.use((req: Request, res: Response, next: NextFunction) => {
+    const url = req.url;
+    const q = url.indexOf('?');
+    const path = q >= 0 ? url.slice(0, q) : url;
+    const refusal = guard.check(req, path);
+    if (refusal) return guard.refuse(res, refusal);
+    next();
+  });
 
   app.get('/healthz', (_req, res) => sendJson(res, 200, { status: 'ok', version: VERSION }));
 
@@ -366,5 +373,45 @@ export function status(d: HttpDeps): Record<string, unknown> {
         failClosed: s.failClosed ? { code: s.failClosed.code, message: s.failClosed.message, at: iso(s.failClosed.at) } : null,
       };
     }),
+  };
+}
+
+/**
+ * The request listener: the two hottest reads (`GET /v1/secrets` and `GET /v1/secrets/:key` without a query
+ * string) are answered before Express's router, with the same security checks and the same serving code; every
+ * other request, and anything unusual about these two, goes through the Express app.
+ */
+export function createRequestHandler(d: HttpDeps): (req: IncomingMessage, res: ServerResponse) => void {
+  const serving = makeServing(d);
+  const app = buildApp(d, serving);
+  const { guard, engine } = d;
+  const { hit, resolve, sendBody } = serving;
+  return (req, res) => {
+    const url = req.url ?? '/';
+    if (req.method !== 'GET' || engine.cycles === 0 || url.indexOf('?') >= 0 || !url.startsWith('/v1/secrets')) {
+      app(req, res);
+      return;
+    }
+    let key: string | undefined;
+    if (url.length === 11) key = undefined;
+    else if (url.charCodeAt(11) === 47 /* / */ && url.length > 12 && url.length <= 12 + MAX_KEY && url.indexOf('/', 12) < 0 && url.indexOf('%') < 0) key = url.slice(12);
+    else {
+      app(req, res);
+      return;
+    }
+    const refusal = guard.check(req, url);
+    if (refusal) return guard.refuse(res, refusal);
+    const r = resolve(undefined);
+    if (!r.ok) {
+      app(req, res); // the Express route formats the 503 (and re-checks, harmlessly)
+      return;
+    }
+    if (key === undefined) return sendBody(req, res, r.view.secrets, r, r.stale ? hit.secretsStale : hit.secrets);
+    const b = r.view.keys.get(key) ?? r.view.keys.get(key.toUpperCase());
+    if (!b) {
+      app(req, res);
+      return;
+    }
+    sendBody(req, res, b, r, r.stale ? hit.keyStale : hit.key);
   };
 }

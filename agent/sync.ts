@@ -14,7 +14,7 @@ import { ReferenceResolver, type LocalSecret, type ReferenceTarget, type Referen
 import type { PssToken } from '../core/token';
 import { CallBudget } from './budget';
 import type { AgentConfig } from './config';
-import { KeyRing, decryptSecrets, type PlainSecret } from './decrypt';
+import { KeyRing, decryptSecrets, type PlainMemo, type PlainSecret } from './decrypt';
 import { ScopeResolutionError } from './errors';
 import type { Logger } from './logger';
 import type { AgentMetrics } from './metrics';
@@ -65,6 +65,10 @@ export class SyncEngine extends EventEmitter<EngineEvents> {
   readonly budget: CallBudget;
   private client: PhaseClient;
   private readonly keyring = new KeyRing();
+  /** Plaintext by ciphertext per scope/environment, from the latest sync (see PlainMemo). */
+  private readonly memos = new Map<string, Map<string, string>>();
+  /** Duration of the latest cycle that downloaded something, in ms (for /v1/status and the benchmark). */
+  lastFetchCycleMs = 0;
   private inflight: Promise<void> | undefined;
   private timer: NodeJS.Timeout | undefined;
   private stopped = false;
@@ -209,6 +213,7 @@ export class SyncEngine extends EventEmitter<EngineEvents> {
   // ---- the cycle ----
 
   private async cycle(reason: string): Promise<void> {
+    const started = performance.now();
     const token = this.tokens.token;
     const tokenId = token.bearer;
     const now = Date.now();
@@ -300,7 +305,10 @@ export class SyncEngine extends EventEmitter<EngineEvents> {
       s.lastError = undefined;
       await this.materialise(s, boot, account, true);
     }
-    if (fetched) await this.persist(boot);
+    if (fetched) {
+      this.lastFetchCycleMs = performance.now() - started;
+      await this.persist(boot);
+    }
   }
 
   private depsChanged(s: ScopeState, boot: BootstrapResponse): boolean {
@@ -359,7 +367,7 @@ export class SyncEngine extends EventEmitter<EngineEvents> {
           deps.set(id, dep);
         }
         const envKey2 = this.keyring.envKey(account, key);
-        const found = this.decryptList(s, dep.secrets, envKey2).find((x) => x.key === t.key);
+        const found = this.decryptList(s, dep.secrets, envKey2, undefined, `dep:${id}`).find((x) => x.key === t.key);
         return found?.value;
       };
       const resolver = new ReferenceResolver({
@@ -395,15 +403,18 @@ export class SyncEngine extends EventEmitter<EngineEvents> {
     }
   }
 
-  private decryptList(s: ScopeState, list: EncryptedSecret[], envKey: Parameters<typeof decryptSecrets>[1], tags?: string[]): PlainSecret[] {
+  private decryptList(s: ScopeState, list: EncryptedSecret[], envKey: Parameters<typeof decryptSecrets>[1], tags?: string[], memoKey?: string): PlainSecret[] {
+    const id = `${memoKey ?? s.name}|${envKey.publicKey}`;
+    const memo: PlainMemo = { prev: this.memos.get(id), next: new Map() };
+    this.memos.set(id, memo.next); // only what this sync saw survives to the next one
     try {
-      return decryptSecrets(list, envKey, tags);
+      return decryptSecrets(list, envKey, tags, memo);
     } catch {
       // One bad item must not hide the others: decrypt one by one and skip the failures (as the Go SDK does).
       const out: PlainSecret[] = [];
       for (const item of list) {
         try {
-          out.push(...decryptSecrets([item], envKey, tags));
+          out.push(...decryptSecrets([item], envKey, tags, memo));
         } catch {
           this.metrics.decryptErrors.inc({ scope: s.name });
           this.log.warn({ scope: s.name, secretId: item.id }, 'secret did not decrypt; skipped');
@@ -424,6 +435,8 @@ export class SyncEngine extends EventEmitter<EngineEvents> {
     const prev = s.view;
     const first = !s.failClosed;
     s.wipe(p);
+    this.memos.clear(); // plaintext memos and unwrapped keys go with the data
+    this.keyring.clear();
     this.mergedDirty = true;
     this.metrics.syncErrors.inc({ scope: s.name, code: p.code });
     if (first) this.log.error({ scope: s.name, code: p.code, reason: p.message }, 'scope stopped serving (fail closed)');
