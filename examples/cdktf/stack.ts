@@ -1,0 +1,50 @@
+/**
+ * The quickstart declared in TypeScript: an app, two secrets, and a workload identity (service account, access to
+ * Development, a rotating token exported as a sensitive output). Host and token come from PHASE_HOST / PHASE_TOKEN
+ * at plan time, so no credential is written into the synthesised JSON.
+ */
+import type { Construct } from 'constructs';
+import { TerraformStack } from '../../constructs/cdktf';
+import { PhaseApp, PhaseProvider, PhaseSecret, WorkloadIdentity } from '../../constructs';
+
+export interface QuickstartStackProps {
+  /** App name (default `quickstart`). */
+  appName?: string;
+  /** Value for DATABASE_URL; a write-only attribute, so it never reaches plan or state. */
+  databaseUrl?: string;
+}
+
+export class QuickstartStack extends TerraformStack {
+  readonly app: PhaseApp;
+  readonly workload: WorkloadIdentity;
+
+  constructor(scope: Construct, id: string, props: QuickstartStackProps = {}) {
+    super(scope, id);
+    new PhaseProvider(this, 'phase');
+    this.app = new PhaseApp(this, 'app', {
+      name: props.appName ?? 'quickstart',
+      description: 'declared with CDKTF',
+    });
+    new PhaseSecret(this, 'database-url', {
+      appId: this.app.id,
+      env: 'Development',
+      key: 'DATABASE_URL',
+      valueWo: props.databaseUrl ?? 'postgres://app:dev@127.0.0.1:5432/app',
+      valueWoVersion: 1,
+      comment: 'write-only: absent from state',
+    });
+    new PhaseSecret(this, 'greeting', {
+      appId: this.app.id,
+      env: 'Development',
+      key: 'GREETING',
+      // `$${` escapes Terraform interpolation: Phase resolves the reference, not Terraform.
+      value: 'hello from phase-bridge (db: $${DATABASE_URL})',
+    });
+    this.workload = new WorkloadIdentity(this, 'agent', {
+      name: `${props.appName ?? 'quickstart'}-agent`,
+      access: [{ app: this.app, environments: ['Development'] }],
+      token: { name: 'agent', rotateAfter: '720h' },
+      outputToken: true,
+    });
+  }
+}
