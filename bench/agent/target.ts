@@ -8,12 +8,22 @@ import { createLogger } from '../../agent/logger';
 
 async function main(): Promise<void> {
   const t0 = performance.now();
+  const mem = (label: string): void => {
+    if (process.env.AGENT_BENCH_MEM) {
+      const m = process.memoryUsage();
+      process.stderr.write(`${label}: ${Object.entries(m).map(([k, v]) => `${k}=${Math.round(v / 1048576)}MB`).join(' ')}\n`);
+    }
+  };
+  mem('start');
   const values = JSON.parse(process.argv[2]) as Record<string, unknown>;
   const cfg = buildConfig([{ values, source: {} }]);
   const agent = await startAgent(cfg, { logger: createLogger('silent') });
+  mem('started');
   await agent.engine.firstSync;
   const readyMs = performance.now() - t0;
   const firstSyncMs = agent.engine.lastFetchCycleMs;
+  mem('first sync');
+  const rssAfterFirstSync = process.memoryUsage().rss;
   if (!agent.engine.ready()) throw new Error('agent not ready after the first sync');
   const key = [...(agent.engine.mergedView()?.byKey.keys() ?? [])][0];
   // Forced full re-syncs: drop the held ciphertext so the next cycle downloads, decrypts and precomputes again.
@@ -27,6 +37,11 @@ async function main(): Promise<void> {
   }
   const view = agent.engine.mergedView();
   if (!view) throw new Error('no view');
+  mem('resyncs');
+  if (global.gc) {
+    global.gc();
+    mem('after gc');
+  }
   const secrets = view.secrets;
   const one = view.keys.get(key)!;
   const headersOf = (b: typeof secrets) => ({ 'Content-Type': b.contentType, ETag: b.etag, 'X-Cache': 'HIT', Age: '0', 'Cache-Control': 'no-store' });
@@ -38,7 +53,8 @@ async function main(): Promise<void> {
     readyMs,
     firstSyncMs,
     resyncMs: resync,
-    rss: process.memoryUsage().rss,
+    rss: rssAfterFirstSync,
+    rssAfterResync: process.memoryUsage().rss,
     heap: process.memoryUsage().heapUsed,
     count: view.count,
     routes: [

@@ -371,3 +371,43 @@ test('max-stale: beyond it the agent stops serving and readyz fails', async () =
     if (!closed) await own.close();
   }
 });
+
+test('429 from the upstream: no call before Retry-After, values served STALE, rate-limit state in /v1/status', async () => {
+  const own = await startTestServer({ rateLimit: '12/m' });
+  try {
+    const p = await provision(own.url, own.ownerToken, { Development: [{ key: 'L', value: 'limited' }] });
+    const { factory, calls } = countingFactory(own.url);
+    const a = await startAgent(
+      testConfig({ host: own.url, token: p.token, scopes: [{ app: p.appName, env: 'Development' }], refreshInterval: '50ms' }),
+      { logger: silent, clientFactory: factory },
+    );
+    agents.push(a);
+    const limited = await until(async () => {
+      const st = JSON.parse((await call(a, '/v1/status')).body);
+      return st.upstream.rateLimit.limited ? st : undefined;
+    });
+    expect(limited.upstream.lastError.code).toBe('rate_limited');
+    expect(Date.parse(limited.upstream.rateLimit.until)).toBeGreaterThan(Date.now());
+    const frozen = calls.bootstrap + calls.secrets;
+    await new Promise((r) => setTimeout(r, 1000)); // 20 refresh intervals
+    expect(calls.bootstrap + calls.secrets).toBe(frozen);
+    const r = await call(a, '/v1/secrets/L');
+    expect(r.status).toBe(200);
+    expect(r.body).toBe('limited');
+    expect(r.headers['x-cache']).toBe('STALE');
+    const m = (await call(a, '/metrics')).body;
+    expect(m).toMatch(/phase_agent_upstream_calls_total\{call="bootstrap",outcome="429"\} 1/);
+  } finally {
+    await own.close();
+  }
+});
+
+test('bad upstream configuration: unknown app or environment fails closed with a message naming what exists', async () => {
+  const p = await provision(srv.url, srv.ownerToken, { Development: [{ key: 'A', value: 'a' }] });
+  const a = await agentFor({ token: p.token, scopes: [{ app: 'no-such-app', env: 'Development' }], firstSyncWait: '2s' });
+  const r = await call(a, '/v1/secrets');
+  expect(r.status).toBe(503);
+  expect(JSON.parse(r.body).error).toMatch(/no access to an app named no-such-app \(it can see: .*agent-/);
+  const st = JSON.parse((await call(a, '/v1/status')).body);
+  expect(st.scopes[0].failClosed.code).toBe('no_access');
+});
