@@ -52,15 +52,24 @@ export const newId = (): string => randomUUID();
 
 /** djangorestframework-camel-case's rule: `_x` after a letter or digit becomes `X`. */
 export function camelKey(key: string): string {
-  return key.replace(/([a-zA-Z0-9])_([a-z0-9])/g, (_m, a: string, b: string) => a + b.toUpperCase());
+  let v = camelCache.get(key);
+  if (v === undefined) {
+    v = key.replace(/([a-zA-Z0-9])_([a-z0-9])/g, (_m, a: string, b: string) => a + b.toUpperCase());
+    // Keys come from our own objects and a few client-chosen names; bound the cache anyway.
+    if (camelCache.size < 10_000) camelCache.set(key, v);
+  }
+  return v;
 }
+const camelCache = new Map<string, string>();
 
 /** Camelises every dict key at every depth; values are untouched. */
 export function camelize(value: unknown): unknown {
   if (Array.isArray(value)) return value.map(camelize);
   if (value !== null && typeof value === 'object') {
     const out: Record<string, unknown> = {};
-    for (const [k, v] of Object.entries(value as Record<string, unknown>)) out[camelKey(k)] = camelize(v);
+    for (const k in value as Record<string, unknown>) {
+      out[camelKey(k)] = camelize((value as Record<string, unknown>)[k]);
+    }
     return out;
   }
   return value;

@@ -78,7 +78,11 @@ export class ServerReferenceResolver {
             .where('key_digest', '=', d)
             .where('deleted_at', 'is', null)
             .executeTakeFirst();
-          raw = row ? decryptAsymmetric(row.value, material.privateKey, material.publicKey) : null;
+          try {
+            raw = row ? decryptAsymmetric(row.value, material.privateKey, material.publicKey) : null;
+          } catch {
+            raw = null; // undecryptable (client-written garbage): treated as missing
+          }
           this.values.set(id, raw);
         }
         if (raw === null) continue;

@@ -51,7 +51,8 @@ export async function loadSecrets(
     q = q.where('id', 'in', filter.ids);
   }
   const rows = await q.orderBy('created_at').orderBy('id').execute();
-  const visible = rows.filter((r) => pathAllowed(filter.allowedPaths ?? null, r.path));
+  const allowed = filter.allowedPaths ?? null;
+  const visible = allowed ? rows.filter((r) => pathAllowed(allowed, r.path)) : rows;
   if (visible.length === 0) return [];
 
   const tagRows = await db
@@ -90,30 +91,58 @@ export async function loadSecrets(
   }
 
   const out: LoadedSecret[] = [];
+  const wanted = filter.tags;
   for (const r of visible) {
     const tags = tagsBySecret.get(r.id) ?? [];
-    if (filter.tags && !tags.some((t) => filter.tags!.includes(t))) continue;
-    out.push({ ...r, tags, override: overrides.get(r.id) ?? null });
+    if (wanted && !tags.some((t) => wanted.includes(t))) continue;
+    // Extend the row in place (no copy): this loop runs once per secret on every read.
+    const loaded = r as LoadedSecret;
+    loaded.tags = tags;
+    loaded.override = overrides.get(r.id) ?? null;
+    out.push(loaded);
   }
   return out;
 }
 
-/** The snake_case wire object (E2E and, after decryption and camelising, `/v1`). */
-export function secretWire(s: LoadedSecret, values?: { key: string; value: string; comment: string; override?: string }) {
+/**
+ * The wire object: snake_case (E2E default) or camelCase (`/v1`, E2E with `X-Use-Camel-Case: true`), built
+ * directly in the requested casing because this is the hot path of every secrets read.
+ */
+export function secretWire(
+  s: LoadedSecret,
+  values?: { key: string; value: string; comment: string; override?: string },
+  camel = false,
+) {
+  const o = s.override;
+  if (camel) {
+    return {
+      id: s.id,
+      key: values ? values.key : s.key,
+      value: values ? values.value : s.value,
+      comment: values ? values.comment : s.comment,
+      tags: s.tags,
+      override: o
+        ? { id: o.id, value: values?.override ?? o.value, isActive: o.is_active === 1, createdAt: o.created_at, updatedAt: o.updated_at }
+        : null,
+      type: s.type,
+      lifecycle: 'static',
+      path: s.path,
+      keyDigest: s.key_digest,
+      version: s.version,
+      createdAt: s.created_at,
+      updatedAt: s.updated_at,
+      environment: s.environment_id,
+      folder: s.folder_id,
+    };
+  }
   return {
     id: s.id,
     key: values ? values.key : s.key,
     value: values ? values.value : s.value,
     comment: values ? values.comment : s.comment,
     tags: s.tags,
-    override: s.override
-      ? {
-          id: s.override.id,
-          value: values?.override ?? s.override.value,
-          is_active: s.override.is_active === 1,
-          created_at: s.override.created_at,
-          updated_at: s.override.updated_at,
-        }
+    override: o
+      ? { id: o.id, value: values?.override ?? o.value, is_active: o.is_active === 1, created_at: o.created_at, updated_at: o.updated_at }
       : null,
     type: s.type,
     lifecycle: 'static',

@@ -13,7 +13,6 @@ import {
   HttpError,
   badRequest,
   body,
-  camelize,
   conflict,
   forbidden,
   header,
@@ -94,6 +93,11 @@ function secretsBody(req: Request): Record<string, unknown> {
   if (b === undefined) throw badRequest('Request body is required.');
   if (b === null || typeof b !== 'object' || Array.isArray(b)) throw badRequest('Request body must be a JSON object.');
   return b as Record<string, unknown>;
+}
+
+/** `res.json` minus Express's replacer/spaces lookups; the body is plain data. */
+function sendJson(res: Response, data: unknown): void {
+  res.status(200).type('application/json').send(JSON.stringify(data));
 }
 
 function useCamel(req: Request): boolean {
@@ -255,8 +259,8 @@ export function e2eRouter(ctx: ServerContext): Router {
       p,
     );
     await audit(ctx.store.db, p, readEvent(c, items, 'e2e'));
-    const wire = items.map((s) => secretWire(s));
-    res.status(200).json(useCamel(req) ? camelize(wire) : wire);
+    const camel = useCamel(req);
+    sendJson(res, items.map((s) => secretWire(s, undefined, camel)));
   });
 
   r.post('/secrets/', auth, async (req: Request, res: Response) => {

@@ -1,6 +1,7 @@
 /** `/v1/secrets/` (phase-rest-api.md §9.3): plaintext through server-side encryption, references resolved. */
 import type { Request, RequestHandler, Router } from 'express';
 import { decryptAsymmetric, encryptAsymmetric, keyDigest, type EnvironmentKeyMaterial } from '../../core/crypto';
+import { CryptoError } from '../../core/errors';
 import { pathAllowed, resolveSecretsContext, type SecretsContext } from '../access';
 import { audit, type AuditInput } from '../audit';
 import { principal, type Principal, type ServerContext } from '../context';
@@ -39,18 +40,41 @@ async function sseContext(ctx: ServerContext, req: Request, p: Principal): Promi
 }
 
 const enc = (k: EnvironmentKeyMaterial, s: string): string => encryptAsymmetric(s, k.publicKey);
-const dec = (k: EnvironmentKeyMaterial, s: string): string => (s === '' ? '' : decryptAsymmetric(s, k.privateKey, k.publicKey));
-
-async function plainWire(c: SecretsContext & { keys: EnvironmentKeyMaterial }, resolver: ServerReferenceResolver | null, s: LoadedSecret) {
-  const scope = { appId: c.app.id, env: c.env };
-  let value = dec(c.keys, s.value);
-  if (resolver) value = await resolver.resolve(value, scope);
-  let override: string | undefined;
-  if (s.override) {
-    override = dec(c.keys, s.override.value);
-    if (resolver) override = await resolver.resolve(override, scope);
+/** Decrypts a stored field; any failure (malformed key, tag mismatch) becomes a CryptoError. */
+const dec = (k: EnvironmentKeyMaterial, s: string): string => {
+  if (s === '') return '';
+  try {
+    return decryptAsymmetric(s, k.privateKey, k.publicKey);
+  } catch (err) {
+    throw err instanceof CryptoError ? err : new CryptoError('stored ciphertext does not decrypt', { cause: err });
   }
-  return secretWire(s, { key: dec(c.keys, s.key), value, comment: dec(c.keys, s.comment), override });
+};
+
+/**
+ * Decrypted wire object, or null when a stored ciphertext does not decrypt (E2E clients can store any
+ * well-formed `ph:v1` string): such a secret is left out, like the Go SDK does, instead of failing the request.
+ */
+async function plainWire(
+  ctx: ServerContext,
+  c: SecretsContext & { keys: EnvironmentKeyMaterial },
+  resolver: ServerReferenceResolver | null,
+  s: LoadedSecret,
+) {
+  const scope = { appId: c.app.id, env: c.env };
+  try {
+    let value = dec(c.keys, s.value);
+    if (resolver) value = await resolver.resolve(value, scope);
+    let override: string | undefined;
+    if (s.override) {
+      override = dec(c.keys, s.override.value);
+      if (resolver) override = await resolver.resolve(override, scope);
+    }
+    return secretWire(s, { key: dec(c.keys, s.key), value, comment: dec(c.keys, s.comment), override }, true);
+  } catch (err) {
+    if (!(err instanceof CryptoError)) throw err;
+    ctx.log.warn({ secretId: s.id, environmentId: c.env.id }, 'stored secret does not decrypt with the environment key; skipped');
+    return null;
+  }
 }
 
 interface Entry {
@@ -162,7 +186,10 @@ export function registerV1Secrets(r: Router, ctx: ServerContext, auth: RequestHa
         );
         const resolver = new ServerReferenceResolver(ctx, p);
         const out = [];
-        for (const s of items) out.push(await plainWire(c, resolver, s));
+        for (const s of items) {
+          const w = await plainWire(ctx, c, resolver, s);
+          if (w) out.push(w);
+        }
         await audit(db, p, readEvent(c, items, 'sse'));
         send(res, 200, out);
       },
@@ -212,7 +239,9 @@ export function registerV1Secrets(r: Router, ctx: ServerContext, auth: RequestHa
         const out = [];
         for (const id of ids) {
           const s = items.find((x) => x.id === id);
-          if (s) out.push(await plainWire(c, null, s));
+          if (!s) continue;
+          const w = await plainWire(ctx, c, null, s);
+          if (w) out.push(w);
         }
         send(res, 200, out);
       },
@@ -267,7 +296,9 @@ export function registerV1Secrets(r: Router, ctx: ServerContext, auth: RequestHa
         const out = [];
         for (const id of ids) {
           const s = items.find((x) => x.id === id);
-          if (s) out.push(await plainWire(c, null, s));
+          if (!s) continue;
+          const w = await plainWire(ctx, c, null, s);
+          if (w) out.push(w);
         }
         send(res, 200, out);
       },

@@ -315,3 +315,24 @@ describe.each(STORES)('rate limit and proxy trust on %s', (store) => {
     expect((await devc('GET', '/v1/apps/', undefined, { 'X-Forwarded-For': '203.0.113.7, 10.0.0.1' })).status).toBe(200);
   });
 });
+
+describe.each(STORES)('readiness on %s', (store) => {
+  test('/health/ready answers 503 when the store is down while /health stays alive', async () => {
+    const srv = await startTestServer({ store });
+    try {
+      const anon = caller(srv, null);
+      expect((await anon('GET', '/health/ready')).status).toBe(200);
+      await srv.server.store.close();
+      const down = await anon('GET', '/health/ready');
+      expect(down.status).toBe(503);
+      expect(down.body).toMatchObject({ status: 'unavailable', store });
+      expect((await anon('GET', '/health')).status).toBe(200);
+      // Requests needing the store fail cleanly with a JSON 500, never a hang or a crash.
+      const r = await caller(srv, srv.ownerToken)('GET', '/v1/apps/');
+      expect(r.status).toBe(500);
+      expect(r.body).toEqual({ error: 'Internal server error.' });
+    } finally {
+      await srv.close().catch(() => undefined);
+    }
+  });
+});

@@ -250,6 +250,13 @@ describe.each(STORES)('secrets API on %s', (store) => {
     const t2 = await updatedAt();
     expect(t2 > t1).toBe(true);
 
+    // A well-formed but undecryptable ciphertext written E2E never breaks the SSE view (it is left out).
+    const junk = `ph:v1:${'00'.repeat(32)}:AAAA`;
+    expect((await sac('POST', '/service/secrets/', { secrets: [{ ...item('JUNK', 'x'), value: junk }] }, H)).status).toBe(200);
+    const sseView = await owner('GET', `/v1/secrets/?app_id=${app.id}&env=Staging`);
+    expect(sseView.status).toBe(200);
+    expect(sseView.body.map((x: any) => x.key).sort()).toEqual(['A', 'B']);
+
     // Unknown environment header: 401; no header: 403; another environment's id cannot be deleted from here.
     const unknownEnv = await sac('GET', '/service/secrets/', undefined, { Environment: '00000000-0000-4000-8000-000000000000' });
     expect(unknownEnv.status).toBe(401);
@@ -265,7 +272,7 @@ describe.each(STORES)('secrets API on %s', (store) => {
     expect(del.text).toBe('');
     const t3 = await updatedAt();
     expect(t3 > t2).toBe(true);
-    expect((await sac('GET', '/service/secrets/', undefined, H)).body).toHaveLength(1);
+    expect((await sac('GET', '/service/secrets/', undefined, H)).body).toHaveLength(2);
 
     // /v1 writes bump it too.
     const before = (await owner('GET', `/v1/environments/${envs.Staging.id}/`)).body.updatedAt;
