@@ -26,7 +26,7 @@ function appsFrom(sa: ServiceAccountDetail): TfObject[] {
   return sa.apps
     .filter((a) => a.environments.length > 0)
     .map((a) => {
-      const appPaths = (a as { paths?: string[] | null }).paths;
+      const appPaths = a.paths;
       const envPaths = a.environments.flatMap((e) => e.paths ?? []);
       const paths = [...new Set([...(appPaths ?? []), ...envPaths])];
       return {
