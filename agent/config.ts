@@ -89,7 +89,10 @@ export const AgentConfigSchema = z
     token: z.string().optional(),
     /** A file holding the token; watched and re-read on rotation. */
     tokenFile: z.string().min(1).optional(),
-    scopes: z.array(ScopeSchema).min(1, 'at least one scope (app and env) is required'),
+    scopes: z
+      .array(ScopeSchema)
+      .min(1, 'at least one scope is required: --app/--app-id and --env, PHASE_APP/PHASE_ENV, --scope, or scopes in the config file')
+      .default([]),
     /** TCP listen address; port 0 picks a free port. */
     listenHost: z.string().min(1).default('127.0.0.1'),
     port: portSchema.default(8787),
@@ -301,7 +304,7 @@ export function buildConfig(layers: ConfigLayer[]): AgentConfig {
       const top = String(i.path[0] ?? '');
       const message =
         i.code === 'unrecognized_keys' ? `unknown setting(s): ${i.keys.join(', ')}` : i.message;
-      issues.push({ setting, source: source[top] ?? 'default', message });
+      issues.push({ setting, source: source[top] ?? 'not set', message });
     }
     throw new AgentConfigError(issues);
   }

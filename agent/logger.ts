@@ -17,6 +17,7 @@ export function createLogger(level: string, destination?: pino.DestinationStream
       },
       timestamp: pino.stdTimeFunctions.isoTime,
     },
-    destination ?? pino.destination({ fd: 2, sync: false }),
+    // Synchronous: a sidecar logs little, and nothing may be lost when it exits right after a SIGTERM.
+    destination ?? pino.destination({ fd: 2, sync: true }),
   );
 }

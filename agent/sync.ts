@@ -399,6 +399,11 @@ export class SyncEngine extends EventEmitter<EngineEvents> {
     this.mergedDirty = true;
     if (!prev || prev.etag !== s.view.etag) {
       s.changes++;
+      const d = diffViews(prev, s.view);
+      this.log.info(
+        { scope: s.name, source: online ? 'upstream' : 'snapshot', secrets: s.view.count, added: d.added.length, changed: d.changed.length, removed: d.removed.length },
+        'scope synced',
+      );
       this.emitChange(s, prev, s.view, 'updated');
     }
   }

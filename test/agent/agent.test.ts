@@ -411,3 +411,36 @@ test('bad upstream configuration: unknown app or environment fails closed with a
   const st = JSON.parse((await call(a, '/v1/status')).body);
   expect(st.scopes[0].failClosed.code).toBe('no_access');
 });
+
+test('shutdown: a request in flight is answered before close() (what SIGTERM calls) resolves', async () => {
+  // An upstream that accepts connections and never answers keeps the first sync, and so /readyz, in flight.
+  const { createServer } = await import('node:net');
+  const sockets = new Set<import('node:net').Socket>();
+  const hole = createServer((s) => {
+    sockets.add(s);
+    s.on('error', () => undefined);
+  });
+  await new Promise<void>((r) => hole.listen(0, '127.0.0.1', r));
+  const port = (hole.address() as import('node:net').AddressInfo).port;
+  try {
+    const p = await provision(srv.url, srv.ownerToken, {});
+    const a = await startAgent(
+      testConfig({ host: `http://127.0.0.1:${port}`, token: p.token, scopes: [{ app: p.appName, env: 'Development' }], upstreamTimeout: '1500ms', firstSyncWait: '10s' }),
+      { logger: silent },
+    );
+    const pending = call(a, '/readyz');
+    await new Promise((r) => setTimeout(r, 300));
+    let closed = false;
+    const closing = a.close().then(() => (closed = true));
+    const reply = await pending;
+    expect(reply.status).toBe(503);
+    expect(JSON.parse(reply.body).status).toBe('not_ready');
+    await closing;
+    expect(closed).toBe(true);
+    const after = await call(a, '/healthz').then((r) => `status ${r.status}`, (e: NodeJS.ErrnoException) => e.code);
+    expect(after).toBe('ECONNREFUSED'); // no longer accepting
+  } finally {
+    for (const s of sockets) s.destroy();
+    hole.close();
+  }
+});

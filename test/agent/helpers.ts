@@ -97,7 +97,7 @@ export function call(agent: AgentHandle, path: string, headers: Record<string, s
     else h[k] = v;
   }
   return new Promise((resolve, reject) => {
-    const req = request({ host: '127.0.0.1', port: agent.port, path, method, headers: h }, (res) => {
+    const req = request({ host: '127.0.0.1', port: agent.port, path, method, headers: h, agent: false }, (res) => {
       let body = '';
       res.setEncoding('utf8');
       res.on('data', (c) => (body += c));
