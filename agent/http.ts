@@ -348,7 +348,9 @@ export function status(d: HttpDeps): Record<string, unknown> {
         callsDeferred: b.deferred,
       },
       rateLimit: { limited: b.rateLimitedUntil > now, until: b.rateLimitedUntil > now ? iso(b.rateLimitedUntil) : null },
+      lastFetchCycleMs: Math.round(engine.lastFetchCycleMs),
     },
+    cache: engine.cache.stats(),
     scopes: engine.scopes.map((s) => {
       const serving = s.servable(now, cfg.maxStale);
       return {

@@ -6,6 +6,7 @@ import type { ScopeConfig } from './config';
 import type { PlainSecret } from './decrypt';
 import { ScopeResolutionError } from './errors';
 import type { View } from './views';
+import type { ViewCache } from './cache';
 
 /** Ciphertext of an environment a reference pointed into, kept so a snapshot can resolve offline. */
 export interface DependencyData {
@@ -35,7 +36,6 @@ export class ScopeState {
   envName?: string;
   raw?: ScopeRaw;
   secrets?: PlainSecret[];
-  view?: View;
   /** When the upstream last confirmed (or delivered) this data: the base of `Age` and max-stale. */
   confirmedAt = 0;
   fetchedAt = 0;
@@ -50,7 +50,19 @@ export class ScopeState {
   lastSyncAt = 0;
   changes = 0;
 
-  constructor(readonly cfg: ScopeConfig) {}
+  constructor(
+    readonly cfg: ScopeConfig,
+    private readonly cache: ViewCache,
+  ) {}
+
+  /** The precomputed view, held in the shared node-cache. */
+  get view(): View | undefined {
+    return this.cache.get(`scope:${this.cfg.name}`);
+  }
+
+  set view(v: View | undefined) {
+    this.cache.set(`scope:${this.cfg.name}`, v);
+  }
 
   get name(): string {
     return this.cfg.name;

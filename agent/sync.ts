@@ -21,6 +21,7 @@ import type { AgentMetrics } from './metrics';
 import { matchScope, ScopeState, type DependencyData, type ScopeProblem } from './scope';
 import type { TokenSource } from './token-source';
 import { buildView, diffViews, type View } from './views';
+import { ViewCache } from './cache';
 import { readSnapshot, writeSnapshot, removeSnapshot, type Snapshot } from './snapshot';
 import { VERSION } from '../core/version';
 
@@ -73,7 +74,8 @@ export class SyncEngine extends EventEmitter<EngineEvents> {
   private timer: NodeJS.Timeout | undefined;
   private stopped = false;
   private lastBoot: { boot: BootstrapResponse; at: number; token: string } | undefined;
-  private merged: View | undefined;
+  /** node-cache holding every precomputed view (per scope, and the merge). */
+  readonly cache = new ViewCache();
   private mergedDirty = true;
   /** Epoch ms of the last finished cycle, whatever its outcome. */
   lastCycleAt = 0;
@@ -91,7 +93,7 @@ export class SyncEngine extends EventEmitter<EngineEvents> {
   ) {
     super();
     this.setMaxListeners(0);
-    this.scopes = cfg.scopes.map((s) => new ScopeState(s));
+    this.scopes = cfg.scopes.map((s) => new ScopeState(s, this.cache));
     const n = this.scopes.length;
     this.budget = new CallBudget(cfg.budgetPerMinute * n, cfg.budgetBurst * n);
     this.client = this.makeClient();
@@ -132,13 +134,15 @@ export class SyncEngine extends EventEmitter<EngineEvents> {
   mergedView(now = Date.now()): View | undefined {
     if (!this.scopes.every((s) => s.servable(now, this.cfg.maxStale))) return undefined;
     if (this.scopes.length === 1) return this.scopes[0].view;
-    if (this.mergedDirty || !this.merged) {
-      this.merged = buildView(
+    let merged = this.cache.get('merged');
+    if (this.mergedDirty || !merged) {
+      merged = buildView(
         this.scopes.map((s) => ({ scope: s.name, app: s.appName ?? '', environment: s.envName ?? '', secrets: s.secrets ?? [] })),
       );
+      this.cache.set('merged', merged);
       this.mergedDirty = false;
     }
-    return this.merged;
+    return merged;
   }
 
   ready(now = Date.now()): boolean {
@@ -440,6 +444,7 @@ export class SyncEngine extends EventEmitter<EngineEvents> {
     const prev = s.view;
     const first = !s.failClosed;
     s.wipe(p);
+    this.cache.set('merged', undefined);
     this.memos.clear(); // plaintext memos and unwrapped keys go with the data
     this.keyring.clear();
     this.mergedDirty = true;
