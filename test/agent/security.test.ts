@@ -165,3 +165,48 @@ test('fuzzed paths, query strings and headers: never a 500, never a crash', asyn
   expect(ok.body).toBe(VALUE);
   expect(statuses.has(500)).toBe(false);
 });
+
+test('TLS: with a certificate the agent serves HTTPS (the mode required beyond loopback)', async () => {
+  const x509 = await import('@peculiar/x509');
+  const { webcrypto } = await import('node:crypto');
+  const { writeFileSync } = await import('node:fs');
+  const https = await import('node:https');
+  x509.cryptoProvider.set(webcrypto as unknown as Crypto);
+  const alg = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' };
+  const keys = await webcrypto.subtle.generateKey(alg, true, ['sign', 'verify']);
+  const cert = await x509.X509CertificateGenerator.createSelfSigned({
+    serialNumber: '01',
+    name: 'CN=localhost',
+    notBefore: new Date(Date.now() - 60_000),
+    notAfter: new Date(Date.now() + 3_600_000),
+    keys: keys as unknown as CryptoKeyPair,
+    signingAlgorithm: alg,
+    extensions: [new x509.SubjectAlternativeNameExtension([{ type: 'ip', value: '127.0.0.1' }])],
+  });
+  const pkcs8 = Buffer.from(await webcrypto.subtle.exportKey('pkcs8', keys.privateKey));
+  const dir = agent.engine['cfg'].dataDir as string;
+  const certFile = join(dir, 'tls.crt');
+  const keyFile = join(dir, 'tls.key');
+  writeFileSync(certFile, cert.toString('pem'));
+  writeFileSync(keyFile, `-----BEGIN PRIVATE KEY-----\n${pkcs8.toString('base64').replace(/.{64}/g, '$&\n')}\n-----END PRIVATE KEY-----\n`, { mode: 0o600 });
+  const base = agent.engine['cfg'];
+  const tls = await startAgent({ ...base, socket: undefined, port: 0, tlsCert: certFile, tlsKey: keyFile, dataDir: dir, snapshot: false }, { logger: silent });
+  try {
+    expect(tls.url).toMatch(/^https:\/\/127\.0\.0\.1:\d+$/);
+    const body = await new Promise<{ status: number; body: string }>((resolveGet, reject) => {
+      const req = https.request(
+        { host: '127.0.0.1', port: tls.port, path: '/v1/secrets/KEY', ca: cert.toString('pem'), headers: { 'x-phase-agent-token': tls.clientToken }, agent: false },
+        (res) => {
+          let b = '';
+          res.on('data', (c) => (b += c));
+          res.on('end', () => resolveGet({ status: res.statusCode ?? 0, body: b }));
+        },
+      );
+      req.on('error', reject);
+      req.end();
+    });
+    expect(body).toEqual({ status: 200, body: VALUE });
+  } finally {
+    await tls.close();
+  }
+});
