@@ -14,7 +14,9 @@ export function isGlobal(p: Principal): boolean {
 
 /** Context denials: users get 403, service accounts 401 (§4.3). */
 export function contextDenied(p: Principal, userMsg: string, saMsg: string): HttpError {
-  return p.kind === 'member' ? forbidden(userMsg) : new HttpError(401, saMsg, { 'WWW-Authenticate': 'Bearer' });
+  return p.kind === 'member'
+    ? forbidden(userMsg)
+    : new HttpError(401, saMsg, { 'WWW-Authenticate': 'Bearer' });
 }
 
 const RESOURCE_LABEL: Record<string, string> = {
@@ -69,7 +71,11 @@ export function pathAllowed(paths: string[] | null, path: string): boolean {
   return paths.some((p) => p === '/' || path === p || path.startsWith(`${p}/`));
 }
 
-export async function findApp(ctx: ServerContext, p: Principal, appId: string | undefined): Promise<AppTable> {
+export async function findApp(
+  ctx: ServerContext,
+  p: Principal,
+  appId: string | undefined,
+): Promise<AppTable> {
   const app = isUuid(appId)
     ? await ctx.store.db
         .selectFrom('apps')
@@ -110,7 +116,9 @@ export function requireAppPermission(
   message?: string,
 ): void {
   if (!membership || !roleHasPermission(p.role, action, resource, isAppResource)) {
-    throw forbidden(message ?? `You don't have permission to ${action} ${RESOURCE_LABEL[resource] ?? resource}.`);
+    throw forbidden(
+      message ?? `You don't have permission to ${action} ${RESOURCE_LABEL[resource] ?? resource}.`,
+    );
   }
 }
 
@@ -150,7 +158,11 @@ export async function resolveSecretsContext(
           .executeTakeFirst()
       : undefined;
     if (!row) throw notFound('Secret not found');
-    env = await db.selectFrom('environments').selectAll().where('id', '=', row.environment_id).executeTakeFirst();
+    env = await db
+      .selectFrom('environments')
+      .selectAll()
+      .where('id', '=', row.environment_id)
+      .executeTakeFirst();
   } else if (envHeader !== undefined) {
     const row = isUuid(envHeader)
       ? await db
@@ -176,9 +188,14 @@ export async function resolveSecretsContext(
     throw forbidden(opts.missingMessage);
   }
   if (!env) throw notFound('Environment not found');
-  if (!app) app = await db.selectFrom('apps').selectAll().where('id', '=', env.app_id).executeTakeFirstOrThrow();
+  if (!app)
+    app = await db.selectFrom('apps').selectAll().where('id', '=', env.app_id).executeTakeFirstOrThrow();
   if (!(await holdsEnvKey(db, env.id, p))) {
-    throw contextDenied(p, 'User cannot access this environment', 'Service account cannot access this environment');
+    throw contextDenied(
+      p,
+      'User cannot access this environment',
+      'Service account cannot access this environment',
+    );
   }
   const membership = await membershipOf(db, app.id, p);
   const action = opts.action ?? actionFor(req.method);

@@ -125,7 +125,9 @@ export async function createServer(config: ServerConfig & { logger?: Logger }): 
       await store.ping();
       res.status(200).json({ status: 'ready', store: store.kind });
     } catch {
-      res.status(503).json({ status: 'unavailable', store: store.kind, error: 'The store is not reachable.' });
+      res
+        .status(503)
+        .json({ status: 'unavailable', store: store.kind, error: 'The store is not reachable.' });
     }
   };
   app.get('/health/ready', ready);
@@ -136,7 +138,8 @@ export async function createServer(config: ServerConfig & { logger?: Logger }): 
   });
   const alive = (_req: Request, res: Response) => {
     res.status(200).json({
-      message: 'API is alive. Please see https://docs.phase.dev/public-api for documentation on available endpoints.',
+      message:
+        'API is alive. Please see https://docs.phase.dev/public-api for documentation on available endpoints.',
       status: 'ok',
     });
   };
@@ -169,7 +172,14 @@ export async function createServer(config: ServerConfig & { logger?: Logger }): 
       res.status(status).json({ error: 'Malformed request.' });
       return;
     }
-    log.error({ err: err instanceof Error ? { name: err.name, message: err.message, stack: err.stack } : String(err), method: req.method, route: req.route?.path }, 'unhandled error');
+    log.error(
+      {
+        err: err instanceof Error ? { name: err.name, message: err.message, stack: err.stack } : String(err),
+        method: req.method,
+        route: req.route?.path,
+      },
+      'unhandled error',
+    );
     res.status(500).json({ error: 'Internal server error.' });
   });
 

@@ -49,6 +49,9 @@ export async function audit(db: Db, p: Principal, events: AuditInput | AuditInpu
   const rows = list.map((e) => auditRow(p, e));
   // Chunked: SQLite limits bound parameters per statement.
   for (let i = 0; i < rows.length; i += 50) {
-    await db.insertInto('audit_events').values(rows.slice(i, i + 50)).execute();
+    await db
+      .insertInto('audit_events')
+      .values(rows.slice(i, i + 50))
+      .execute();
   }
 }

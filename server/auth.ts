@@ -28,7 +28,11 @@ export interface TokenRecord {
 const HEX64 = /^[0-9a-fA-F]{64}$/;
 
 /** Finds a live (not deleted, not expired) token of a live account; undefined otherwise. */
-export async function lookupToken(ctx: ServerContext, type: AuthType, token: string): Promise<TokenRecord | undefined> {
+export async function lookupToken(
+  ctx: ServerContext,
+  type: AuthType,
+  token: string,
+): Promise<TokenRecord | undefined> {
   if (!HEX64.test(token)) return undefined;
   const hash = tokenHash(token);
   const now = nowIso();
@@ -90,12 +94,18 @@ async function touchToken(ctx: ServerContext, rec: TokenRecord): Promise<void> {
   if (rec.kind !== 'service_account') return;
   const threshold = microsToIso((Date.now() - 60_000) * 1000);
   if (rec.lastUsedAt && rec.lastUsedAt > threshold) return;
-  await ctx.store.db.updateTable('sa_tokens').set({ last_used_at: nowIso() }).where('id', '=', rec.tokenId).execute();
+  await ctx.store.db
+    .updateTable('sa_tokens')
+    .set({ last_used_at: nowIso() })
+    .where('id', '=', rec.tokenId)
+    .execute();
 }
 
 async function loadRole(ctx: ServerContext, roleId: string | null): Promise<RoleTable | null> {
   if (!roleId) return null;
-  return (await ctx.store.db.selectFrom('roles').selectAll().where('id', '=', roleId).executeTakeFirst()) ?? null;
+  return (
+    (await ctx.store.db.selectFrom('roles').selectAll().where('id', '=', roleId).executeTakeFirst()) ?? null
+  );
 }
 
 /** Network policies: union of the account's policies and the org's global ones; none → allow. */
@@ -134,7 +144,9 @@ export function authenticate(ctx: ServerContext) {
     }
     const parsed = parseAuthorizationHeader(raw);
     if (!parsed.ok) {
-      ctx.metrics.authFailures.inc({ reason: parsed.reason === 'unknown_type' ? 'invalid_type' : 'malformed' });
+      ctx.metrics.authFailures.inc({
+        reason: parsed.reason === 'unknown_type' ? 'invalid_type' : 'malformed',
+      });
       throw unauthorized(parsed.reason === 'unknown_type' ? 'Invalid token' : 'Token expired or deleted');
     }
     const rec = await lookupToken(ctx, parsed.authType, parsed.token);
@@ -156,7 +168,10 @@ export function authenticate(ctx: ServerContext) {
     };
     if (!(await networkAllowed(ctx, p))) {
       ctx.metrics.authFailures.inc({ reason: 'network_policy' });
-      throw new HttpError(403, 'Access denied: a network access policy restricts access from your IP address.');
+      throw new HttpError(
+        403,
+        'Access denied: a network access policy restricts access from your IP address.',
+      );
     }
     rateLimit(ctx, `token:${rec.tokenId}`);
     await touchToken(ctx, rec);

@@ -83,7 +83,9 @@ export async function initIfNeeded(
 }
 
 export function register(program: Command): void {
-  const server = program.command('server').description('the Phase-compatible control plane (SQLite or PostgreSQL)');
+  const server = program
+    .command('server')
+    .description('the Phase-compatible control plane (SQLite or PostgreSQL)');
 
   server
     .command('init')
@@ -118,7 +120,10 @@ export function register(program: Command): void {
     .option('--host <host>', 'address to listen on', '127.0.0.1')
     .option('--port <port>', 'port to listen on', '8080')
     .option('--rate-limit <rate>', 'per-token limit like 600/m (default: off)')
-    .option('--trust-proxy', 'take the client IP from X-Real-IP / X-Forwarded-For (only behind a proxy that sets them)')
+    .option(
+      '--trust-proxy',
+      'take the client IP from X-Real-IP / X-Forwarded-For (only behind a proxy that sets them)',
+    )
     .option('--body-limit <size>', 'maximum request body', '1mb')
     .option('--log-level <level>', 'pino log level', 'info')
     .action(
@@ -136,7 +141,8 @@ export function register(program: Command): void {
         if (o.rateLimit) parseRateLimit(o.rateLimit);
         parseSize(o.bodyLimit);
         const port = Number(o.port);
-        if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`--port must be 0-65535, got ${o.port}`);
+        if (!Number.isInteger(port) || port < 0 || port > 65535)
+          throw new Error(`--port must be 0-65535, got ${o.port}`);
         const srv = await createServer({
           database,
           serverSecret: secretFor(keyFile, false),

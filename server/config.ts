@@ -21,7 +21,10 @@ export class ServerKeyError extends PhaseBridgeError {
 const HEX64 = /^[0-9a-fA-F]{64}$/;
 
 /** Reads the server secret: env var first, then the key file (refusing group/other-readable files). */
-export function loadServerSecret(keyFile: string = DEFAULT_KEY_FILE, env: NodeJS.ProcessEnv = process.env): string {
+export function loadServerSecret(
+  keyFile: string = DEFAULT_KEY_FILE,
+  env: NodeJS.ProcessEnv = process.env,
+): string {
   const fromEnv = env[SERVER_SECRET_ENV];
   if (fromEnv !== undefined && fromEnv !== '') {
     const s = fromEnv.trim();

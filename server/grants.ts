@@ -10,9 +10,14 @@ import { badRequest, forbidden, isUuid, normalizePath, notFound, parseWith } fro
 import { addAppMember, grantEnvironment, type Db } from './keys';
 
 const pathsSchema = z
-  .array(z.string({ invalid_type_error: "!Each entry of 'paths' must be a string." }).min(1, { message: "!Each entry of 'paths' must be a non-empty path." }), {
-    invalid_type_error: "!'paths' must be a list of paths.",
-  })
+  .array(
+    z
+      .string({ invalid_type_error: "!Each entry of 'paths' must be a string." })
+      .min(1, { message: "!Each entry of 'paths' must be a non-empty path." }),
+    {
+      invalid_type_error: "!'paths' must be a list of paths.",
+    },
+  )
   .min(1, { message: "!'paths' must not be empty; omit it to allow every path." })
   .nullish();
 
@@ -33,7 +38,11 @@ export interface AccessEntry {
 }
 
 /** Validates the body and the caller's rights (§9.4.6 step 4) before anything changes. */
-export async function validateAccess(ctx: ServerContext, p: Principal, rawBody: unknown): Promise<AccessEntry[]> {
+export async function validateAccess(
+  ctx: ServerContext,
+  p: Principal,
+  rawBody: unknown,
+): Promise<AccessEntry[]> {
   const { apps } = parseWith(accessBodySchema, rawBody);
   const db = ctx.store.db;
   const out: AccessEntry[] = [];
@@ -43,10 +52,16 @@ export async function validateAccess(ctx: ServerContext, p: Principal, rawBody: 
       throw badRequest("Each entry in 'apps' must be an object.");
     }
     const e = entry as Record<string, unknown>;
-    if (e.id === undefined || e.id === null || e.id === '') throw badRequest("Each app entry requires an 'id'.");
+    if (e.id === undefined || e.id === null || e.id === '')
+      throw badRequest("Each app entry requires an 'id'.");
     const appId = String(e.id);
     const app = isUuid(appId)
-      ? await db.selectFrom('apps').selectAll().where('id', '=', appId).where('org_id', '=', p.orgId).executeTakeFirst()
+      ? await db
+          .selectFrom('apps')
+          .selectAll()
+          .where('id', '=', appId)
+          .where('org_id', '=', p.orgId)
+          .executeTakeFirst()
       : undefined;
     if (!app) throw notFound(`App not found: ${appId}`);
     if (!app.sse_enabled) {
@@ -64,9 +79,14 @@ export async function validateAccess(ctx: ServerContext, p: Principal, rawBody: 
       );
     }
     const envIds = [...new Set(e.environments.map((x) => String(x)))];
-    const envs = await db.selectFrom('environments').select(['id', 'name']).where('app_id', '=', app.id).execute();
+    const envs = await db
+      .selectFrom('environments')
+      .select(['id', 'name'])
+      .where('app_id', '=', app.id)
+      .execute();
     const missing = envIds.filter((id) => !envs.some((x) => x.id === id));
-    if (missing.length) throw notFound(`Environment(s) not found in app '${app.name}': ${missing.join(', ')}`);
+    if (missing.length)
+      throw notFound(`Environment(s) not found in app '${app.name}': ${missing.join(', ')}`);
     if (!isGlobal(p)) {
       for (const id of envIds) {
         if (!(await holdsEnvKey(db, id, p))) {
@@ -108,7 +128,11 @@ export async function applyAccess(
       .deleteFrom('environment_keys')
       .where('account_type', '=', target.type)
       .where('account_id', '=', target.id)
-      .where('environment_id', 'in', trx.selectFrom('environments').select('id').where('app_id', '=', m.app_id))
+      .where(
+        'environment_id',
+        'in',
+        trx.selectFrom('environments').select('id').where('app_id', '=', m.app_id),
+      )
       .execute();
     await trx
       .deleteFrom('app_memberships')
@@ -133,7 +157,12 @@ export async function applyAccess(
     for (const env of envs.filter((x) => wanted.has(x.id))) {
       const material = await ctx.envKeys.get(trx, env.id);
       // An environment without a server copy is skipped silently, as in Phase.
-      if (material) await grantEnvironment(trx, env, material, { type: target.type, id: target.id, identityKey: target.identityKey });
+      if (material)
+        await grantEnvironment(trx, env, material, {
+          type: target.type,
+          id: target.id,
+          identityKey: target.identityKey,
+        });
     }
   }
 }
@@ -167,7 +196,9 @@ export async function accessWire(db: Db, type: AccountType, id: string) {
     return {
       id: a.id,
       name: a.name,
-      environments: envs.filter((e) => e.app_id === a.id).map((e) => ({ id: e.id, name: e.name, env_type: e.env_type })),
+      environments: envs
+        .filter((e) => e.app_id === a.id)
+        .map((e) => ({ id: e.id, name: e.name, env_type: e.env_type })),
       paths,
     };
   });

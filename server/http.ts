@@ -124,10 +124,14 @@ export function body(req: Request): unknown {
 }
 
 /** Body that must be a JSON object (Phase: `Request body must be a JSON object.`). */
-export function objectBody(req: Request, requiredMessage = 'Request body must be a JSON object.'): Record<string, unknown> {
+export function objectBody(
+  req: Request,
+  requiredMessage = 'Request body must be a JSON object.',
+): Record<string, unknown> {
   const b = body(req);
   if (b === undefined) throw badRequest(requiredMessage);
-  if (b === null || typeof b !== 'object' || Array.isArray(b)) throw badRequest('Request body must be a JSON object.');
+  if (b === null || typeof b !== 'object' || Array.isArray(b))
+    throw badRequest('Request body must be a JSON object.');
   return b as Record<string, unknown>;
 }
 
@@ -150,7 +154,10 @@ export function textField(
     return undefined;
   }
   if (typeof v !== 'string') throw badRequest(`'${label}' must be a string.`);
-  const cleaned = v.replace(/<[^>]*>/g, '').replace(CONTROL, '').trim();
+  const cleaned = v
+    .replace(/<[^>]*>/g, '')
+    .replace(CONTROL, '')
+    .trim();
   if (cleaned === '') {
     if (opts.required) throw badRequest(`Missing required field: ${label}`);
     return undefined;

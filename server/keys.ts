@@ -109,7 +109,8 @@ export async function globalMembers(db: Db, orgId: string): Promise<Array<Recipi
         global = false;
       }
     }
-    if (global && r.identity_key) out.push({ type: 'member', id: r.id, identityKey: r.identity_key, roleName: r.name });
+    if (global && r.identity_key)
+      out.push({ type: 'member', id: r.id, identityKey: r.identity_key, roleName: r.name });
   }
   out.sort((a, b) => (a.roleName === 'Owner' ? -1 : b.roleName === 'Owner' ? 1 : 0));
   return out;
@@ -148,7 +149,8 @@ export async function createEnvironment(
     .where('service_accounts.deleted_at', 'is', null)
     .where('service_accounts.server_wrapped_keyring', 'is not', null)
     .execute();
-  for (const sa of saMembers) recipients.push({ type: 'service_account', id: sa.id, identityKey: sa.identity_key });
+  for (const sa of saMembers)
+    recipients.push({ type: 'service_account', id: sa.id, identityKey: sa.identity_key });
   if (opts.requester) recipients.push(opts.requester);
 
   const owner = wrapEnvironmentKey(material, ed25519PublicToX25519(globals[0].identityKey));

@@ -4,7 +4,13 @@
  */
 import { initCrypto, type KeyPairHex } from '../core/crypto';
 import { PhaseBridgeError } from '../core/errors';
-import { mintAccountToken, newServerManagedIdentity, serverKeyPair, tokenHash, unwrapServerKeyring } from '../core/mint';
+import {
+  mintAccountToken,
+  newServerManagedIdentity,
+  serverKeyPair,
+  tokenHash,
+  unwrapServerKeyring,
+} from '../core/mint';
 import type { Store } from './db/store';
 import { addAppMember, grantEnvironment, type Db } from './keys';
 import { newId, nowIso } from './http';
@@ -155,7 +161,8 @@ async function insertMember(
 ): Promise<{ id: string; token: string }> {
   const roles = await trx.selectFrom('roles').selectAll().where('org_id', '=', orgId).execute();
   const role =
-    roles.find((r) => r.id === opts.role) ?? roles.find((r) => r.name.toLowerCase() === opts.role.toLowerCase());
+    roles.find((r) => r.id === opts.role) ??
+    roles.find((r) => r.name.toLowerCase() === opts.role.toLowerCase());
   if (!role) {
     throw new OrganisationError(`unknown role '${opts.role}'; roles: ${roles.map((r) => r.name).join(', ')}`);
   }
@@ -223,7 +230,11 @@ async function insertMember(
       for (const env of envs) {
         const material = await cache.get(trx, env.id);
         if (material) {
-          await grantEnvironment(trx, env, material, { type: 'member', id, identityKey: identity.identityKey });
+          await grantEnvironment(trx, env, material, {
+            type: 'member',
+            id,
+            identityKey: identity.identityKey,
+          });
         }
       }
     }

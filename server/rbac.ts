@@ -23,7 +23,8 @@ export const DEFAULT_ROLES: Record<DefaultRoleName, RoleMap> = {
   Owner: {
     meta: {
       version: 2,
-      description: 'The organisation owner, limited to a single user, with full access to all resources and actions.',
+      description:
+        'The organisation owner, limited to a single user, with full access to all resources and actions.',
     },
     permissions: {
       Organisation: CRUD(),
@@ -230,14 +231,22 @@ function capitalize(s: string): string {
 }
 
 /** The effective map: built-in for default roles (looked up by `name.capitalize()`), else the stored JSON. */
-export function effectiveMap(role: RoleLike): { permissions?: PermissionMap; app_permissions?: PermissionMap; global_access?: boolean } {
+export function effectiveMap(role: RoleLike): {
+  permissions?: PermissionMap;
+  app_permissions?: PermissionMap;
+  global_access?: boolean;
+} {
   if (role.is_default) {
     const builtin = DEFAULT_ROLES[capitalize(role.name) as DefaultRoleName];
     if (builtin) return builtin;
   }
   try {
     const parsed = JSON.parse(role.permissions) as Record<string, unknown>;
-    return parsed as { permissions?: PermissionMap; app_permissions?: PermissionMap; global_access?: boolean };
+    return parsed as {
+      permissions?: PermissionMap;
+      app_permissions?: PermissionMap;
+      global_access?: boolean;
+    };
   } catch {
     return {};
   }

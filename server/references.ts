@@ -45,7 +45,9 @@ export class ServerReferenceResolver {
     visiting: Set<string>,
   ): Promise<{ value: string; stop: boolean }> {
     let current = value;
-    const passes: Array<[RegExp, (m: RegExpExecArray) => Promise<{ app?: string; env?: string; rest: string }>]> = [
+    const passes: Array<
+      [RegExp, (m: RegExpExecArray) => Promise<{ app?: string; env?: string; rest: string }>]
+    > = [
       [CROSS_APP, async (m) => ({ app: m[1], env: m[2], rest: m[3] })],
       [CROSS_ENV, async (m) => ({ env: m[1], rest: m[2] })],
       [LOCAL, async (m) => ({ rest: m[1] })],
@@ -111,7 +113,11 @@ export class ServerReferenceResolver {
     if (envName === undefined) return { appId, env: scope.env };
     let envs = this.envsByApp.get(appId);
     if (!envs) {
-      envs = await this.ctx.store.db.selectFrom('environments').selectAll().where('app_id', '=', appId).execute();
+      envs = await this.ctx.store.db
+        .selectFrom('environments')
+        .selectAll()
+        .where('app_id', '=', appId)
+        .execute();
       this.envsByApp.set(appId, envs);
     }
     const env = envs.find((e) => e.name.toLowerCase() === envName.toLowerCase());

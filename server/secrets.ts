@@ -3,6 +3,7 @@
  * (plaintext, encrypted by the server). Reads are three queries whatever the size: secrets, their tags, and the
  * caller's personal overrides.
  */
+import { sql } from 'kysely';
 import type { Principal } from './context';
 import type { SecretTable } from './db/schema';
 import { isUniqueViolation } from './db/store';
@@ -122,7 +123,13 @@ export function secretWire(
       comment: values ? values.comment : s.comment,
       tags: s.tags,
       override: o
-        ? { id: o.id, value: values?.override ?? o.value, isActive: o.is_active === 1, createdAt: o.created_at, updatedAt: o.updated_at }
+        ? {
+            id: o.id,
+            value: values?.override ?? o.value,
+            isActive: o.is_active === 1,
+            createdAt: o.created_at,
+            updatedAt: o.updated_at,
+          }
         : null,
       type: s.type,
       lifecycle: 'static',
@@ -142,7 +149,13 @@ export function secretWire(
     comment: values ? values.comment : s.comment,
     tags: s.tags,
     override: o
-      ? { id: o.id, value: values?.override ?? o.value, is_active: o.is_active === 1, created_at: o.created_at, updated_at: o.updated_at }
+      ? {
+          id: o.id,
+          value: values?.override ?? o.value,
+          is_active: o.is_active === 1,
+          created_at: o.created_at,
+          updated_at: o.updated_at,
+        }
       : null,
     type: s.type,
     lifecycle: 'static',
@@ -273,4 +286,12 @@ export async function upsertOverride(
       })
       .execute();
   }
+}
+
+/**
+ * Serialises concurrent updates of one secret across processes: a PostgreSQL row lock held to the end of the
+ * transaction. SQLite needs none: its transactions hold the single connection, so they are already serial.
+ */
+export async function lockSecret(db: Db, kind: 'sqlite' | 'postgres', secretId: string): Promise<void> {
+  if (kind === 'postgres') await sql`select id from secrets where id = ${secretId} for update`.execute(db);
 }

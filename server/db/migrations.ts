@@ -251,7 +251,11 @@ const m001: Migration = {
       .addColumn('ip_address', 'text')
       .addColumn('user_agent', 'text')
       .execute();
-    await db.schema.createIndex('audit_events_time').on('audit_events').columns(['org_id', 'timestamp']).execute();
+    await db.schema
+      .createIndex('audit_events_time')
+      .on('audit_events')
+      .columns(['org_id', 'timestamp'])
+      .execute();
   },
 };
 

@@ -32,11 +32,14 @@ export function parseDatabaseUrl(url: string): { kind: StoreKind; target: string
   if (/^postgres(ql)?:\/\//i.test(url)) return { kind: 'postgres', target: url };
   if (url.startsWith('sqlite:')) {
     const path = url.slice('sqlite:'.length).replace(/^\/\/(?=\/)/, '');
-    if (!path) throw new StoreConfigError('--database sqlite: needs a path, e.g. sqlite:./.phase-bridge/phase.db');
+    if (!path)
+      throw new StoreConfigError('--database sqlite: needs a path, e.g. sqlite:./.phase-bridge/phase.db');
     return { kind: 'sqlite', target: path };
   }
   if (/^[a-z]+:\/\//i.test(url)) {
-    throw new StoreConfigError(`unsupported database URL scheme in '${url.split(':')[0]}:'; use sqlite:PATH or postgres://`);
+    throw new StoreConfigError(
+      `unsupported database URL scheme in '${url.split(':')[0]}:'; use sqlite:PATH or postgres://`,
+    );
   }
   return { kind: 'sqlite', target: url };
 }
@@ -66,7 +69,9 @@ export async function openStore(url: string): Promise<Store> {
   const { error } = await migrator.migrateToLatest();
   if (error) {
     await db.destroy();
-    throw new StoreConfigError(`database migration failed: ${error instanceof Error ? error.message : String(error)}`);
+    throw new StoreConfigError(
+      `database migration failed: ${error instanceof Error ? error.message : String(error)}`,
+    );
   }
   return {
     kind,
@@ -84,5 +89,9 @@ export async function openStore(url: string): Promise<Store> {
 /** True for a unique-constraint violation in either dialect. */
 export function isUniqueViolation(err: unknown): boolean {
   const e = err as { code?: string; message?: string };
-  return e?.code === '23505' || e?.code === 'SQLITE_CONSTRAINT_UNIQUE' || e?.code === 'SQLITE_CONSTRAINT_PRIMARYKEY';
+  return (
+    e?.code === '23505' ||
+    e?.code === 'SQLITE_CONSTRAINT_UNIQUE' ||
+    e?.code === 'SQLITE_CONSTRAINT_PRIMARYKEY'
+  );
 }

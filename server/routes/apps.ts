@@ -13,8 +13,26 @@ import {
 import { audit } from '../audit';
 import { principal, type Principal, type ServerContext } from '../context';
 import type { AppTable, EnvironmentTable } from '../db/schema';
-import { badRequest, conflict, forbidden, isUuid, newId, notFound, nowIso, objectBody, query, textField } from '../http';
-import { addAppMember, createEnvironment, globalMembers, type Db, type Recipient, ENV_NAME_RE } from '../keys';
+import {
+  badRequest,
+  conflict,
+  forbidden,
+  isUuid,
+  newId,
+  notFound,
+  nowIso,
+  objectBody,
+  query,
+  textField,
+} from '../http';
+import {
+  addAppMember,
+  createEnvironment,
+  globalMembers,
+  type Db,
+  type Recipient,
+  ENV_NAME_RE,
+} from '../keys';
 import { actionFor } from '../rbac';
 import { noContent, param, route, send } from './util';
 
@@ -95,11 +113,13 @@ export function registerApps(r: Router, ctx: ServerContext, auth: RequestHandler
         { name: 'Production', type: 'prod' },
       ];
       if (b.environments !== undefined && b.environments !== null) {
-        if (!Array.isArray(b.environments)) throw badRequest("'environments' must be a list of environment names.");
+        if (!Array.isArray(b.environments))
+          throw badRequest("'environments' must be a list of environment names.");
         if (b.environments.length === 0) throw badRequest("'environments' must not be empty.");
         const seen = new Set<string>();
         envNames = b.environments.map((e: unknown) => {
-          if (typeof e !== 'string' || e.trim() === '') throw badRequest('Each environment name must be a non-empty string.');
+          if (typeof e !== 'string' || e.trim() === '')
+            throw badRequest('Each environment name must be a non-empty string.');
           const n = e.trim();
           if (seen.has(n.toLowerCase())) throw badRequest(`Duplicate environment name: '${n}'.`);
           seen.add(n.toLowerCase());
@@ -140,7 +160,13 @@ export function registerApps(r: Router, ctx: ServerContext, auth: RequestHandler
             }),
           );
         }
-        await audit(trx, p, { eventType: 'C', resourceType: 'app', resourceId: app.id, appId: app.id, detail: { name } });
+        await audit(trx, p, {
+          eventType: 'C',
+          resourceType: 'app',
+          resourceId: app.id,
+          appId: app.id,
+          detail: { name },
+        });
         return { app, envs };
       });
       send(res, 201, { ...appWire(result.app), environments: result.envs.map(envWire) });
@@ -161,7 +187,11 @@ export function registerApps(r: Router, ctx: ServerContext, auth: RequestHandler
       if (name === undefined && description === undefined) {
         throw badRequest("At least one of 'name' or 'description' must be provided.");
       }
-      const patch = { ...(name !== undefined ? { name } : {}), ...(description !== undefined ? { description } : {}), updated_at: nowIso() };
+      const patch = {
+        ...(name !== undefined ? { name } : {}),
+        ...(description !== undefined ? { description } : {}),
+        updated_at: nowIso(),
+      };
       await db.transaction().execute(async (trx) => {
         await trx.updateTable('apps').set(patch).where('id', '=', app.id).execute();
         await audit(trx, p, { eventType: 'U', resourceType: 'app', resourceId: app.id, appId: app.id });
@@ -179,7 +209,13 @@ export function registerApps(r: Router, ctx: ServerContext, auth: RequestHandler
         }
         await trx.deleteFrom('app_memberships').where('app_id', '=', app.id).execute();
         await trx.deleteFrom('apps').where('id', '=', app.id).execute();
-        await audit(trx, p, { eventType: 'D', resourceType: 'app', resourceId: app.id, appId: app.id, detail: { name: app.name } });
+        await audit(trx, p, {
+          eventType: 'D',
+          resourceType: 'app',
+          resourceId: app.id,
+          appId: app.id,
+          detail: { name: app.name },
+        });
       });
       noContent(res);
     },
@@ -211,7 +247,11 @@ export function registerApps(r: Router, ctx: ServerContext, auth: RequestHandler
         );
       }
       const env = await db.transaction().execute(async (trx) => {
-        const envs = await trx.selectFrom('environments').select(['name', 'sort_index']).where('app_id', '=', app.id).execute();
+        const envs = await trx
+          .selectFrom('environments')
+          .select(['name', 'sort_index'])
+          .where('app_id', '=', app.id)
+          .execute();
         if (envs.some((e) => e.name.toLowerCase() === name.toLowerCase())) {
           throw badRequest(`An environment named '${name}' already exists in this app.`);
         }
@@ -224,7 +264,14 @@ export function registerApps(r: Router, ctx: ServerContext, auth: RequestHandler
           index,
           requester: requester(p),
         });
-        await audit(trx, p, { eventType: 'C', resourceType: 'env', resourceId: created.id, appId: app.id, environmentId: created.id, detail: { name } });
+        await audit(trx, p, {
+          eventType: 'C',
+          resourceType: 'env',
+          resourceId: created.id,
+          appId: app.id,
+          environmentId: created.id,
+          detail: { name },
+        });
         return created;
       });
       send(res, 201, envWire(env));
@@ -258,7 +305,14 @@ export function registerApps(r: Router, ctx: ServerContext, auth: RequestHandler
         }
         const patch = { name, updated_at: nowIso() };
         await trx.updateTable('environments').set(patch).where('id', '=', env.id).execute();
-        await audit(trx, p, { eventType: 'U', resourceType: 'env', resourceId: env.id, appId: env.app_id, environmentId: env.id, detail: { name } });
+        await audit(trx, p, {
+          eventType: 'U',
+          resourceType: 'env',
+          resourceId: env.id,
+          appId: env.app_id,
+          environmentId: env.id,
+          detail: { name },
+        });
         return { ...env, ...patch };
       });
       send(res, 200, envWire(updated));
@@ -268,7 +322,14 @@ export function registerApps(r: Router, ctx: ServerContext, auth: RequestHandler
       const { env } = await envDetail(ctx, req, p);
       await db.transaction().execute(async (trx) => {
         await deleteEnvironmentCascade(trx, env.id);
-        await audit(trx, p, { eventType: 'D', resourceType: 'env', resourceId: env.id, appId: env.app_id, environmentId: env.id, detail: { name: env.name } });
+        await audit(trx, p, {
+          eventType: 'D',
+          resourceType: 'env',
+          resourceId: env.id,
+          appId: env.app_id,
+          environmentId: env.id,
+          detail: { name: env.name },
+        });
       });
       ctx.envKeys.forget(env.id);
       noContent(res);
@@ -287,7 +348,11 @@ async function envListContext(ctx: ServerContext, req: Request, p: Principal): P
   return app;
 }
 
-async function envDetail(ctx: ServerContext, req: Request, p: Principal): Promise<{ env: EnvironmentTable; app: AppTable }> {
+async function envDetail(
+  ctx: ServerContext,
+  req: Request,
+  p: Principal,
+): Promise<{ env: EnvironmentTable; app: AppTable }> {
   const envId = param(req, 'env_id');
   const env = isUuid(envId)
     ? await ctx.store.db
@@ -299,14 +364,20 @@ async function envDetail(ctx: ServerContext, req: Request, p: Principal): Promis
         .executeTakeFirst()
     : undefined;
   if (!env) throw notFound('Environment not found');
-  const app = await ctx.store.db.selectFrom('apps').selectAll().where('id', '=', env.app_id).executeTakeFirstOrThrow();
+  const app = await ctx.store.db
+    .selectFrom('apps')
+    .selectAll()
+    .where('id', '=', env.app_id)
+    .executeTakeFirstOrThrow();
   const m = await membershipOf(ctx.store.db, app.id, p);
   if (!m) throw contextDenied(p, 'User cannot access this app', 'Service account cannot access this app');
   if (!app.sse_enabled) throw forbidden('SSE is not enabled for this App.');
   requireAppPermission(p, m, actionFor(req.method), 'Environments', true);
   if (!(await holdsEnvKey(ctx.store.db, env.id, p))) {
     throw forbidden(
-      p.kind === 'member' ? "You don't have access to this environment." : "Service account doesn't have access to this environment.",
+      p.kind === 'member'
+        ? "You don't have access to this environment."
+        : "Service account doesn't have access to this environment.",
     );
   }
   void isGlobal;

@@ -29,6 +29,7 @@ import {
   insertSecret,
   isDuplicate,
   loadSecrets,
+  lockSecret,
   secretWire,
   setTags,
   upsertOverride,
@@ -39,12 +40,14 @@ const SECRET_TYPES = ['secret', 'sealed', 'config'] as const;
 
 /** Phase's `validate_encrypted_string`: an empty value passes. */
 const ct = (field: string) =>
-  z.string({ invalid_type_error: `'${field}' must be a string.` }).refine((s) => s === '' || CIPHERTEXT.test(s), {
-    message: 'Invalid ciphertext format',
-  });
+  z
+    .string({ invalid_type_error: `'${field}' must be a string.` })
+    .refine((s) => s === '' || CIPHERTEXT.test(s), {
+      message: 'Invalid ciphertext format',
+    });
 
 const tagList = z
-  .array(z.string().max(64, { message: "!Tag names cannot exceed 64 characters." }), {
+  .array(z.string().max(64, { message: '!Tag names cannot exceed 64 characters.' }), {
     invalid_type_error: "'tags' must be a list of tag names.",
   })
   .nullish();
@@ -83,7 +86,12 @@ const updateItem = z
 
 function secretsArray<T extends z.ZodTypeAny>(item: T) {
   return z
-    .object({ secrets: z.array(item, { required_error: "!'secrets' must be a list.", invalid_type_error: "!'secrets' must be a list." }) })
+    .object({
+      secrets: z.array(item, {
+        required_error: "!'secrets' must be a list.",
+        invalid_type_error: "!'secrets' must be a list.",
+      }),
+    })
     .passthrough();
 }
 
@@ -91,7 +99,8 @@ function secretsArray<T extends z.ZodTypeAny>(item: T) {
 function secretsBody(req: Request): Record<string, unknown> {
   const b = body(req);
   if (b === undefined) throw badRequest('Request body is required.');
-  if (b === null || typeof b !== 'object' || Array.isArray(b)) throw badRequest('Request body must be a JSON object.');
+  if (b === null || typeof b !== 'object' || Array.isArray(b))
+    throw badRequest('Request body must be a JSON object.');
   return b as Record<string, unknown>;
 }
 
@@ -127,7 +136,11 @@ function secretEvents(
 }
 
 /** One audit event for a list read: the digests read, never keys or values. */
-export function readEvent(c: SecretsContext, items: Array<{ key_digest: string; path: string }>, via: string): AuditInput {
+export function readEvent(
+  c: SecretsContext,
+  items: Array<{ key_digest: string; path: string }>,
+  via: string,
+): AuditInput {
   return {
     eventType: 'R',
     resourceType: 'secret',
@@ -163,7 +176,10 @@ export function e2eRouter(ctx: ServerContext): Router {
       .innerJoin('environments as e', 'e.id', 'k.environment_id')
       .innerJoin('apps as a', 'a.id', 'e.app_id')
       .leftJoin('app_memberships as m', (j) =>
-        j.onRef('m.app_id', '=', 'a.id').onRef('m.account_type', '=', 'k.account_type').onRef('m.account_id', '=', 'k.account_id'),
+        j
+          .onRef('m.app_id', '=', 'a.id')
+          .onRef('m.account_type', '=', 'k.account_type')
+          .onRef('m.account_id', '=', 'k.account_id'),
       )
       .select([
         'k.id as key_id',
@@ -190,11 +206,19 @@ export function e2eRouter(ctx: ServerContext): Router {
       .orderBy('a.created_at')
       .orderBy('e.sort_index')
       .execute();
-    const apps = new Map<string, { id: string; name: string; encryption: string; environment_keys: unknown[] }>();
+    const apps = new Map<
+      string,
+      { id: string; name: string; encryption: string; environment_keys: unknown[] }
+    >();
     for (const k of keys) {
       let app = apps.get(k.app_id);
       if (!app) {
-        app = { id: k.app_id, name: k.app_name, encryption: k.sse_enabled ? 'SSE' : 'E2E', environment_keys: [] };
+        app = {
+          id: k.app_id,
+          name: k.app_name,
+          encryption: k.sse_enabled ? 'SSE' : 'E2E',
+          environment_keys: [],
+        };
         apps.set(k.app_id, app);
       }
       let paths: string[] | null = null;
@@ -237,6 +261,10 @@ export function e2eRouter(ctx: ServerContext): Router {
 
   const missing = 'Environment context required. Supply the `Environment` header with an environment id.';
 
+  r.head('/secrets/', auth, (req: Request) => {
+    throw new HttpError(403, `Unsupported HTTP method: ${req.method}`);
+  });
+
   r.get('/secrets/', auth, async (req: Request, res: Response) => {
     const p = principal(req);
     const c = await resolveSecretsContext(ctx, req, p, { missingMessage: missing });
@@ -253,14 +281,22 @@ export function e2eRouter(ctx: ServerContext): Router {
       {
         path: pathH !== undefined && pathH !== '' ? normalizePath(pathH) : undefined,
         keyDigest: digestH !== undefined && digestH !== '' ? digestH : undefined,
-        tags: tagsH ? tagsH.split(',').map((t) => t.trim()).filter(Boolean) : undefined,
+        tags: tagsH
+          ? tagsH
+              .split(',')
+              .map((t) => t.trim())
+              .filter(Boolean)
+          : undefined,
         allowedPaths: c.membership.paths,
       },
       p,
     );
     await audit(ctx.store.db, p, readEvent(c, items, 'e2e'));
     const camel = useCamel(req);
-    sendJson(res, items.map((s) => secretWire(s, undefined, camel)));
+    sendJson(
+      res,
+      items.map((s) => secretWire(s, undefined, camel)),
+    );
   });
 
   r.post('/secrets/', auth, async (req: Request, res: Response) => {
@@ -300,7 +336,8 @@ export function e2eRouter(ctx: ServerContext): Router {
           deleted_at: null,
         });
         if (s.tags) await setTags(trx, p.orgId, id, s.tags);
-        if (s.override && p.kind === 'member') await upsertOverride(trx, id, p.accountId, s.override.value, true);
+        if (s.override && p.kind === 'member')
+          await upsertOverride(trx, id, p.accountId, s.override.value, true);
         created.push({ id, key_digest: s.keyDigest, path: s.path });
       }
       await bumpEnvironment(trx, c.env.id);
@@ -316,13 +353,17 @@ export function e2eRouter(ctx: ServerContext): Router {
     const updated: Array<{ id: string; key_digest: string; path: string }> = [];
     await ctx.store.db.transaction().execute(async (trx) => {
       for (const s of secrets) {
+        await lockSecret(trx, ctx.store.kind, s.id);
         const [cur] = await loadSecrets(trx, c.env.id, { ids: [s.id], allowedPaths: c.membership.paths }, p);
         if (!cur) throw notFound(`Secret not found: ${s.id}`);
         const path = s.path !== undefined && s.path !== null ? normalizePath(s.path) : cur.path;
         requirePath(c, path);
         const keyDigest = s.key !== undefined && s.keyDigest !== undefined ? s.keyDigest : cur.key_digest;
         const key = s.key !== undefined && s.keyDigest !== undefined ? s.key : cur.key;
-        if ((path !== cur.path || keyDigest !== cur.key_digest) && (await isDuplicate(trx, c.env.id, path, keyDigest, cur.id))) {
+        if (
+          (path !== cur.path || keyDigest !== cur.key_digest) &&
+          (await isDuplicate(trx, c.env.id, path, keyDigest, cur.id))
+        ) {
           throw conflict('Duplicate secret found');
         }
         if (cur.type === 'sealed' && s.type !== undefined && s.type !== 'sealed') {
@@ -346,7 +387,10 @@ export function e2eRouter(ctx: ServerContext): Router {
             .where('id', '=', cur.id)
             .execute();
         } catch (err) {
-          if ((err as { code?: string }).code?.includes('CONSTRAINT') || (err as { code?: string }).code === '23505') {
+          if (
+            (err as { code?: string }).code?.includes('CONSTRAINT') ||
+            (err as { code?: string }).code === '23505'
+          ) {
             throw conflict('Duplicate secret found');
           }
           throw err;
@@ -368,12 +412,14 @@ export function e2eRouter(ctx: ServerContext): Router {
     const p = principal(req);
     const c = await resolveSecretsContext(ctx, req, p, { missingMessage: missing });
     const { secrets: ids } = parseWith(
-      z.object({
-        secrets: z.array(z.string(), {
-          required_error: "!'secrets' must be a list of secret IDs.",
-          invalid_type_error: "!'secrets' must be a list of secret IDs.",
-        }),
-      }).passthrough(),
+      z
+        .object({
+          secrets: z.array(z.string(), {
+            required_error: "!'secrets' must be a list of secret IDs.",
+            invalid_type_error: "!'secrets' must be a list of secret IDs.",
+          }),
+        })
+        .passthrough(),
       secretsBody(req),
     );
     await ctx.store.db.transaction().execute(async (trx) => {
@@ -383,7 +429,11 @@ export function e2eRouter(ctx: ServerContext): Router {
         await trx
           .updateTable('secrets')
           .set({ deleted_at: nowIso() })
-          .where('id', 'in', found.map((s) => s.id))
+          .where(
+            'id',
+            'in',
+            found.map((s) => s.id),
+          )
           .execute();
       }
       await bumpEnvironment(trx, c.env.id);

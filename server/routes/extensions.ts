@@ -15,7 +15,7 @@ import { noContent, param, route, send } from './util';
 
 const ipList = z
   .array(z.string({ invalid_type_error: "!Each entry of 'allowed_ips' must be a string." }), {
-    required_error: "!Missing required field: allowed_ips",
+    required_error: '!Missing required field: allowed_ips',
     invalid_type_error: "!'allowed_ips' must be a list of IP addresses or CIDR ranges.",
   })
   .min(1, { message: "!'allowed_ips' must not be empty." })
@@ -33,7 +33,10 @@ const ipList = z
   });
 
 const policyName = z
-  .string({ required_error: '!Missing required field: name', invalid_type_error: "!'name' must be a string." })
+  .string({
+    required_error: '!Missing required field: name',
+    invalid_type_error: "!'name' must be a string.",
+  })
   .trim()
   .min(1, { message: '!Missing required field: name' })
   .max(64, { message: "!'name' cannot exceed 64 characters." });
@@ -67,7 +70,10 @@ const attachSchema = z
             : "!'account_type' must be 'service_account' or 'member'.",
       }),
     }),
-    account_id: z.string({ required_error: '!Missing required field: account_id', invalid_type_error: "!'account_id' must be a string." }),
+    account_id: z.string({
+      required_error: '!Missing required field: account_id',
+      invalid_type_error: "!'account_id' must be a string.",
+    }),
   })
   .strict();
 
@@ -98,7 +104,12 @@ async function policyWire(db: Db, p: NetworkPolicyTable) {
 
 async function findPolicy(ctx: ServerContext, p: Principal, id: string): Promise<NetworkPolicyTable> {
   const row = isUuid(id)
-    ? await ctx.store.db.selectFrom('network_policies').selectAll().where('id', '=', id).where('org_id', '=', p.orgId).executeTakeFirst()
+    ? await ctx.store.db
+        .selectFrom('network_policies')
+        .selectAll()
+        .where('id', '=', id)
+        .where('org_id', '=', p.orgId)
+        .executeTakeFirst()
     : undefined;
   if (!row) throw notFound('Network policy not found.');
   return row;
@@ -107,7 +118,13 @@ async function findPolicy(ctx: ServerContext, p: Principal, id: string): Promise
 async function accountExists(db: Db, orgId: string, type: AccountType, id: string): Promise<boolean> {
   if (!isUuid(id)) return false;
   const table = type === 'member' ? 'members' : 'service_accounts';
-  const row = await db.selectFrom(table).select('id').where('id', '=', id).where('org_id', '=', orgId).where('deleted_at', 'is', null).executeTakeFirst();
+  const row = await db
+    .selectFrom(table)
+    .select('id')
+    .where('id', '=', id)
+    .where('org_id', '=', orgId)
+    .where('deleted_at', 'is', null)
+    .executeTakeFirst();
   return row !== undefined;
 }
 
@@ -160,7 +177,12 @@ export function registerExtensions(r: Router, ctx: ServerContext, auth: RequestH
     get: async (req, res) => {
       const p = principal(req);
       requireOrgPermission(p, 'read', 'NetworkAccessPolicies');
-      const rows = await db.selectFrom('network_policies').selectAll().where('org_id', '=', p.orgId).orderBy('created_at').execute();
+      const rows = await db
+        .selectFrom('network_policies')
+        .selectAll()
+        .where('org_id', '=', p.orgId)
+        .orderBy('created_at')
+        .execute();
       const out = [];
       for (const row of rows) out.push(await policyWire(db, row));
       send(res, 200, { data: out });
@@ -181,7 +203,12 @@ export function registerExtensions(r: Router, ctx: ServerContext, auth: RequestH
       };
       await db.transaction().execute(async (trx) => {
         await trx.insertInto('network_policies').values(row).execute();
-        await audit(trx, p, { eventType: 'C', resourceType: 'policy', resourceId: row.id, detail: { name: row.name } });
+        await audit(trx, p, {
+          eventType: 'C',
+          resourceType: 'policy',
+          resourceId: row.id,
+          detail: { name: row.name },
+        });
       });
       send(res, 201, await policyWire(db, row));
     },
@@ -215,7 +242,12 @@ export function registerExtensions(r: Router, ctx: ServerContext, auth: RequestH
       await db.transaction().execute(async (trx) => {
         await trx.deleteFrom('network_policy_attachments').where('policy_id', '=', row.id).execute();
         await trx.deleteFrom('network_policies').where('id', '=', row.id).execute();
-        await audit(trx, p, { eventType: 'D', resourceType: 'policy', resourceId: row.id, detail: { name: row.name } });
+        await audit(trx, p, {
+          eventType: 'D',
+          resourceType: 'policy',
+          resourceId: row.id,
+          detail: { name: row.name },
+        });
       });
       noContent(res);
     },
@@ -235,24 +267,54 @@ export function registerExtensions(r: Router, ctx: ServerContext, auth: RequestH
         .values({ policy_id: row.id, account_type: b.account_type, account_id: b.account_id })
         .onConflict((oc) => oc.columns(['policy_id', 'account_type', 'account_id']).doNothing())
         .execute();
-      await trx.updateTable('network_policies').set({ updated_at: nowIso() }).where('id', '=', row.id).execute();
-      await audit(trx, p, { eventType: 'A', resourceType: 'policy', resourceId: row.id, detail: { attach: b } });
+      await trx
+        .updateTable('network_policies')
+        .set({ updated_at: nowIso() })
+        .where('id', '=', row.id)
+        .execute();
+      await audit(trx, p, {
+        eventType: 'A',
+        resourceType: 'policy',
+        resourceId: row.id,
+        detail: { attach: b },
+      });
     });
     send(res, 200, await policyWire(db, await findPolicy(ctx, p, row.id)));
   };
-  const detach = async (req: Request, res: import('express').Response, accountId: string, type?: AccountType) => {
+  const detach = async (
+    req: Request,
+    res: import('express').Response,
+    accountId: string,
+    type?: AccountType,
+  ) => {
     const p = principal(req);
     requireOrgPermission(p, 'update', 'NetworkAccessPolicies');
     const row = await findPolicy(ctx, p, param(req, 'policy_id'));
-    let q = db.selectFrom('network_policy_attachments').select('account_id').where('policy_id', '=', row.id).where('account_id', '=', accountId);
+    let q = db
+      .selectFrom('network_policy_attachments')
+      .select('account_id')
+      .where('policy_id', '=', row.id)
+      .where('account_id', '=', accountId);
     if (type) q = q.where('account_type', '=', type);
     if (!(await q.executeTakeFirst())) throw notFound('Attachment not found.');
     await db.transaction().execute(async (trx) => {
-      let d = trx.deleteFrom('network_policy_attachments').where('policy_id', '=', row.id).where('account_id', '=', accountId);
+      let d = trx
+        .deleteFrom('network_policy_attachments')
+        .where('policy_id', '=', row.id)
+        .where('account_id', '=', accountId);
       if (type) d = d.where('account_type', '=', type);
       await d.execute();
-      await trx.updateTable('network_policies').set({ updated_at: nowIso() }).where('id', '=', row.id).execute();
-      await audit(trx, p, { eventType: 'A', resourceType: 'policy', resourceId: row.id, detail: { detach: { account_id: accountId } } });
+      await trx
+        .updateTable('network_policies')
+        .set({ updated_at: nowIso() })
+        .where('id', '=', row.id)
+        .execute();
+      await audit(trx, p, {
+        eventType: 'A',
+        resourceType: 'policy',
+        resourceId: row.id,
+        detail: { detach: { account_id: accountId } },
+      });
     });
     noContent(res);
   };
@@ -277,7 +339,9 @@ export function registerExtensions(r: Router, ctx: ServerContext, auth: RequestH
       const q = snakeQuery(req);
       const unknown = Object.keys(q).filter((k) => !AUDIT_QUERY.includes(k));
       if (unknown.length) {
-        throw badRequest(`Unknown query parameter(s): ${unknown.join(', ')}. Allowed: ${AUDIT_QUERY.join(', ')}.`);
+        throw badRequest(
+          `Unknown query parameter(s): ${unknown.join(', ')}. Allowed: ${AUDIT_QUERY.join(', ')}.`,
+        );
       }
       const since = isoParam('since', q.since);
       const until = isoParam('until', q.until);
@@ -296,9 +360,15 @@ export function registerExtensions(r: Router, ctx: ServerContext, auth: RequestH
       if (env) {
         if (isUuid(env)) base = base.where('environment_id', '=', env);
         else {
-          let envs = db.selectFrom('environments').innerJoin('apps', 'apps.id', 'environments.app_id').select('environments.id').where('apps.org_id', '=', p.orgId);
+          let envs = db
+            .selectFrom('environments')
+            .innerJoin('apps', 'apps.id', 'environments.app_id')
+            .select('environments.id')
+            .where('apps.org_id', '=', p.orgId);
           if (q.app_id) envs = envs.where('environments.app_id', '=', q.app_id);
-          const ids = await envs.where((eb) => eb(eb.fn('lower', ['environments.name']), '=', String(env).toLowerCase())).execute();
+          const ids = await envs
+            .where((eb) => eb(eb.fn('lower', ['environments.name']), '=', String(env).toLowerCase()))
+            .execute();
           base = base.where('environment_id', 'in', ids.length ? ids.map((i) => i.id) : ['-']);
         }
       }
@@ -310,7 +380,13 @@ export function registerExtensions(r: Router, ctx: ServerContext, auth: RequestH
         base = base.where((eb) => eb.or([eb('key_digest', '=', d), eb('detail', 'like', `%${d}%`)]));
       }
       const count = await base.select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirst();
-      const rows = await base.selectAll().orderBy('timestamp', 'desc').orderBy('id').limit(limit).offset(offset).execute();
+      const rows = await base
+        .selectAll()
+        .orderBy('timestamp', 'desc')
+        .orderBy('id')
+        .limit(limit)
+        .offset(offset)
+        .execute();
       send(res, 200, {
         data: rows.map((e) => ({
           id: e.id,

@@ -11,7 +11,9 @@ import { hasGlobalAccess, roleHasPermission } from '../rbac';
 import { noContent, param, route, send } from './util';
 
 async function memberWire(db: Db, m: MemberTable) {
-  const role = m.role_id ? await db.selectFrom('roles').select(['id', 'name']).where('id', '=', m.role_id).executeTakeFirst() : undefined;
+  const role = m.role_id
+    ? await db.selectFrom('roles').select(['id', 'name']).where('id', '=', m.role_id).executeTakeFirst()
+    : undefined;
   return {
     id: m.id,
     username: m.username,
@@ -38,7 +40,9 @@ async function findMember(ctx: ServerContext, p: Principal, id: string): Promise
 }
 
 async function roleOf(ctx: ServerContext, roleId: string | null) {
-  return roleId ? ctx.store.db.selectFrom('roles').selectAll().where('id', '=', roleId).executeTakeFirst() : undefined;
+  return roleId
+    ? ctx.store.db.selectFrom('roles').selectAll().where('id', '=', roleId).executeTakeFirst()
+    : undefined;
 }
 
 export function registerMembers(r: Router, ctx: ServerContext, auth: RequestHandler): void {
@@ -79,29 +83,50 @@ export function registerMembers(r: Router, ctx: ServerContext, auth: RequestHand
       if (targetRole?.is_default && targetRole.name === 'Owner') {
         throw forbidden('The Owner role cannot be changed via the API. Use the ownership transfer flow.');
       }
-      if (p.kind === 'member' && p.accountId === target.id) throw forbidden('You cannot update your own role.');
+      if (p.kind === 'member' && p.accountId === target.id)
+        throw forbidden('You cannot update your own role.');
       if (hasGlobalAccess(targetRole)) {
-        if (p.kind === 'service_account') throw forbidden('Service accounts cannot modify members with global access.');
+        if (p.kind === 'service_account')
+          throw forbidden('Service accounts cannot modify members with global access.');
         if (!isGlobal(p)) throw forbidden('You cannot update the role of a member with global access.');
       }
       const b = objectBody(req);
-      if (b.role_id === undefined || b.role_id === null || b.role_id === '') throw badRequest('Missing required field: role_id');
+      if (b.role_id === undefined || b.role_id === null || b.role_id === '')
+        throw badRequest('Missing required field: role_id');
       const role =
         typeof b.role_id === 'string' && isUuid(b.role_id)
-          ? await db.selectFrom('roles').selectAll().where('id', '=', b.role_id).where('org_id', '=', p.orgId).executeTakeFirst()
+          ? await db
+              .selectFrom('roles')
+              .selectAll()
+              .where('id', '=', b.role_id)
+              .where('org_id', '=', p.orgId)
+              .executeTakeFirst()
           : undefined;
       if (!role) throw notFound('Role not found.');
       if (role.is_default && role.name === 'Owner') {
         throw forbidden('You cannot assign the Owner role directly. Use the ownership transfer flow.');
       }
-      if (hasGlobalAccess(role) && !isGlobal(p)) throw forbidden(`You cannot assign the '${role.name}' role.`);
-      if (!target.identity_key && (hasGlobalAccess(role) || roleHasPermission(role, 'create', 'ServiceAccountTokens', false))) {
+      if (hasGlobalAccess(role) && !isGlobal(p))
+        throw forbidden(`You cannot assign the '${role.name}' role.`);
+      if (
+        !target.identity_key &&
+        (hasGlobalAccess(role) || roleHasPermission(role, 'create', 'ServiceAccountTokens', false))
+      ) {
         throw forbidden(`You cannot assign the '${role.name}' role to a member without an identity key.`);
       }
       const updated = { ...target, role_id: role.id, updated_at: nowIso() };
       await db.transaction().execute(async (trx) => {
-        await trx.updateTable('members').set({ role_id: role.id, updated_at: updated.updated_at }).where('id', '=', target.id).execute();
-        await audit(trx, p, { eventType: 'U', resourceType: 'member', resourceId: target.id, detail: { role: role.name } });
+        await trx
+          .updateTable('members')
+          .set({ role_id: role.id, updated_at: updated.updated_at })
+          .where('id', '=', target.id)
+          .execute();
+        await audit(trx, p, {
+          eventType: 'U',
+          resourceType: 'member',
+          resourceId: target.id,
+          detail: { role: role.name },
+        });
       });
       send(res, 200, await memberWire(db, updated));
     },
@@ -113,7 +138,8 @@ export function registerMembers(r: Router, ctx: ServerContext, auth: RequestHand
       if (targetRole?.is_default && targetRole.name === 'Owner') {
         throw forbidden('The Owner cannot be removed via the API. Use the ownership transfer flow.');
       }
-      if (p.kind === 'member' && p.accountId === target.id) throw forbidden('You cannot remove yourself from the organisation.');
+      if (p.kind === 'member' && p.accountId === target.id)
+        throw forbidden('You cannot remove yourself from the organisation.');
       if (hasGlobalAccess(targetRole) && !isGlobal(p)) {
         throw forbidden(
           p.kind === 'service_account'
@@ -123,11 +149,32 @@ export function registerMembers(r: Router, ctx: ServerContext, auth: RequestHand
       }
       await db.transaction().execute(async (trx) => {
         const now = nowIso();
-        await trx.updateTable('members').set({ deleted_at: now, updated_at: now }).where('id', '=', target.id).execute();
-        await trx.updateTable('user_tokens').set({ deleted_at: now }).where('member_id', '=', target.id).where('deleted_at', 'is', null).execute();
-        await trx.deleteFrom('environment_keys').where('account_type', '=', 'member').where('account_id', '=', target.id).execute();
-        await trx.deleteFrom('app_memberships').where('account_type', '=', 'member').where('account_id', '=', target.id).execute();
-        await trx.deleteFrom('network_policy_attachments').where('account_type', '=', 'member').where('account_id', '=', target.id).execute();
+        await trx
+          .updateTable('members')
+          .set({ deleted_at: now, updated_at: now })
+          .where('id', '=', target.id)
+          .execute();
+        await trx
+          .updateTable('user_tokens')
+          .set({ deleted_at: now })
+          .where('member_id', '=', target.id)
+          .where('deleted_at', 'is', null)
+          .execute();
+        await trx
+          .deleteFrom('environment_keys')
+          .where('account_type', '=', 'member')
+          .where('account_id', '=', target.id)
+          .execute();
+        await trx
+          .deleteFrom('app_memberships')
+          .where('account_type', '=', 'member')
+          .where('account_id', '=', target.id)
+          .execute();
+        await trx
+          .deleteFrom('network_policy_attachments')
+          .where('account_type', '=', 'member')
+          .where('account_id', '=', target.id)
+          .execute();
         await audit(trx, p, { eventType: 'D', resourceType: 'member', resourceId: target.id });
       });
       noContent(res);
@@ -149,7 +196,9 @@ export function registerMembers(r: Router, ctx: ServerContext, auth: RequestHand
         throw forbidden('Access cannot be changed for members with a global access role.');
       }
       if (!m.identity_key) {
-        throw badRequest('Member has not set up their identity key yet. They must log in to the console first.');
+        throw badRequest(
+          'Member has not set up their identity key yet. They must log in to the console first.',
+        );
       }
       const entries = await validateAccess(ctx, p, objectBody(req));
       await db.transaction().execute(async (trx) => {

@@ -4,7 +4,17 @@ import { requireOrgPermission } from '../access';
 import { audit } from '../audit';
 import { principal, type Principal, type ServerContext } from '../context';
 import type { RoleTable } from '../db/schema';
-import { badRequest, conflict, forbidden, isUuid, newId, notFound, nowIso, objectBody, textField } from '../http';
+import {
+  badRequest,
+  conflict,
+  forbidden,
+  isUuid,
+  newId,
+  notFound,
+  nowIso,
+  objectBody,
+  textField,
+} from '../http';
 import { DEFAULT_ROLES, effectiveMap, type PermissionMap } from '../rbac';
 import { noContent, param, route, send } from './util';
 
@@ -23,7 +33,11 @@ function roleDetail(r: RoleTable) {
   let permissions: unknown;
   if (r.is_default) {
     const m = effectiveMap(r);
-    permissions = { permissions: m.permissions, app_permissions: m.app_permissions, global_access: m.global_access };
+    permissions = {
+      permissions: m.permissions,
+      app_permissions: m.app_permissions,
+      global_access: m.global_access,
+    };
   } else {
     try {
       permissions = JSON.parse(r.permissions);
@@ -50,18 +64,29 @@ function validatePermissions(raw: unknown): { permissions: PermissionMap; app_pe
   const missing = allowed.filter((k) => !(k in obj));
   if (missing.length) throw badRequest(`Missing required keys: ${missing.join(', ')}`);
   const owner = DEFAULT_ROLES.Owner;
-  const out: { permissions: PermissionMap; app_permissions: PermissionMap } = { permissions: {}, app_permissions: {} };
+  const out: { permissions: PermissionMap; app_permissions: PermissionMap } = {
+    permissions: {},
+    app_permissions: {},
+  };
   for (const section of allowed as Array<'permissions' | 'app_permissions'>) {
     const v = obj[section];
     if (v === null) continue;
-    if (typeof v !== 'object' || Array.isArray(v)) throw badRequest(`'${section}' must be an object or null.`);
+    if (typeof v !== 'object' || Array.isArray(v))
+      throw badRequest(`'${section}' must be an object or null.`);
     const valid = owner[section];
     for (const [resource, actions] of Object.entries(v as Record<string, unknown>)) {
       if (!(resource in valid)) {
-        throw badRequest(`Unknown permission class '${resource}' in '${section}'. Valid classes: ${Object.keys(valid).join(', ')}.`);
+        throw badRequest(
+          `Unknown permission class '${resource}' in '${section}'. Valid classes: ${Object.keys(valid).join(', ')}.`,
+        );
       }
-      if (!Array.isArray(actions) || actions.some((a) => typeof a !== 'string' || !valid[resource].includes(a))) {
-        throw badRequest(`Invalid actions for '${resource}' in '${section}'. Valid actions: ${valid[resource].join(', ')}.`);
+      if (
+        !Array.isArray(actions) ||
+        actions.some((a) => typeof a !== 'string' || !valid[resource].includes(a))
+      ) {
+        throw badRequest(
+          `Invalid actions for '${resource}' in '${section}'. Valid actions: ${valid[resource].join(', ')}.`,
+        );
       }
       out[section][resource] = [...new Set(actions as string[])];
     }
@@ -71,7 +96,12 @@ function validatePermissions(raw: unknown): { permissions: PermissionMap; app_pe
 
 async function findRole(ctx: ServerContext, p: Principal, id: string): Promise<RoleTable> {
   const role = isUuid(id)
-    ? await ctx.store.db.selectFrom('roles').selectAll().where('id', '=', id).where('org_id', '=', p.orgId).executeTakeFirst()
+    ? await ctx.store.db
+        .selectFrom('roles')
+        .selectAll()
+        .where('id', '=', id)
+        .where('org_id', '=', p.orgId)
+        .executeTakeFirst()
     : undefined;
   if (!role) throw notFound('Role not found.');
   return role;
@@ -84,7 +114,12 @@ export function registerRoles(r: Router, ctx: ServerContext, auth: RequestHandle
     get: async (req, res) => {
       const p = principal(req);
       requireOrgPermission(p, 'read', 'Roles');
-      const rows = await db.selectFrom('roles').selectAll().where('org_id', '=', p.orgId).orderBy('created_at').execute();
+      const rows = await db
+        .selectFrom('roles')
+        .selectAll()
+        .where('org_id', '=', p.orgId)
+        .orderBy('created_at')
+        .execute();
       send(res, 200, { data: rows.map(roleWire) });
     },
     post: async (req, res) => {
@@ -136,7 +171,11 @@ export function registerRoles(r: Router, ctx: ServerContext, auth: RequestHandle
       const patch: Partial<RoleTable> = {};
       const name = textField(b, 'name', { required: false, max: 64 });
       if (name !== undefined) {
-        const others = await db.selectFrom('roles').select(['id', 'name']).where('org_id', '=', p.orgId).execute();
+        const others = await db
+          .selectFrom('roles')
+          .select(['id', 'name'])
+          .where('org_id', '=', p.orgId)
+          .execute();
         if (others.some((x) => x.id !== role.id && x.name.toLowerCase() === name.toLowerCase())) {
           throw conflict('A role with this name already exists.');
         }
@@ -163,13 +202,28 @@ export function registerRoles(r: Router, ctx: ServerContext, auth: RequestHandle
       requireOrgPermission(p, 'delete', 'Roles');
       const role = await findRole(ctx, p, param(req, 'role_id'));
       if (role.is_default) throw forbidden('Default roles cannot be deleted.');
-      const member = await db.selectFrom('members').select('id').where('role_id', '=', role.id).where('deleted_at', 'is', null).executeTakeFirst();
+      const member = await db
+        .selectFrom('members')
+        .select('id')
+        .where('role_id', '=', role.id)
+        .where('deleted_at', 'is', null)
+        .executeTakeFirst();
       if (member) throw conflict('Cannot delete a role that has members assigned to it.');
-      const sa = await db.selectFrom('service_accounts').select('id').where('role_id', '=', role.id).where('deleted_at', 'is', null).executeTakeFirst();
+      const sa = await db
+        .selectFrom('service_accounts')
+        .select('id')
+        .where('role_id', '=', role.id)
+        .where('deleted_at', 'is', null)
+        .executeTakeFirst();
       if (sa) throw conflict('Cannot delete a role that has service accounts assigned to it.');
       await db.transaction().execute(async (trx) => {
         await trx.deleteFrom('roles').where('id', '=', role.id).execute();
-        await audit(trx, p, { eventType: 'D', resourceType: 'role', resourceId: role.id, detail: { name: role.name } });
+        await audit(trx, p, {
+          eventType: 'D',
+          resourceType: 'role',
+          resourceId: role.id,
+          detail: { name: role.name },
+        });
       });
       noContent(res);
     },

@@ -6,7 +6,18 @@ import { audit } from '../audit';
 import { principal, type Principal, type ServerContext } from '../context';
 import type { RoleTable, ServiceAccountTable } from '../db/schema';
 import { applyAccess, accessWire, validateAccess } from '../grants';
-import { HttpError, badRequest, body, isUuid, newId, notFound, nowIso, objectBody, textField, toStoredIso } from '../http';
+import {
+  HttpError,
+  badRequest,
+  body,
+  isUuid,
+  newId,
+  notFound,
+  nowIso,
+  objectBody,
+  textField,
+  toStoredIso,
+} from '../http';
 import type { Db } from '../keys';
 import { hasGlobalAccess } from '../rbac';
 import { noContent, param, route, send } from './util';
@@ -19,7 +30,13 @@ async function saWire(db: Db, sa: ServiceAccountTable) {
   const role = sa.role_id
     ? await db.selectFrom('roles').select(['id', 'name']).where('id', '=', sa.role_id).executeTakeFirst()
     : undefined;
-  return { id: sa.id, name: sa.name, role: roleRef(role), created_at: sa.created_at, updated_at: sa.updated_at };
+  return {
+    id: sa.id,
+    name: sa.name,
+    role: roleRef(role),
+    created_at: sa.created_at,
+    updated_at: sa.updated_at,
+  };
 }
 
 export async function saDetail(db: Db, sa: ServiceAccountTable) {
@@ -48,10 +65,16 @@ async function findSa(ctx: ServerContext, p: Principal, id: string): Promise<Ser
 }
 
 async function findRole(ctx: ServerContext, p: Principal, roleId: unknown): Promise<RoleTable> {
-  if (roleId === undefined || roleId === null || roleId === '') throw badRequest('Missing required field: role_id');
+  if (roleId === undefined || roleId === null || roleId === '')
+    throw badRequest('Missing required field: role_id');
   const role =
     typeof roleId === 'string' && isUuid(roleId)
-      ? await ctx.store.db.selectFrom('roles').selectAll().where('id', '=', roleId).where('org_id', '=', p.orgId).executeTakeFirst()
+      ? await ctx.store.db
+          .selectFrom('roles')
+          .selectAll()
+          .where('id', '=', roleId)
+          .where('org_id', '=', p.orgId)
+          .executeTakeFirst()
       : undefined;
   if (!role) throw notFound('Role not found.');
   return role;
@@ -169,7 +192,8 @@ export function registerServiceAccounts(r: Router, ctx: ServerContext, auth: Req
       if ('token_name' in b) tokenName = textField(b, 'token_name', { required: true, max: 64 }) as string;
       if (b.team_id !== undefined && b.team_id !== null) throw new HttpError(404, 'Team not found.');
       const role = await findRole(ctx, p, b.role_id);
-      if (hasGlobalAccess(role)) throw badRequest(`Service accounts cannot be assigned the '${role.name}' role.`);
+      if (hasGlobalAccess(role))
+        throw badRequest(`Service accounts cannot be assigned the '${role.name}' role.`);
       const identity = newServerManagedIdentity(ctx.server.publicKey);
       const out = await db.transaction().execute(async (trx) => {
         const now = nowIso();
@@ -208,12 +232,14 @@ export function registerServiceAccounts(r: Router, ctx: ServerContext, auth: Req
       const b = objectBody(req);
       const name = textField(b, 'name', { required: false, max: 64 });
       const hasRole = b.role_id !== undefined && b.role_id !== null;
-      if (name === undefined && !hasRole) throw badRequest("At least one of 'name' or 'role_id' must be provided.");
+      if (name === undefined && !hasRole)
+        throw badRequest("At least one of 'name' or 'role_id' must be provided.");
       const patch: Partial<ServiceAccountTable> = { updated_at: nowIso() };
       if (name !== undefined) patch.name = name;
       if (hasRole) {
         const role = await findRole(ctx, p, b.role_id);
-        if (hasGlobalAccess(role)) throw badRequest(`Service accounts cannot be assigned the '${role.name}' role.`);
+        if (hasGlobalAccess(role))
+          throw badRequest(`Service accounts cannot be assigned the '${role.name}' role.`);
         patch.role_id = role.id;
       }
       await db.transaction().execute(async (trx) => {
@@ -228,12 +254,38 @@ export function registerServiceAccounts(r: Router, ctx: ServerContext, auth: Req
       const sa = await findSa(ctx, p, param(req, 'sa_id'));
       await db.transaction().execute(async (trx) => {
         const now = nowIso();
-        await trx.updateTable('service_accounts').set({ deleted_at: now, updated_at: now }).where('id', '=', sa.id).execute();
-        await trx.updateTable('sa_tokens').set({ deleted_at: now }).where('sa_id', '=', sa.id).where('deleted_at', 'is', null).execute();
-        await trx.deleteFrom('environment_keys').where('account_type', '=', 'service_account').where('account_id', '=', sa.id).execute();
-        await trx.deleteFrom('app_memberships').where('account_type', '=', 'service_account').where('account_id', '=', sa.id).execute();
-        await trx.deleteFrom('network_policy_attachments').where('account_type', '=', 'service_account').where('account_id', '=', sa.id).execute();
-        await audit(trx, p, { eventType: 'D', resourceType: 'sa', resourceId: sa.id, detail: { name: sa.name } });
+        await trx
+          .updateTable('service_accounts')
+          .set({ deleted_at: now, updated_at: now })
+          .where('id', '=', sa.id)
+          .execute();
+        await trx
+          .updateTable('sa_tokens')
+          .set({ deleted_at: now })
+          .where('sa_id', '=', sa.id)
+          .where('deleted_at', 'is', null)
+          .execute();
+        await trx
+          .deleteFrom('environment_keys')
+          .where('account_type', '=', 'service_account')
+          .where('account_id', '=', sa.id)
+          .execute();
+        await trx
+          .deleteFrom('app_memberships')
+          .where('account_type', '=', 'service_account')
+          .where('account_id', '=', sa.id)
+          .execute();
+        await trx
+          .deleteFrom('network_policy_attachments')
+          .where('account_type', '=', 'service_account')
+          .where('account_id', '=', sa.id)
+          .execute();
+        await audit(trx, p, {
+          eventType: 'D',
+          resourceType: 'sa',
+          resourceId: sa.id,
+          detail: { name: sa.name },
+        });
       });
       noContent(res);
     },
@@ -250,15 +302,26 @@ export function registerServiceAccounts(r: Router, ctx: ServerContext, auth: Req
         requireOrgPermission(p, 'update', 'ServiceAccounts');
         const sa = await findSa(ctx, p, param(req, 'sa_id'));
         if (!sa.identity_key) {
-          throw badRequest('Service account does not have an identity key set. Cannot grant environment access.');
+          throw badRequest(
+            'Service account does not have an identity key set. Cannot grant environment access.',
+          );
         }
         const entries = await validateAccess(ctx, p, objectBody(req));
         if (!sa.server_wrapped_keyring) {
           throw badRequest('Service account does not have server-side key management enabled.');
         }
         await db.transaction().execute(async (trx) => {
-          await applyAccess(trx, ctx, { type: 'service_account', id: sa.id, identityKey: sa.identity_key }, entries);
-          await trx.updateTable('service_accounts').set({ updated_at: nowIso() }).where('id', '=', sa.id).execute();
+          await applyAccess(
+            trx,
+            ctx,
+            { type: 'service_account', id: sa.id, identityKey: sa.identity_key },
+            entries,
+          );
+          await trx
+            .updateTable('service_accounts')
+            .set({ updated_at: nowIso() })
+            .where('id', '=', sa.id)
+            .execute();
           await audit(trx, p, {
             eventType: 'A',
             resourceType: 'sa',
@@ -271,50 +334,75 @@ export function registerServiceAccounts(r: Router, ctx: ServerContext, auth: Req
       },
     },
     (m) => new HttpError(405, `Method "${m}" not allowed.`),
+    (req) => requireOrgPermission(principal(req), 'update', 'ServiceAccounts'),
   );
 
-  route(r, '/v1/service-accounts/:sa_id/tokens/', auth, {
-    post: async (req, res) => {
-      const p = principal(req);
-      requireOrgPermission(p, 'create', 'ServiceAccountTokens');
-      const sa = await findSa(ctx, p, param(req, 'sa_id'));
-      requireTokenScope(p, sa);
-      const b = objectBody(req);
-      const name = textField(b, 'name', { required: true, max: 64 }) as string;
-      const expiry = parseExpiry(b);
-      const out = await db.transaction().execute(async (trx) => {
-        const t = await mintSaToken(trx, ctx, p, sa, name, expiry.stored);
-        await audit(trx, p, { eventType: 'C', resourceType: 'sa_token', resourceId: t.id, detail: { service_account: sa.id, name } });
-        return { ...t, expires_at: expiry.echo };
-      });
-      send(res, 201, out);
+  route(
+    r,
+    '/v1/service-accounts/:sa_id/tokens/',
+    auth,
+    {
+      post: async (req, res) => {
+        const p = principal(req);
+        requireOrgPermission(p, 'create', 'ServiceAccountTokens');
+        const sa = await findSa(ctx, p, param(req, 'sa_id'));
+        requireTokenScope(p, sa);
+        const b = objectBody(req);
+        const name = textField(b, 'name', { required: true, max: 64 }) as string;
+        const expiry = parseExpiry(b);
+        const out = await db.transaction().execute(async (trx) => {
+          const t = await mintSaToken(trx, ctx, p, sa, name, expiry.stored);
+          await audit(trx, p, {
+            eventType: 'C',
+            resourceType: 'sa_token',
+            resourceId: t.id,
+            detail: { service_account: sa.id, name },
+          });
+          return { ...t, expires_at: expiry.echo };
+        });
+        send(res, 201, out);
+      },
     },
-  });
+    undefined,
+    (req) => requireOrgPermission(principal(req), 'create', 'ServiceAccountTokens'),
+  );
 
-  route(r, '/v1/service-accounts/:sa_id/tokens/:token_id/', auth, {
-    delete: async (req, res) => {
-      const p = principal(req);
-      requireOrgPermission(p, 'delete', 'ServiceAccountTokens');
-      const sa = await findSa(ctx, p, param(req, 'sa_id'));
-      requireTokenScope(p, sa);
-      const tokenId = param(req, 'token_id');
-      const tok = isUuid(tokenId)
-        ? await db
-            .selectFrom('sa_tokens')
-            .select('id')
-            .where('id', '=', tokenId)
-            .where('sa_id', '=', sa.id)
-            .where('deleted_at', 'is', null)
-            .executeTakeFirst()
-        : undefined;
-      if (!tok) throw notFound('Token not found.');
-      await db.transaction().execute(async (trx) => {
-        await trx.updateTable('sa_tokens').set({ deleted_at: nowIso() }).where('id', '=', tok.id).execute();
-        await audit(trx, p, { eventType: 'D', resourceType: 'sa_token', resourceId: tok.id, detail: { service_account: sa.id } });
-      });
-      noContent(res);
+  route(
+    r,
+    '/v1/service-accounts/:sa_id/tokens/:token_id/',
+    auth,
+    {
+      delete: async (req, res) => {
+        const p = principal(req);
+        requireOrgPermission(p, 'delete', 'ServiceAccountTokens');
+        const sa = await findSa(ctx, p, param(req, 'sa_id'));
+        requireTokenScope(p, sa);
+        const tokenId = param(req, 'token_id');
+        const tok = isUuid(tokenId)
+          ? await db
+              .selectFrom('sa_tokens')
+              .select('id')
+              .where('id', '=', tokenId)
+              .where('sa_id', '=', sa.id)
+              .where('deleted_at', 'is', null)
+              .executeTakeFirst()
+          : undefined;
+        if (!tok) throw notFound('Token not found.');
+        await db.transaction().execute(async (trx) => {
+          await trx.updateTable('sa_tokens').set({ deleted_at: nowIso() }).where('id', '=', tok.id).execute();
+          await audit(trx, p, {
+            eventType: 'D',
+            resourceType: 'sa_token',
+            resourceId: tok.id,
+            detail: { service_account: sa.id },
+          });
+        });
+        noContent(res);
+      },
     },
-  });
+    undefined,
+    (req) => requireOrgPermission(principal(req), 'delete', 'ServiceAccountTokens'),
+  );
   void body;
 }
 

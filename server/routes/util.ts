@@ -24,13 +24,21 @@ export function route(
   auth: RequestHandler,
   methods: Methods,
   otherMethod: (method: string) => HttpError = (m) => new HttpError(405, `Method "${m}" not allowed.`),
+  /** Views with a fixed action run their permission check before answering 405 (§8.3). */
+  check?: (req: Request) => void,
 ): void {
   const rt = r.route(path);
   rt.all(auth);
+  // Express would answer HEAD with the GET handler; Phase has no action for HEAD (§8.3).
+  rt.head((req: Request) => {
+    check?.(req);
+    throw otherMethod(req.method);
+  });
   for (const [m, h] of Object.entries(methods) as Array<[keyof Methods, Handler]>) {
     rt[m]((req: Request, res: Response, _next: NextFunction) => h(req, res));
   }
   rt.all((req: Request) => {
+    check?.(req);
     throw otherMethod(req.method);
   });
 }

@@ -1,11 +1,27 @@
 /** `/v1/secrets/` (phase-rest-api.md §9.3): plaintext through server-side encryption, references resolved. */
 import type { Request, RequestHandler, Router } from 'express';
-import { decryptAsymmetric, encryptAsymmetric, keyDigest, type EnvironmentKeyMaterial } from '../../core/crypto';
+import {
+  decryptAsymmetric,
+  encryptAsymmetric,
+  keyDigest,
+  type EnvironmentKeyMaterial,
+} from '../../core/crypto';
 import { CryptoError } from '../../core/errors';
 import { pathAllowed, resolveSecretsContext, type SecretsContext } from '../access';
 import { audit, type AuditInput } from '../audit';
 import { principal, type Principal, type ServerContext } from '../context';
-import { HttpError, badRequest, body, conflict, forbidden, newId, normalizePath, notFound, nowIso, query } from '../http';
+import {
+  HttpError,
+  badRequest,
+  body,
+  conflict,
+  forbidden,
+  newId,
+  normalizePath,
+  notFound,
+  nowIso,
+  query,
+} from '../http';
 import { ServerReferenceResolver } from '../references';
 import {
   bumpEnvironment,
@@ -13,6 +29,7 @@ import {
   insertSecret,
   isDuplicate,
   loadSecrets,
+  lockSecret,
   secretWire,
   setTags,
   upsertOverride,
@@ -27,11 +44,16 @@ const MISSING = 'Environment context required. Supply `app_id` and `env` as quer
 function secretsBody(req: Request): Record<string, unknown> {
   const b = body(req);
   if (b === undefined) throw badRequest('Request body is required.');
-  if (b === null || typeof b !== 'object' || Array.isArray(b)) throw badRequest('Request body must be a JSON object.');
+  if (b === null || typeof b !== 'object' || Array.isArray(b))
+    throw badRequest('Request body must be a JSON object.');
   return b as Record<string, unknown>;
 }
 
-async function sseContext(ctx: ServerContext, req: Request, p: Principal): Promise<SecretsContext & { keys: EnvironmentKeyMaterial }> {
+async function sseContext(
+  ctx: ServerContext,
+  req: Request,
+  p: Principal,
+): Promise<SecretsContext & { keys: EnvironmentKeyMaterial }> {
   const c = await resolveSecretsContext(ctx, req, p, { missingMessage: MISSING });
   if (!c.app.sse_enabled) throw badRequest('SSE is not enabled for this App');
   const keys = await ctx.envKeys.get(ctx.store.db, c.env.id);
@@ -46,7 +68,9 @@ const dec = (k: EnvironmentKeyMaterial, s: string): string => {
   try {
     return decryptAsymmetric(s, k.privateKey, k.publicKey);
   } catch (err) {
-    throw err instanceof CryptoError ? err : new CryptoError('stored ciphertext does not decrypt', { cause: err });
+    throw err instanceof CryptoError
+      ? err
+      : new CryptoError('stored ciphertext does not decrypt', { cause: err });
   }
 };
 
@@ -72,7 +96,10 @@ async function plainWire(
     return secretWire(s, { key: dec(c.keys, s.key), value, comment: dec(c.keys, s.comment), override }, true);
   } catch (err) {
     if (!(err instanceof CryptoError)) throw err;
-    ctx.log.warn({ secretId: s.id, environmentId: c.env.id }, 'stored secret does not decrypt with the environment key; skipped');
+    ctx.log.warn(
+      { secretId: s.id, environmentId: c.env.id },
+      'stored secret does not decrypt with the environment key; skipped',
+    );
     return null;
   }
 }
@@ -89,7 +116,8 @@ interface Entry {
 
 /** Validates one entry with Phase's messages. */
 function parseEntry(raw: unknown, forCreate: boolean): Entry & { id?: string } {
-  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) throw badRequest('Each secret must be a JSON object.');
+  if (raw === null || typeof raw !== 'object' || Array.isArray(raw))
+    throw badRequest('Each secret must be a JSON object.');
   const e = raw as Record<string, unknown>;
   const out: Entry & { id?: string } = {};
   if (!forCreate) {
@@ -98,7 +126,8 @@ function parseEntry(raw: unknown, forCreate: boolean): Entry & { id?: string } {
     out.id = e.id;
   }
   if (forCreate || e.key !== undefined) {
-    if (typeof e.key !== 'string' || e.key.trim() === '') throw badRequest("Each secret requires a non-empty 'key'.");
+    if (typeof e.key !== 'string' || e.key.trim() === '')
+      throw badRequest("Each secret requires a non-empty 'key'.");
     out.key = e.key.toUpperCase();
   }
   if (forCreate || e.value !== undefined) {
@@ -117,7 +146,8 @@ function parseEntry(raw: unknown, forCreate: boolean): Entry & { id?: string } {
     if (!Array.isArray(e.tags) || e.tags.some((t) => typeof t !== 'string')) {
       throw badRequest("'tags' must be a list of tag names.");
     }
-    if ((e.tags as string[]).some((t) => t.length > 64)) throw badRequest('Tag names cannot exceed 64 characters.');
+    if ((e.tags as string[]).some((t) => t.length > 64))
+      throw badRequest('Tag names cannot exceed 64 characters.');
     out.tags = e.tags as string[];
   }
   if (e.type !== undefined && e.type !== null) {
@@ -142,7 +172,11 @@ function requirePath(c: SecretsContext, path: string): void {
   }
 }
 
-function events(type: 'C' | 'U' | 'D', c: SecretsContext, items: Array<{ id: string; key_digest: string; path: string }>): AuditInput[] {
+function events(
+  type: 'C' | 'U' | 'D',
+  c: SecretsContext,
+  items: Array<{ id: string; key_digest: string; path: string }>,
+): AuditInput[] {
   return items.map((s) => ({
     eventType: type,
     resourceType: 'secret',
@@ -197,7 +231,8 @@ export function registerV1Secrets(r: Router, ctx: ServerContext, auth: RequestHa
         const p = principal(req);
         const c = await sseContext(ctx, req, p);
         const b = secretsBody(req);
-        if (!Array.isArray(b.secrets) || b.secrets.length === 0) throw badRequest("'secrets' must be a non-empty list.");
+        if (!Array.isArray(b.secrets) || b.secrets.length === 0)
+          throw badRequest("'secrets' must be a non-empty list.");
         const entries = b.secrets.map((e) => parseEntry(e, true));
         const prepared = entries.map((e) => {
           const path = e.path ?? '/';
@@ -249,17 +284,27 @@ export function registerV1Secrets(r: Router, ctx: ServerContext, auth: RequestHa
         const p = principal(req);
         const c = await sseContext(ctx, req, p);
         const b = secretsBody(req);
-        if (!Array.isArray(b.secrets) || b.secrets.length === 0) throw badRequest("'secrets' must be a non-empty list.");
+        if (!Array.isArray(b.secrets) || b.secrets.length === 0)
+          throw badRequest("'secrets' must be a non-empty list.");
         const entries = b.secrets.map((e) => parseEntry(e, false));
         const ids = await db.transaction().execute(async (trx) => {
           const updated: Array<{ id: string; key_digest: string; path: string }> = [];
           for (const e of entries) {
-            const [cur] = await loadSecrets(trx, c.env.id, { ids: [e.id as string], allowedPaths: c.membership.paths }, p);
+            await lockSecret(trx, ctx.store.kind, e.id as string);
+            const [cur] = await loadSecrets(
+              trx,
+              c.env.id,
+              { ids: [e.id as string], allowedPaths: c.membership.paths },
+              p,
+            );
             if (!cur) throw notFound(`Secret not found: ${e.id}`);
             const path = e.path ?? cur.path;
             requirePath(c, path);
             const digest = e.key !== undefined ? keyDigest(e.key, c.keys.salt) : cur.key_digest;
-            if ((digest !== cur.key_digest || path !== cur.path) && (await isDuplicate(trx, c.env.id, path, digest, cur.id))) {
+            if (
+              (digest !== cur.key_digest || path !== cur.path) &&
+              (await isDuplicate(trx, c.env.id, path, digest, cur.id))
+            ) {
               throw conflict('Duplicate secret found');
             }
             if (cur.type === 'sealed' && e.type !== undefined && e.type !== 'sealed') {
@@ -284,7 +329,13 @@ export function registerV1Secrets(r: Router, ctx: ServerContext, auth: RequestHa
             // `/v1` PUT replaces tags only when given (unlike E2E PUT).
             if (e.tags !== undefined) await setTags(trx, p.orgId, cur.id, e.tags);
             if (e.override && p.kind === 'member') {
-              await upsertOverride(trx, cur.id, p.accountId, enc(c.keys, e.override.value), e.override.isActive);
+              await upsertOverride(
+                trx,
+                cur.id,
+                p.accountId,
+                enc(c.keys, e.override.value),
+                e.override.isActive,
+              );
             }
             updated.push({ id: cur.id, key_digest: digest, path });
           }
@@ -312,9 +363,15 @@ export function registerV1Secrets(r: Router, ctx: ServerContext, auth: RequestHa
         }
         const unique = [...new Set(ids as string[])];
         const n = await db.transaction().execute(async (trx) => {
-          const found = await loadSecrets(trx, c.env.id, { ids: unique, allowedPaths: c.membership.paths }, null);
+          const found = await loadSecrets(
+            trx,
+            c.env.id,
+            { ids: unique, allowedPaths: c.membership.paths },
+            null,
+          );
           const missing = unique.filter((id) => !found.some((f) => f.id === id));
-          if (missing.length) throw notFound(`Secret(s) not found in this environment: ${missing.join(', ')}`);
+          if (missing.length)
+            throw notFound(`Secret(s) not found in this environment: ${missing.join(', ')}`);
           await trx.updateTable('secrets').set({ deleted_at: nowIso() }).where('id', 'in', unique).execute();
           await bumpEnvironment(trx, c.env.id);
           await audit(trx, p, events('D', c, found));
