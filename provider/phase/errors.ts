@@ -48,9 +48,10 @@ export function errorToDiagnostics(e: unknown, op: string, typeName: string): Di
         return [
           error(
             'Authentication failed',
-            `${what} was rejected: the token is missing, unknown, expired or revoked. ${upstream} ` +
-              'Check phase_token in the provider block or the PHASE_TOKEN, PHASE_SERVICE_TOKEN or PHASE_PAT_TOKEN ' +
-              'environment variable, and that host points at the server that issued the token.',
+            `${what} was rejected. ${upstream} Either the token is missing, unknown, expired or revoked ` +
+              '(check phase_token in the provider block or the PHASE_TOKEN, PHASE_SERVICE_TOKEN or PHASE_PAT_TOKEN ' +
+              'environment variable, and that host points at the server that issued the token), or it is a ' +
+              'service-account token without access to this app or environment (see phase_service_account_access).',
           ),
         ];
       case 403: {

@@ -129,7 +129,7 @@ export function splitImportId(id: string, parts: string[], example: string): str
   const segs = id.split(':');
   if (segs.length !== parts.length || segs.some((s) => s.trim() === '')) {
     throw new DiagnosticsError([
-      error('Invalid import id', `Expected "${parts.join(':')}" (for example "${example}"), got "${id}".`),
+      error('Invalid import id', `Expected "${parts.map((x) => `<${x}>`).join(':')}" (for example "${example}"), got "${id}".`),
     ]);
   }
   return segs;

@@ -27,12 +27,14 @@ export const appResource: ResourceDef<Client> = {
           computed: true,
           description:
             'Environments created with the app, in order (default `Development`, `Staging`, `Production`). Changing the list re-creates the app; manage later environments with `phase_environment`.',
-          planModifiers: ['requiresReplace'],
+          planModifiers: ['requiresReplace', 'useStateForUnknown'],
         },
         environment_ids: {
           type: ['map', 'string'],
           computed: true,
           description: 'Environment ids by name, for every environment of the app.',
+          // Renaming the app leaves its environments alone; new ones show up on the next refresh.
+          planModifiers: ['useStateForUnknown'],
         },
         sse_enabled: { type: 'bool', computed: true, description: 'Whether server-side encryption is on.', planModifiers: ['useStateForUnknown'] },
         created_at: createdAt,

@@ -278,6 +278,12 @@ resource "phase_role" "imported" {
     const actions = await plan();
     expect(actions).toEqual({ 'phase_environment.qa': ['create'], 'phase_secret.imported': ['create'] });
     await apply();
+    // Phase grants a new environment to the service accounts already in the app (spec §12.1); the declarative
+    // access resource notices and revokes what it does not list.
+    expect(await plan()).toEqual({ 'phase_service_account_access.ci': ['update'] });
+    await apply();
+    const sa = await owner.getServiceAccount((await st('phase_service_account.ci')).id);
+    expect(sa.apps[0].environments.map((e) => e.name)).toEqual(['Development']);
     expect(await plan()).toEqual({});
   });
 
@@ -314,7 +320,8 @@ provider "phase" {
 }
 
 resource "phase_secret" "by_ci" {
-  provider = phase.as_ci
+  provider   = phase.as_ci
+  depends_on = [phase_service_account_access.ci]
   app_id   = phase_app.app.id
   env      = "Development"
   key      = "WRITTEN_BY_CI"
