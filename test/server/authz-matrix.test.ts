@@ -189,6 +189,10 @@ const CASES: Case[] = [
     name: 'DELETE /v1/secrets/', method: 'DELETE', path: (w) => sec(w),
     body: (_w, _p, f) => ({ secrets: [f.secretToDelete] }), perm: ['app', 'Secrets', 'delete'], ok: 200,
   },
+  {
+    name: 'GET /v1/secrets/dynamic/ (none on this server → 404 after the check)', method: 'GET',
+    path: (w) => `/v1/secrets/dynamic/?app_id=${w.app.id}&env=Development`, perm: ['app', 'Secrets', 'read'], ok: 404,
+  },
   { name: 'PATCH /v1/secrets/ (§8.3: 403)', method: 'PATCH', path: (w) => sec(w), perm: null, ok: 403 },
   // --- E2E endpoints ---
   { name: 'GET /service/secrets/tokens/', method: 'GET', path: () => '/service/secrets/tokens/', perm: null, ok: 200 },
@@ -261,6 +265,18 @@ const CASES: Case[] = [
     body: (w) => ({ role_id: w.roles.Developer }), perm: ['org', 'Members', 'update'], ok: 200,
   },
   { name: 'DELETE /v1/members/:id/', method: 'DELETE', path: (_w, _p, f) => `/v1/members/${f.victimMemberId}/`, perm: ['org', 'Members', 'delete'], ok: 204 },
+  // --- the same views under the self-hosted prefixes (§3.1) ---
+  { name: 'GET /service/public/v1/apps/', method: 'GET', path: () => '/service/public/v1/apps/', perm: ['org', 'Apps', 'read'], ok: 200 },
+  { name: 'GET /public/v1/roles/', method: 'GET', path: () => '/public/v1/roles/', perm: ['org', 'Roles', 'read'], ok: 200 },
+  { name: 'GET /service/v1/service-accounts/', method: 'GET', path: () => '/service/v1/service-accounts/', perm: ['org', 'ServiceAccounts', 'read'], ok: 200 },
+  { name: 'GET /service/public/v1/secrets/', method: 'GET', path: (w) => `/service/public${sec(w)}`, perm: ['app', 'Secrets', 'read'], ok: 200 },
+  // --- extensions, guarded by the matching §5.2 resources ---
+  { name: 'GET /v1/network-policies/', method: 'GET', path: () => '/v1/network-policies/', perm: ['org', 'NetworkAccessPolicies', 'read'], ok: 200 },
+  {
+    name: 'POST /v1/network-policies/', method: 'POST', path: () => '/v1/network-policies/',
+    body: () => ({ name: uniq('mx-policy'), allowed_ips: ['0.0.0.0/0', '::/0'] }), perm: ['org', 'NetworkAccessPolicies', 'create'], ok: 201,
+  },
+  { name: 'GET /v1/audit-logs/', method: 'GET', path: () => '/v1/audit-logs/', perm: ['org', 'Logs', 'read'], ok: 200 },
   // --- last: the scratch app itself ---
   { name: 'DELETE /v1/apps/:id/', method: 'DELETE', path: (_w, _p, f) => `/v1/apps/${f.scratchApp.id}/`, perm: ['org', 'Apps', 'delete'], ok: 204 },
 ];
