@@ -13,7 +13,7 @@ import {
 } from '../core/mint';
 import type { Store } from './db/store';
 import { addAppMember, grantEnvironment, type Db } from './keys';
-import { newId, nowIso } from './http';
+import { newId, nowIso, toStoredIso } from './http';
 import { DEFAULT_ROLE_NAMES, DEFAULT_ROLES, hasGlobalAccess } from './rbac';
 import { EnvKeyCache } from './keys';
 
@@ -145,7 +145,7 @@ export async function mintMemberToken(
       identity_key: minted.identityKey,
       wrapped_key_share: minted.wrappedKeyShare,
       created_at: nowIso(),
-      expires_at: opts.expiresAt ?? null,
+      expires_at: storedExpiry(opts.expiresAt),
       deleted_at: null,
       last_used_at: null,
     })
@@ -215,7 +215,7 @@ async function insertMember(
       identity_key: minted.identityKey,
       wrapped_key_share: minted.wrappedKeyShare,
       created_at: now,
-      expires_at: opts.expiresAt ?? null,
+      expires_at: storedExpiry(opts.expiresAt),
       deleted_at: null,
       last_used_at: null,
     })
@@ -240,4 +240,12 @@ async function insertMember(
     }
   }
   return { id, token: minted.token };
+}
+
+/** Normalises an expiry to the stored format (text comparison with `now` must be time comparison). */
+function storedExpiry(v: string | null | undefined): string | null {
+  if (v === undefined || v === null) return null;
+  const d = new Date(v);
+  if (Number.isNaN(d.getTime())) throw new OrganisationError(`expiry '${v}' is not an ISO-8601 datetime`);
+  return toStoredIso(d);
 }

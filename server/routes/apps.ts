@@ -1,5 +1,5 @@
 /** `/v1/apps/` and `/v1/environments/` (phase-rest-api.md §9.1–§9.2). */
-import type { Request, RequestHandler, Response, Router } from 'express';
+import type { Request, RequestHandler, Router } from 'express';
 import {
   contextDenied,
   findApp,

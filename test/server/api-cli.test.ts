@@ -1,3 +1,4 @@
+/* eslint-disable @typescript-eslint/no-explicit-any -- JSON response bodies are checked field by field */
 /**
  * The `phase-bridge server` CLI: init writes the key file and owner token with mode 0600, refuses to run twice,
  * add-member mints a working PAT, and a key file readable by others is refused. Runs on every store.

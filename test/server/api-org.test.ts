@@ -1,3 +1,4 @@
+/* eslint-disable @typescript-eslint/no-explicit-any -- JSON response bodies are checked field by field */
 /**
  * API behaviour, part 3: roles, members, RBAC status codes, network policies, audit logs, rate limit, body limit,
  * health and metrics. Runs on every store.
@@ -47,15 +48,41 @@ describe.each(STORES)('organisation API on %s', (store) => {
     });
     expect(c.status).toBe(201);
     expect(c.body).toMatchObject({ name: 'Reader', isDefault: false, color: '#123456' });
-    expect(c.body.permissions).toEqual({ permissions: { Apps: ['read'] }, appPermissions: { Secrets: ['read'] } });
-    expect((await owner('POST', '/v1/roles/', { name: 'reader', permissions: { permissions: {}, app_permissions: {} } })).status).toBe(409);
+    expect(c.body.permissions).toEqual({
+      permissions: { Apps: ['read'] },
+      appPermissions: { Secrets: ['read'] },
+    });
+    expect(
+      (
+        await owner('POST', '/v1/roles/', {
+          name: 'reader',
+          permissions: { permissions: {}, app_permissions: {} },
+        })
+      ).status,
+    ).toBe(409);
     const errs: Array<[unknown, number, string | RegExp]> = [
       [{ name: 'X' }, 400, 'Missing required field: permissions (must be a JSON object)'],
-      [{ name: 'X', permissions: { permissions: {}, app_permissions: {}, global_access: true } }, 400, 'Unknown top-level keys: global_access'],
+      [
+        { name: 'X', permissions: { permissions: {}, app_permissions: {}, global_access: true } },
+        400,
+        'Unknown top-level keys: global_access',
+      ],
       [{ name: 'X', permissions: { permissions: {} } }, 400, 'Missing required keys: app_permissions'],
-      [{ name: 'X', permissions: { permissions: { Nope: ['read'] }, app_permissions: {} } }, 400, /Unknown permission class 'Nope'/],
-      [{ name: 'X', permissions: { permissions: { Logs: ['delete'] }, app_permissions: {} } }, 400, /Valid actions: read/],
-      [{ name: 'X', color: '#12345678', permissions: { permissions: {}, app_permissions: {} } }, 400, 'Role color cannot exceed 7 characters.'],
+      [
+        { name: 'X', permissions: { permissions: { Nope: ['read'] }, app_permissions: {} } },
+        400,
+        /Unknown permission class 'Nope'/,
+      ],
+      [
+        { name: 'X', permissions: { permissions: { Logs: ['delete'] }, app_permissions: {} } },
+        400,
+        /Valid actions: read/,
+      ],
+      [
+        { name: 'X', color: '#12345678', permissions: { permissions: {}, app_permissions: {} } },
+        400,
+        'Role color cannot exceed 7 characters.',
+      ],
     ];
     for (const [body, status, msg] of errs) {
       const r = await owner('POST', '/v1/roles/', body);
@@ -63,12 +90,16 @@ describe.each(STORES)('organisation API on %s', (store) => {
       if (typeof msg === 'string') expect(r.body).toEqual({ error: msg });
       else expect(r.body.error).toMatch(msg);
     }
-    expect((await owner('PUT', `/v1/roles/${roles.Admin.id}/`, { name: 'x' })).body).toEqual({ error: 'Default roles cannot be modified.' });
+    expect((await owner('PUT', `/v1/roles/${roles.Admin.id}/`, { name: 'x' })).body).toEqual({
+      error: 'Default roles cannot be modified.',
+    });
     expect((await owner('DELETE', `/v1/roles/${roles.Admin.id}/`)).status).toBe(403);
     const u = await owner('PUT', `/v1/roles/${c.body.id}/`, { description: 'reads more' });
     expect(u.status).toBe(200);
     expect(u.body.description).toBe('reads more');
-    expect((await owner('PUT', `/v1/roles/${c.body.id}/`, {})).body).toEqual({ error: 'At least one field must be provided.' });
+    expect((await owner('PUT', `/v1/roles/${c.body.id}/`, {})).body).toEqual({
+      error: 'At least one field must be provided.',
+    });
     const sa = await owner('POST', '/v1/service-accounts/', { name: 'r', role_id: c.body.id });
     expect(sa.status).toBe(201);
     expect((await owner('DELETE', `/v1/roles/${c.body.id}/`)).body).toEqual({
@@ -93,11 +124,15 @@ describe.each(STORES)('organisation API on %s', (store) => {
     expect(envDenied.status).toBe(403);
     expect(envDenied.body).toEqual({ error: 'User cannot access this environment' });
     // Granting the developer Development only.
-    const grant = await owner('PUT', `/v1/members/${devMember.id}/access/`, { apps: [{ id: app.id, environments: [envs.Development.id] }] });
+    const grant = await owner('PUT', `/v1/members/${devMember.id}/access/`, {
+      apps: [{ id: app.id, environments: [envs.Development.id] }],
+    });
     expect(grant.status).toBe(200);
     expect(grant.body.apps[0].environments.map((e: any) => e.name)).toEqual(['Development']);
     expect((await devc('GET', `/v1/secrets/?app_id=${app.id}&env=Development`)).status).toBe(200);
-    expect((await devc('GET', `/v1/environments/?app_id=${app.id}`)).body.data.map((e: any) => e.name)).toEqual(['Development']);
+    expect(
+      (await devc('GET', `/v1/environments/?app_id=${app.id}`)).body.data.map((e: any) => e.name),
+    ).toEqual(['Development']);
     expect((await devc('DELETE', `/v1/environments/${envs.Development.id}/`)).status).toBe(403); // Developer lacks Environments:delete
     expect((await devc('GET', `/v1/apps/${app.id}/`)).status).toBe(200);
 
@@ -115,8 +150,12 @@ describe.each(STORES)('organisation API on %s', (store) => {
     expect(m.body).toEqual({ error: 'Service account not found.' });
     // Invalid credentials.
     const anon = caller(srv, null);
-    expect((await anon('GET', '/v1/apps/', undefined, { Authorization: 'Bearer Bogus abc' })).body).toEqual({ error: 'Invalid token' });
-    expect((await anon('GET', '/v1/apps/', undefined, { Authorization: `Bearer User ${'a'.repeat(64)}` })).status).toBe(401);
+    expect((await anon('GET', '/v1/apps/', undefined, { Authorization: 'Bearer Bogus abc' })).body).toEqual({
+      error: 'Invalid token',
+    });
+    expect(
+      (await anon('GET', '/v1/apps/', undefined, { Authorization: `Bearer User ${'a'.repeat(64)}` })).status,
+    ).toBe(401);
     expect((await anon('PATCH', '/v1/apps/')).status).toBe(401); // unsupported methods fail after authentication
   });
 
@@ -167,10 +206,21 @@ describe.each(STORES)('organisation API on %s', (store) => {
 
     const c = await owner('POST', '/v1/network-policies/', { name: 'office', allowed_ips: ['10.0.0.1/32'] });
     expect(c.status).toBe(201);
-    expect(c.body).toMatchObject({ name: 'office', allowedIps: ['10.0.0.1/32'], isGlobal: false, attachments: [] });
+    expect(c.body).toMatchObject({
+      name: 'office',
+      allowedIps: ['10.0.0.1/32'],
+      isGlobal: false,
+      attachments: [],
+    });
     const bad: Array<[unknown, string]> = [
-      [{ name: 'x', allowed_ips: ['300.1.1.1'] }, "'allowed_ips': '300.1.1.1' is not a valid IPv4/IPv6 address or CIDR range."],
-      [{ name: 'x', allowed_ips: ['10.0.0.0/33'] }, "'allowed_ips': '10.0.0.0/33' is not a valid IPv4/IPv6 address or CIDR range."],
+      [
+        { name: 'x', allowed_ips: ['300.1.1.1'] },
+        "'allowed_ips': '300.1.1.1' is not a valid IPv4/IPv6 address or CIDR range.",
+      ],
+      [
+        { name: 'x', allowed_ips: ['10.0.0.0/33'] },
+        "'allowed_ips': '10.0.0.0/33' is not a valid IPv4/IPv6 address or CIDR range.",
+      ],
       [{ name: 'x', allowed_ips: [] }, "'allowed_ips' must not be empty."],
       [{ name: 'x' }, 'Missing required field: allowed_ips'],
       [{ allowed_ips: ['::1'] }, 'Missing required field: name'],
@@ -182,25 +232,44 @@ describe.each(STORES)('organisation API on %s', (store) => {
       expect({ status: r.status, body: r.body }).toEqual({ status: 400, body: { error: msg } });
     }
     // Attach: the SA is now limited to 10.0.0.1 and loopback is denied.
-    const at = await owner('PUT', `/v1/network-policies/${c.body.id}/attachments/`, { account_type: 'service_account', account_id: sa.id });
+    const at = await owner('PUT', `/v1/network-policies/${c.body.id}/attachments/`, {
+      account_type: 'service_account',
+      account_id: sa.id,
+    });
     expect(at.status).toBe(200);
     expect(at.body.attachments).toEqual([{ accountType: 'service_account', accountId: sa.id }]);
     const denied = await sac('GET', '/v1/service-accounts/');
     expect(denied.status).toBe(403);
-    expect(denied.body).toEqual({ error: 'Access denied: a network access policy restricts access from your IP address.' });
-    expect((await sac('GET', '/service/secrets/', undefined, { Environment: '00000000-0000-4000-8000-000000000000' })).status).toBe(403);
+    expect(denied.body).toEqual({
+      error: 'Access denied: a network access policy restricts access from your IP address.',
+    });
+    expect(
+      (
+        await sac('GET', '/service/secrets/', undefined, {
+          Environment: '00000000-0000-4000-8000-000000000000',
+        })
+      ).status,
+    ).toBe(403);
     // /secrets/tokens/ is not policy-checked.
     expect((await sac('GET', '/service/secrets/tokens/')).status).toBe(200);
     // Forged X-Forwarded-For is ignored without --trust-proxy.
-    expect((await sac('GET', '/v1/service-accounts/', undefined, { 'X-Forwarded-For': '10.0.0.1' })).status).toBe(403);
+    expect(
+      (await sac('GET', '/v1/service-accounts/', undefined, { 'X-Forwarded-For': '10.0.0.1' })).status,
+    ).toBe(403);
     // Other accounts are not affected by an account policy.
     expect((await owner('GET', '/v1/service-accounts/')).status).toBe(200);
     // Allow loopback (IPv4 and IPv6): access is back.
-    const u = await owner('PUT', `/v1/network-policies/${c.body.id}/`, { allowed_ips: ['10.0.0.1/32', '127.0.0.0/8', '::1'] });
+    const u = await owner('PUT', `/v1/network-policies/${c.body.id}/`, {
+      allowed_ips: ['10.0.0.1/32', '127.0.0.0/8', '::1'],
+    });
     expect(u.status).toBe(200);
     expect((await sac('GET', '/v1/service-accounts/')).status).toBe(200);
     // A global policy applies to everyone (union with account policies).
-    const g = await owner('POST', '/v1/network-policies/', { name: 'global', allowed_ips: ['192.0.2.0/24'], is_global: true });
+    const g = await owner('POST', '/v1/network-policies/', {
+      name: 'global',
+      allowed_ips: ['192.0.2.0/24'],
+      is_global: true,
+    });
     expect(g.status).toBe(201);
     expect((await sac('GET', '/v1/service-accounts/')).status).toBe(200); // account policy allows loopback
     // The owner has no account policy, so the global one alone applies and loopback is denied.
@@ -208,7 +277,9 @@ describe.each(STORES)('organisation API on %s', (store) => {
     // Nobody allowed can delete it over the API now (the SA lacks the permission): remove it in the store.
     await srv.server.store.db.deleteFrom('network_policies').where('id', '=', g.body.id).execute();
     expect((await owner('GET', '/v1/apps/')).status).toBe(200);
-    expect((await owner('DELETE', `/v1/network-policies/${c.body.id}/attachments/${sa.id}/`)).status).toBe(204);
+    expect((await owner('DELETE', `/v1/network-policies/${c.body.id}/attachments/${sa.id}/`)).status).toBe(
+      204,
+    );
     expect((await owner('GET', `/v1/network-policies/${c.body.id}/`)).body.attachments).toEqual([]);
     expect((await owner('DELETE', `/v1/network-policies/${c.body.id}/`)).status).toBe(204);
     expect((await owner('GET', `/v1/network-policies/${c.body.id}/`)).status).toBe(404);
@@ -219,21 +290,36 @@ describe.each(STORES)('organisation API on %s', (store) => {
     const sa = await createSa(owner, 'audit-bot');
     const envs = (await owner('GET', `/v1/environments/?app_id=${app.id}`)).body.data;
     const dev = envs.find((e: any) => e.name === 'Development');
-    await owner('PUT', `/v1/service-accounts/${sa.id}/access/`, { apps: [{ id: app.id, environments: [dev.id] }] });
+    await owner('PUT', `/v1/service-accounts/${sa.id}/access/`, {
+      apps: [{ id: app.id, environments: [dev.id] }],
+    });
     const since = new Date().toISOString();
-    const w = await owner('POST', `/v1/secrets/?app_id=${app.id}&env=Development`, { secrets: [{ key: 'AUDITED', value: 'top-secret-value' }] });
+    const w = await owner('POST', `/v1/secrets/?app_id=${app.id}&env=Development`, {
+      secrets: [{ key: 'AUDITED', value: 'top-secret-value' }],
+    });
     const digest = w.body[0].keyDigest;
-    await caller(srv, sa.token)('GET', `/v1/secrets/?app_id=${app.id}&env=Development`, undefined, { 'User-Agent': 'audit-test/1.0' });
+    await caller(srv, sa.token)('GET', `/v1/secrets/?app_id=${app.id}&env=Development`, undefined, {
+      'User-Agent': 'audit-test/1.0',
+    });
 
     const all = await owner('GET', `/v1/audit-logs/?since=${encodeURIComponent(since)}&app_id=${app.id}`);
     expect(all.status).toBe(200);
     expect(JSON.stringify(all.body)).not.toContain('top-secret-value');
     expect(JSON.stringify(all.body)).not.toContain('AUDITED');
     const create = all.body.data.find((e: any) => e.eventType === 'C' && e.resourceType === 'secret');
-    expect(create).toMatchObject({ actorType: 'member', keyDigest: digest, environmentId: dev.id, path: '/' });
+    expect(create).toMatchObject({
+      actorType: 'member',
+      keyDigest: digest,
+      environmentId: dev.id,
+      path: '/',
+    });
     const read = await owner('GET', `/v1/audit-logs/?actor=${sa.id}&event_type=R`);
     expect(read.body.count).toBe(1);
-    expect(read.body.data[0]).toMatchObject({ actorType: 'service_account', actorId: sa.id, userAgent: 'audit-test/1.0' });
+    expect(read.body.data[0]).toMatchObject({
+      actorType: 'service_account',
+      actorId: sa.id,
+      userAgent: 'audit-test/1.0',
+    });
     expect(read.body.data[0].ipAddress).toMatch(/127\.0\.0\.1|::1/);
     expect(read.body.data[0].detail.keyDigests).toEqual([digest]);
     const byDigest = await owner('GET', `/v1/audit-logs/?key_digest=${digest}`);
@@ -264,7 +350,9 @@ describe.each(STORES)('organisation API on %s', (store) => {
     const m = await fetch(`${srv.url}/metrics`);
     const text = await m.text();
     expect(m.headers.get('content-type')).toContain('text/plain');
-    expect(text).toMatch(/phase_bridge_http_requests_total\{method="GET",route="\/v1\/apps\/",status="200"\} \d+/);
+    expect(text).toMatch(
+      /phase_bridge_http_requests_total\{method="GET",route="\/v1\/apps\/",status="200"\} \d+/,
+    );
     expect(text).toMatch(/phase_bridge_auth_failures_total\{reason="missing"\} \d+/);
     expect(text).toContain('phase_bridge_http_request_duration_seconds_bucket');
     const big = await owner('POST', '/v1/apps/', { name: 'x', description: 'y'.repeat(2 * 1024 * 1024) });
@@ -309,10 +397,19 @@ describe.each(STORES)('rate limit and proxy trust on %s', (store) => {
     expect(p.status).toBe(201);
     const dev = await srv.addMember('Developer');
     const devc = caller(srv, dev.token);
-    expect((await mc('PUT', `/v1/network-policies/${p.body.id}/attachments/`, { account_type: 'member', account_id: dev.id })).status).toBe(200);
+    expect(
+      (
+        await mc('PUT', `/v1/network-policies/${p.body.id}/attachments/`, {
+          account_type: 'member',
+          account_id: dev.id,
+        })
+      ).status,
+    ).toBe(200);
     expect((await devc('GET', '/v1/apps/')).status).toBe(403);
     expect((await devc('GET', '/v1/apps/', undefined, { 'X-Real-IP': '203.0.113.7' })).status).toBe(200);
-    expect((await devc('GET', '/v1/apps/', undefined, { 'X-Forwarded-For': '203.0.113.7, 10.0.0.1' })).status).toBe(200);
+    expect(
+      (await devc('GET', '/v1/apps/', undefined, { 'X-Forwarded-For': '203.0.113.7, 10.0.0.1' })).status,
+    ).toBe(200);
   });
 });
 

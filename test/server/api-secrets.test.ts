@@ -1,9 +1,16 @@
+/* eslint-disable @typescript-eslint/no-explicit-any -- JSON response bodies are checked field by field */
 /**
  * API behaviour, part 2: `/v1/secrets/` (plaintext CRUD, references, tags, paths, types, versions, overrides),
  * the E2E `/secrets/` endpoint's status codes and casing, `updated_at` bumps, and path-restricted access.
  * Runs on every store.
  */
-import { encryptAsymmetric, initCrypto, keyDigest, reconstructPrivateKey, unwrapEnvironmentKey } from '../../core/crypto';
+import {
+  encryptAsymmetric,
+  initCrypto,
+  keyDigest,
+  reconstructPrivateKey,
+  unwrapEnvironmentKey,
+} from '../../core/crypto';
 import { parsePssToken } from '../../core/token';
 import { startTestServer, type TestServer } from '../support/server';
 import { STORES } from '../support/stores';
@@ -19,7 +26,10 @@ async function envKeysFor(call: Call, token: string, envId: string) {
       if (k.environment.id === envId) {
         return {
           entry: k,
-          ...unwrapEnvironmentKey({ wrappedSeed: k.wrapped_seed, wrappedSalt: k.wrapped_salt }, { publicKey: pss.publicKey, privateKey: priv }),
+          ...unwrapEnvironmentKey(
+            { wrappedSeed: k.wrapped_seed, wrappedSalt: k.wrapped_salt },
+            { publicKey: pss.publicKey, privateKey: priv },
+          ),
         };
       }
     }
@@ -45,7 +55,13 @@ describe.each(STORES)('secrets API on %s', (store) => {
     const q = `?app_id=${app.id}&env=Production`;
     const c = await owner('POST', `/v1/secrets/${q}`, {
       secrets: [
-        { key: 'debug', value: 'False', comment: 'Debug mode', tags: ['config', 'backend'], path: '/backend/' },
+        {
+          key: 'debug',
+          value: 'False',
+          comment: 'Debug mode',
+          tags: ['config', 'backend'],
+          path: '/backend/',
+        },
         { key: 'DEBUG', value: 'True' },
         { key: 'SEALED_ONE', value: 'v1', type: 'sealed' },
       ],
@@ -67,31 +83,61 @@ describe.each(STORES)('secrets API on %s', (store) => {
     expect(typeof c.body[0].folder).toBe('string');
     expect(c.body[1].folder).toBeNull();
     expect(Object.keys(c.body[0])).toEqual([
-      'id', 'key', 'value', 'comment', 'tags', 'override', 'type', 'lifecycle', 'path', 'keyDigest', 'version',
-      'createdAt', 'updatedAt', 'environment', 'folder',
+      'id',
+      'key',
+      'value',
+      'comment',
+      'tags',
+      'override',
+      'type',
+      'lifecycle',
+      'path',
+      'keyDigest',
+      'version',
+      'createdAt',
+      'updatedAt',
+      'environment',
+      'folder',
     ]);
 
-    const dup = await owner('POST', `/v1/secrets/${q}`, { secrets: [{ key: 'debug', value: 'x', path: '/backend' }] });
+    const dup = await owner('POST', `/v1/secrets/${q}`, {
+      secrets: [{ key: 'debug', value: 'x', path: '/backend' }],
+    });
     expect(dup.status).toBe(409);
     expect(dup.body).toEqual({ error: 'Duplicate secret found' });
 
     // ?key= is case-insensitive and spans paths; ?path= is exact; empty path = no filter; tags filter.
-    expect((await owner('GET', `/v1/secrets/${q}&key=Debug`)).body.map((s: any) => s.path).sort()).toEqual(['/', '/backend']);
-    expect((await owner('GET', `/v1/secrets/${q}&path=/backend`)).body.map((s: any) => s.key)).toEqual(['DEBUG']);
+    expect((await owner('GET', `/v1/secrets/${q}&key=Debug`)).body.map((s: any) => s.path).sort()).toEqual([
+      '/',
+      '/backend',
+    ]);
+    expect((await owner('GET', `/v1/secrets/${q}&path=/backend`)).body.map((s: any) => s.key)).toEqual([
+      'DEBUG',
+    ]);
     expect((await owner('GET', `/v1/secrets/${q}&path=`)).body).toHaveLength(3);
-    expect((await owner('GET', `/v1/secrets/${q}&tags=config`)).body.map((s: any) => s.path)).toEqual(['/backend']);
+    expect((await owner('GET', `/v1/secrets/${q}&tags=config`)).body.map((s: any) => s.path)).toEqual([
+      '/backend',
+    ]);
     expect((await owner('GET', `/v1/secrets/${q}&tags=nope`)).body).toEqual([]);
 
     // PUT: version + 1, omitted fields kept, tags kept when omitted, path moves.
     const id = c.body[0].id;
     const u = await owner('PUT', `/v1/secrets/${q}`, { secrets: [{ id, value: 'maybe' }] });
     expect(u.status).toBe(200);
-    expect(u.body[0]).toMatchObject({ key: 'DEBUG', value: 'maybe', comment: 'Debug mode', tags: ['backend', 'config'], version: 2 });
+    expect(u.body[0]).toMatchObject({
+      key: 'DEBUG',
+      value: 'maybe',
+      comment: 'Debug mode',
+      tags: ['backend', 'config'],
+      version: 2,
+    });
     const mv = await owner('PUT', `/v1/secrets/${q}`, { secrets: [{ id, path: '/', tags: [] }] });
     expect(mv.status).toBe(409); // DEBUG already lives at /
     const mv2 = await owner('PUT', `/v1/secrets/${q}`, { secrets: [{ id, path: '/other', tags: [] }] });
     expect(mv2.body[0]).toMatchObject({ path: '/other', tags: [], version: 3 });
-    expect((await owner('PUT', `/v1/secrets/${q}`, { secrets: [{ value: 'x' }] })).body).toEqual({ error: 'Secret ID not provided' });
+    expect((await owner('PUT', `/v1/secrets/${q}`, { secrets: [{ value: 'x' }] })).body).toEqual({
+      error: 'Secret ID not provided',
+    });
     const missing = '00000000-0000-4000-8000-000000000000';
     expect((await owner('PUT', `/v1/secrets/${q}`, { secrets: [{ id: missing }] })).body).toEqual({
       error: `Secret not found: ${missing}`,
@@ -103,15 +149,26 @@ describe.each(STORES)('secrets API on %s', (store) => {
     expect(s1.body[0]).toMatchObject({ value: 'v1', version: 2, type: 'sealed' });
     const s2 = await owner('PUT', `/v1/secrets/${q}`, { secrets: [{ id: sealed, type: 'secret' }] });
     expect(s2.status).toBe(400);
-    expect(s2.body).toEqual({ error: 'Sealed secrets cannot be unsealed. Delete and recreate the secret instead.' });
+    expect(s2.body).toEqual({
+      error: 'Sealed secrets cannot be unsealed. Delete and recreate the secret instead.',
+    });
 
     // Validation messages.
     const bad: Array<[unknown, string]> = [
       [{ secrets: [] }, "'secrets' must be a non-empty list."],
       [{ secrets: [{ value: 'x' }] }, "Each secret requires a non-empty 'key'."],
-      [{ secrets: [{ key: 'A', value: 'x', type: 'weird' }] }, `Invalid 'type': "weird". Must be one of: secret, sealed, config.`],
-      [{ secrets: [{ key: 'A', value: 'x', override: { value: 'y', isActive: 'yes' } }] }, "'override.isActive' must be a boolean."],
-      [{ secrets: [{ key: 'A', value: 'x', tags: ['t'.repeat(65)] }] }, 'Tag names cannot exceed 64 characters.'],
+      [
+        { secrets: [{ key: 'A', value: 'x', type: 'weird' }] },
+        `Invalid 'type': "weird". Must be one of: secret, sealed, config.`,
+      ],
+      [
+        { secrets: [{ key: 'A', value: 'x', override: { value: 'y', isActive: 'yes' } }] },
+        "'override.isActive' must be a boolean.",
+      ],
+      [
+        { secrets: [{ key: 'A', value: 'x', tags: ['t'.repeat(65)] }] },
+        'Tag names cannot exceed 64 characters.',
+      ],
     ];
     for (const [body, msg] of bad) {
       const r = await owner('POST', `/v1/secrets/${q}`, body);
@@ -150,7 +207,8 @@ describe.each(STORES)('secrets API on %s', (store) => {
   test('references resolve server-side: local, path, cross-env, cross-app, cycles and missing stay literal', async () => {
     const { app } = await createApp(owner, 'refs-main');
     const { app: other } = await createApp(owner, 'refs-other');
-    const post = (a: string, env: string, secrets: unknown[]) => owner('POST', `/v1/secrets/?app_id=${a}&env=${env}`, { secrets });
+    const post = (a: string, env: string, secrets: unknown[]) =>
+      owner('POST', `/v1/secrets/?app_id=${a}&env=${env}`, { secrets });
     await post(other.id, 'Production', [{ key: 'REMOTE', value: 'remote-value' }]);
     await post(app.id, 'Staging', [{ key: 'STAGE_ONLY', value: 'from-staging' }]);
     await post(app.id, 'Development', [
@@ -177,8 +235,13 @@ describe.each(STORES)('secrets API on %s', (store) => {
     const sa = await createSa(owner, 'refs-bot');
     const envs = (await owner('GET', `/v1/environments/?app_id=${app.id}`)).body.data;
     const dev = envs.find((e: any) => e.name === 'Development');
-    await owner('PUT', `/v1/service-accounts/${sa.id}/access/`, { apps: [{ id: app.id, environments: [dev.id] }] });
-    const viaSa = await caller(srv, sa.token)('GET', `/v1/secrets/?app_id=${app.id}&env=Development&key=CROSS_ENV`);
+    await owner('PUT', `/v1/service-accounts/${sa.id}/access/`, {
+      apps: [{ id: app.id, environments: [dev.id] }],
+    });
+    const viaSa = await caller(srv, sa.token)(
+      'GET',
+      `/v1/secrets/?app_id=${app.id}&env=Development&key=CROSS_ENV`,
+    );
     expect(viaSa.status).toBe(200);
     expect(viaSa.body[0].value).toBe('${staging.STAGE_ONLY}');
   });
@@ -186,19 +249,28 @@ describe.each(STORES)('secrets API on %s', (store) => {
   test('personal overrides are per member (PAT) and never shown to service accounts', async () => {
     const { app, envs } = await createApp(owner);
     const q = `?app_id=${app.id}&env=Development`;
-    const c = await owner('POST', `/v1/secrets/${q}`, { secrets: [{ key: 'MODE', value: 'shared', override: { value: 'mine', isActive: true } }] });
+    const c = await owner('POST', `/v1/secrets/${q}`, {
+      secrets: [{ key: 'MODE', value: 'shared', override: { value: 'mine', isActive: true } }],
+    });
     expect(c.body[0].value).toBe('shared');
     expect(c.body[0].override).toMatchObject({ value: 'mine', isActive: true });
-    const off = await owner('PUT', `/v1/secrets/${q}`, { secrets: [{ id: c.body[0].id, override: { value: 'mine2', isActive: false } }] });
+    const off = await owner('PUT', `/v1/secrets/${q}`, {
+      secrets: [{ id: c.body[0].id, override: { value: 'mine2', isActive: false } }],
+    });
     expect(off.body[0].override).toMatchObject({ value: 'mine2', isActive: false });
     const sa = await createSa(owner, 'ov-bot');
-    await owner('PUT', `/v1/service-accounts/${sa.id}/access/`, { apps: [{ id: app.id, environments: [envs.Development.id] }] });
+    await owner('PUT', `/v1/service-accounts/${sa.id}/access/`, {
+      apps: [{ id: app.id, environments: [envs.Development.id] }],
+    });
     const viaSa = await caller(srv, sa.token)('GET', `/v1/secrets/${q}`);
     expect(viaSa.body[0].override).toBeNull();
     // E2E: snake_case by default, camelCase with X-Use-Camel-Case: true.
     const e2e = await owner('GET', '/service/secrets/', undefined, { Environment: envs.Development.id });
     expect(e2e.body[0].override).toHaveProperty('is_active', false);
-    const camel = await owner('GET', '/service/secrets/', undefined, { environment: envs.Development.id, 'X-Use-Camel-Case': 'true' });
+    const camel = await owner('GET', '/service/secrets/', undefined, {
+      environment: envs.Development.id,
+      'X-Use-Camel-Case': 'true',
+    });
     expect(camel.body[0].override).toHaveProperty('isActive', false);
     expect(camel.body[0]).toHaveProperty('keyDigest');
   });
@@ -206,7 +278,9 @@ describe.each(STORES)('secrets API on %s', (store) => {
   test('E2E /secrets/: headers, status codes, ciphertext validation, PUT semantics and updated_at bumps', async () => {
     const { app, envs } = await createApp(owner);
     const sa = await createSa(owner, 'e2e-codes');
-    await owner('PUT', `/v1/service-accounts/${sa.id}/access/`, { apps: [{ id: app.id, environments: [envs.Staging.id] }] });
+    await owner('PUT', `/v1/service-accounts/${sa.id}/access/`, {
+      apps: [{ id: app.id, environments: [envs.Staging.id] }],
+    });
     const sac = caller(srv, sa.token);
     const env = await envKeysFor(sac, sa.token, envs.Staging.id);
     const H = { Environment: envs.Staging.id };
@@ -218,23 +292,38 @@ describe.each(STORES)('secrets API on %s', (store) => {
       path,
       tags: ['t1'],
     });
-    const updatedAt = async () => (await sac('GET', '/service/secrets/tokens/')).body.apps[0].environment_keys[0].environment.updated_at;
+    const updatedAt = async () =>
+      (await sac('GET', '/service/secrets/tokens/')).body.apps[0].environment_keys[0].environment.updated_at;
     const t0 = await updatedAt();
 
-    expect((await sac('POST', '/service/secrets/', { secrets: [item('A', '1'), item('B', '2', '/p')] }, H)).status).toBe(200);
+    expect(
+      (await sac('POST', '/service/secrets/', { secrets: [item('A', '1'), item('B', '2', '/p')] }, H)).status,
+    ).toBe(200);
     const t1 = await updatedAt();
     expect(t1 > t0).toBe(true);
     const dup = await sac('POST', '/service/secrets/', { secrets: [item('A', 'again')] }, H);
     expect(dup.status).toBe(409);
     expect(dup.body).toEqual({ error: 'Duplicate secret found' });
-    const badCt = await sac('POST', '/service/secrets/', { secrets: [{ ...item('C', '3'), value: 'plaintext!' }] }, H);
+    const badCt = await sac(
+      'POST',
+      '/service/secrets/',
+      { secrets: [{ ...item('C', '3'), value: 'plaintext!' }] },
+      H,
+    );
     expect(badCt.status).toBe(400);
     expect(badCt.body.error).toContain('Invalid ciphertext format');
-    expect((await sac('POST', '/service/secrets/', 'nope', H)).body).toEqual({ error: 'Request body must be valid JSON.' });
-    expect((await sac('POST', '/service/secrets/', undefined, H)).body).toEqual({ error: 'Request body is required.' });
+    expect((await sac('POST', '/service/secrets/', 'nope', H)).body).toEqual({
+      error: 'Request body must be valid JSON.',
+    });
+    expect((await sac('POST', '/service/secrets/', undefined, H)).body).toEqual({
+      error: 'Request body is required.',
+    });
 
     // Header names are case-insensitive and `_` ≡ `-`.
-    const byDigest = await sac('GET', '/service/secrets/', undefined, { ENVIRONMENT: envs.Staging.id, keydigest: keyDigest('A', env.salt) });
+    const byDigest = await sac('GET', '/service/secrets/', undefined, {
+      ENVIRONMENT: envs.Staging.id,
+      keydigest: keyDigest('A', env.salt),
+    });
     expect(byDigest.body).toHaveLength(1);
     expect((await sac('GET', '/service/secrets/', undefined, { ...H, Path: '/p/' })).body).toHaveLength(1);
     expect((await sac('GET', '/service/secrets/', undefined, H)).body).toHaveLength(2);
@@ -243,26 +332,40 @@ describe.each(STORES)('secrets API on %s', (store) => {
     // PUT keeps omitted fields and clears tags when omitted.
     const a = byDigest.body[0];
     expect(a.tags).toEqual(['t1']);
-    const put = await sac('PUT', '/service/secrets/', { secrets: [{ id: a.id, value: encryptAsymmetric('one', env.publicKey) }] }, H);
+    const put = await sac(
+      'PUT',
+      '/service/secrets/',
+      { secrets: [{ id: a.id, value: encryptAsymmetric('one', env.publicKey) }] },
+      H,
+    );
     expect(put.status).toBe(200);
-    const after = (await sac('GET', '/service/secrets/', undefined, { ...H, KeyDigest: keyDigest('A', env.salt) })).body[0];
+    const after = (
+      await sac('GET', '/service/secrets/', undefined, { ...H, KeyDigest: keyDigest('A', env.salt) })
+    ).body[0];
     expect(after).toMatchObject({ key: a.key, version: 2, tags: [] });
     const t2 = await updatedAt();
     expect(t2 > t1).toBe(true);
 
     // A well-formed but undecryptable ciphertext written E2E never breaks the SSE view (it is left out).
     const junk = `ph:v1:${'00'.repeat(32)}:AAAA`;
-    expect((await sac('POST', '/service/secrets/', { secrets: [{ ...item('JUNK', 'x'), value: junk }] }, H)).status).toBe(200);
+    expect(
+      (await sac('POST', '/service/secrets/', { secrets: [{ ...item('JUNK', 'x'), value: junk }] }, H))
+        .status,
+    ).toBe(200);
     const sseView = await owner('GET', `/v1/secrets/?app_id=${app.id}&env=Staging`);
     expect(sseView.status).toBe(200);
     expect(sseView.body.map((x: any) => x.key).sort()).toEqual(['A', 'B']);
 
     // Unknown environment header: 401; no header: 403; another environment's id cannot be deleted from here.
-    const unknownEnv = await sac('GET', '/service/secrets/', undefined, { Environment: '00000000-0000-4000-8000-000000000000' });
+    const unknownEnv = await sac('GET', '/service/secrets/', undefined, {
+      Environment: '00000000-0000-4000-8000-000000000000',
+    });
     expect(unknownEnv.status).toBe(401);
     expect(unknownEnv.body).toEqual({ error: 'Environment not found' });
     expect((await sac('GET', '/service/secrets/')).status).toBe(403);
-    const ownerProd = await owner('POST', `/v1/secrets/?app_id=${app.id}&env=Production`, { secrets: [{ key: 'P', value: 'p' }] });
+    const ownerProd = await owner('POST', `/v1/secrets/?app_id=${app.id}&env=Production`, {
+      secrets: [{ key: 'P', value: 'p' }],
+    });
     const cross = await sac('DELETE', '/service/secrets/', { secrets: [ownerProd.body[0].id] }, H);
     expect(cross.status).toBe(200);
     expect((await owner('GET', `/v1/secrets/?app_id=${app.id}&env=Production`)).body).toHaveLength(1);
@@ -282,7 +385,9 @@ describe.each(STORES)('secrets API on %s', (store) => {
     // Missing Authorization on /secrets/tokens/ is a 403 (Phase answers 500), malformed too.
     const anon = caller(srv, null);
     expect((await anon('GET', '/service/secrets/tokens/')).status).toBe(403);
-    expect((await anon('GET', '/service/secrets/tokens/', undefined, { Authorization: 'Bearer' })).body).toEqual({
+    expect(
+      (await anon('GET', '/service/secrets/tokens/', undefined, { Authorization: 'Bearer' })).body,
+    ).toEqual({
       error: 'Token expired or deleted',
     });
     const noAuth = await anon('GET', '/service/secrets/', undefined, H);
@@ -316,9 +421,14 @@ describe.each(STORES)('secrets API on %s', (store) => {
     expect(seen.body.map((s: any) => s.key).sort()).toEqual(['API', 'API_DEEP', 'LEAK']);
     // A reference cannot reach outside the allowed paths.
     expect(seen.body.find((s: any) => s.key === 'LEAK').value).toBe('${/web/WEB}');
-    const outside = await sac('POST', `/v1/secrets/${q}`, { secrets: [{ key: 'NEW', value: 'n', path: '/web' }] });
+    const outside = await sac('POST', `/v1/secrets/${q}`, {
+      secrets: [{ key: 'NEW', value: 'n', path: '/web' }],
+    });
     expect(outside.status).toBe(403);
-    expect((await sac('POST', `/v1/secrets/${q}`, { secrets: [{ key: 'NEW', value: 'n', path: '/api/new' }] })).status).toBe(200);
+    expect(
+      (await sac('POST', `/v1/secrets/${q}`, { secrets: [{ key: 'NEW', value: 'n', path: '/api/new' }] }))
+        .status,
+    ).toBe(200);
 
     const t = await sac('GET', '/service/secrets/tokens/');
     expect(t.body.apps[0].environment_keys[0].paths).toEqual(['/api']);
@@ -328,7 +438,17 @@ describe.each(STORES)('secrets API on %s', (store) => {
     const write = await sac(
       'POST',
       '/service/secrets/',
-      { secrets: [{ key: encryptAsymmetric('Q', env.publicKey), keyDigest: keyDigest('Q', env.salt), value: encryptAsymmetric('q', env.publicKey), comment: '', path: '/' }] },
+      {
+        secrets: [
+          {
+            key: encryptAsymmetric('Q', env.publicKey),
+            keyDigest: keyDigest('Q', env.salt),
+            value: encryptAsymmetric('q', env.publicKey),
+            comment: '',
+            path: '/',
+          },
+        ],
+      },
       { Environment: envs.Development.id },
     );
     expect(write.status).toBe(403);

@@ -1,3 +1,4 @@
+/* eslint-disable @typescript-eslint/no-explicit-any -- JSON response bodies are checked field by field */
 /**
  * API behaviour, part 1: apps, environments, service accounts and tokens, access grants and the full E2E chain
  * (a grantee's /secrets/tokens/ holds environment keys that decrypt with core crypto using the minted token).
@@ -65,7 +66,10 @@ describe.each(STORES)('API on %s', (store) => {
     });
 
     test('custom environments, validation messages and the same routes under every prefix', async () => {
-      const r = await owner('POST', '/service/public/v1/apps/', { name: 'custom', environments: ['dev', 'qa'] });
+      const r = await owner('POST', '/service/public/v1/apps/', {
+        name: 'custom',
+        environments: ['dev', 'qa'],
+      });
       expect(r.status).toBe(201);
       expect(r.body.environments.map((e: any) => [e.name, e.envType])).toEqual([
         ['dev', 'custom'],
@@ -77,7 +81,9 @@ describe.each(STORES)('API on %s', (store) => {
       }
       expect((await owner('GET', `/v1/apps/${r.body.id}`)).status).toBe(404); // trailing slash mandatory
       expect((await owner('POST', '/v1/apps/', {})).body).toEqual({ error: 'Missing required field: name' });
-      expect((await owner('POST', '/v1/apps/', { name: 5 })).body).toEqual({ error: "'name' must be a string." });
+      expect((await owner('POST', '/v1/apps/', { name: 5 })).body).toEqual({
+        error: "'name' must be a string.",
+      });
       expect((await owner('POST', '/v1/apps/', { name: 'x'.repeat(65) })).body).toEqual({
         error: "'name' cannot exceed 64 characters.",
       });
@@ -90,7 +96,9 @@ describe.each(STORES)('API on %s', (store) => {
       const bad = await owner('POST', '/v1/apps/', { name: 'a', environments: ['bad name'] });
       expect(bad.status).toBe(400);
       expect(bad.body.error).toMatch(/^Environment name is invalid/);
-      expect((await owner('POST', '/v1/apps/', '[1,2]')).body).toEqual({ error: 'Request body must be a JSON object.' });
+      expect((await owner('POST', '/v1/apps/', '[1,2]')).body).toEqual({
+        error: 'Request body must be a JSON object.',
+      });
       const invalid = await owner('POST', '/v1/apps/', '{"name":');
       expect(invalid.status).toBe(400);
       expect(invalid.body).toEqual({ error: 'Request body must be valid JSON.' });
@@ -106,7 +114,9 @@ describe.each(STORES)('API on %s', (store) => {
       const list = await owner('GET', `/v1/environments/?app_id=${app.id}`);
       expect(list.status).toBe(200);
       expect(list.body.data.map((e: any) => e.name)).toEqual(['Development', 'Staging', 'Production']);
-      expect((await owner('GET', '/v1/environments/')).body).toEqual({ error: 'Could not resolve app from request.' });
+      expect((await owner('GET', '/v1/environments/')).body).toEqual({
+        error: 'Could not resolve app from request.',
+      });
 
       const c = await owner('POST', `/v1/environments/?app_id=${app.id}`, { name: 'qa' });
       expect(c.status).toBe(201);
@@ -139,7 +149,9 @@ describe.each(STORES)('API on %s', (store) => {
       expect(r.status).toBe(201);
       expect(r.body).toMatchObject({ name: 'deploy-bot', role: { id: service.id, name: 'Service' } });
       expect(r.body.initialToken).toMatchObject({ name: 'Default', expiresAt: null });
-      expect(r.body.initialToken.token).toMatch(/^pss_service:v2:[0-9a-f]{64}:[0-9a-f]{64}:[0-9a-f]{64}:[0-9a-f]{64}$/);
+      expect(r.body.initialToken.token).toMatch(
+        /^pss_service:v2:[0-9a-f]{64}:[0-9a-f]{64}:[0-9a-f]{64}:[0-9a-f]{64}$/,
+      );
       const pss = parsePssToken(r.body.initialToken.token);
       expect(r.body.initialToken.bearerToken).toBe(`ServiceAccount ${pss.bearer}`);
 
@@ -156,23 +168,37 @@ describe.each(STORES)('API on %s', (store) => {
       expect((await owner('POST', '/v1/service-accounts/', { name: 'x' })).body).toEqual({
         error: 'Missing required field: role_id',
       });
-      expect((await owner('POST', '/v1/service-accounts/', { name: 'x', role_id: '00000000-0000-4000-8000-000000000000' })).status).toBe(
-        404,
-      );
+      expect(
+        (
+          await owner('POST', '/v1/service-accounts/', {
+            name: 'x',
+            role_id: '00000000-0000-4000-8000-000000000000',
+          })
+        ).status,
+      ).toBe(404);
     });
 
     test('token mint rules, expiry and revocation are enforced on the next request', async () => {
       const sa = await createSa(owner, 'tok-bot');
       const future = new Date(Date.now() + 3600_000).toISOString();
-      const a = await owner('POST', `/v1/service-accounts/${sa.id}/tokens/`, { name: 'at', expires_at: future });
+      const a = await owner('POST', `/v1/service-accounts/${sa.id}/tokens/`, {
+        name: 'at',
+        expires_at: future,
+      });
       expect(a.status).toBe(201);
       expect(a.body.expiresAt).toBe(future);
       const b = await owner('POST', `/v1/service-accounts/${sa.id}/tokens/`, { name: 'in', expires_in: 1 });
       expect(b.status).toBe(201);
       const errs: Array<[unknown, string]> = [
-        [{ name: 'x', expiry: 1 }, "Unknown field 'expiry'. Use 'expires_at' (ISO-8601 with timezone) or 'expires_in' (positive integer seconds)."],
+        [
+          { name: 'x', expiry: 1 },
+          "Unknown field 'expiry'. Use 'expires_at' (ISO-8601 with timezone) or 'expires_in' (positive integer seconds).",
+        ],
         [{ name: 'x', expires_at: 'nope' }, "'expires_at' is not a valid ISO-8601 datetime."],
-        [{ name: 'x', expires_at: '2099-01-01T00:00:00' }, "'expires_at' must include a timezone offset (e.g. 'Z' or '+00:00')."],
+        [
+          { name: 'x', expires_at: '2099-01-01T00:00:00' },
+          "'expires_at' must include a timezone offset (e.g. 'Z' or '+00:00').",
+        ],
         [{ name: 'x', expires_at: '2001-01-01T00:00:00Z' }, "'expires_at' must be in the future."],
         [{ name: 'x', expires_in: 0 }, "'expires_in' must be a positive integer (seconds)."],
         [{ name: 'x', expires_in: true }, "'expires_in' must be a positive integer (seconds)."],
@@ -190,7 +216,9 @@ describe.each(STORES)('API on %s', (store) => {
       // Expired token: 401 on /v1 and /secrets/, 403 on /secrets/tokens/.
       await new Promise((r) => setTimeout(r, 1100));
       const viaB = caller(srv, b.body.token);
-      expect((await viaB('GET', '/v1/service-accounts/')).body).toEqual({ error: 'Token expired or deleted' });
+      expect((await viaB('GET', '/v1/service-accounts/')).body).toEqual({
+        error: 'Token expired or deleted',
+      });
       expect((await viaB('GET', '/v1/service-accounts/')).status).toBe(401);
       expect((await viaB('GET', '/service/secrets/tokens/')).status).toBe(403);
       // Revocation.
@@ -243,7 +271,13 @@ describe.each(STORES)('API on %s', (store) => {
       const sac = caller(srv, sa.token);
       const t = await sac('GET', '/service/secrets/tokens/', undefined, { 'X-Use-Camel-Case': 'true' });
       expect(t.status).toBe(200);
-      expect(Object.keys(t.body)).toEqual(['wrapped_key_share', 'account_id', 'offline_enabled', 'organisation', 'apps']);
+      expect(Object.keys(t.body)).toEqual([
+        'wrapped_key_share',
+        'account_id',
+        'offline_enabled',
+        'organisation',
+        'apps',
+      ]);
       expect(t.body.account_id).toBe(sa.id);
       const pss = parsePssToken(sa.token);
       const priv = reconstructPrivateKey(t.body.wrapped_key_share, pss.keyShare, pss.wrapKey);
@@ -262,26 +296,44 @@ describe.each(STORES)('API on %s', (store) => {
       expect(list.body).toHaveLength(1);
       const s = list.body[0];
       expect(Object.keys(s)).toEqual([
-        'id', 'key', 'value', 'comment', 'tags', 'override', 'type', 'lifecycle', 'path', 'key_digest', 'version',
-        'created_at', 'updated_at', 'environment', 'folder',
+        'id',
+        'key',
+        'value',
+        'comment',
+        'tags',
+        'override',
+        'type',
+        'lifecycle',
+        'path',
+        'key_digest',
+        'version',
+        'created_at',
+        'updated_at',
+        'environment',
+        'folder',
       ]);
       expect(decryptAsymmetric(s.key, env.privateKey, env.publicKey)).toBe('DB_URL');
       expect(decryptAsymmetric(s.value, env.privateKey, env.publicKey)).toBe('postgres://x');
       expect(s.key_digest).toBe(keyDigest('DB_URL', env.salt));
 
       // The SA writes E2E; the owner's SSE view sees the plaintext.
-      const created = await sac('POST', '/service/secrets/', {
-        secrets: [
-          {
-            key: encryptAsymmetric('API_KEY', env.publicKey),
-            keyDigest: keyDigest('API_KEY', env.salt),
-            value: encryptAsymmetric('s3cr3t', env.publicKey),
-            comment: '',
-            path: '/',
-            tags: ['backend'],
-          },
-        ],
-      }, { Environment: envs.Development.id });
+      const created = await sac(
+        'POST',
+        '/service/secrets/',
+        {
+          secrets: [
+            {
+              key: encryptAsymmetric('API_KEY', env.publicKey),
+              keyDigest: keyDigest('API_KEY', env.salt),
+              value: encryptAsymmetric('s3cr3t', env.publicKey),
+              comment: '',
+              path: '/',
+              tags: ['backend'],
+            },
+          ],
+        },
+        { Environment: envs.Development.id },
+      );
       expect(created.status).toBe(200);
       expect(created.text).toBe('');
       const sse = await owner('GET', `/v1/secrets/?app_id=${app.id}&env=Development&key=api_key`);
@@ -298,7 +350,9 @@ describe.each(STORES)('API on %s', (store) => {
       expect(rev.status).toBe(200);
       expect(rev.body.apps).toEqual([]);
       expect((await sac('GET', '/service/secrets/tokens/')).body.apps).toEqual([]);
-      expect((await sac('GET', '/service/secrets/', undefined, { Environment: envs.Development.id })).status).toBe(401);
+      expect(
+        (await sac('GET', '/service/secrets/', undefined, { Environment: envs.Development.id })).status,
+      ).toBe(401);
     });
   });
 });

@@ -28,9 +28,15 @@ export interface TestServer {
   /** The running server (its Express app, store and context). */
   server: PhaseBridgeServer;
   /** A member with a PAT (members cannot be created over Phase's REST API). */
-  addMember(role: 'Owner' | 'Admin' | 'Manager' | 'Developer' | 'Service' | string, email?: string): Promise<{ id: string; token: string }>;
+  addMember(
+    role: 'Owner' | 'Admin' | 'Manager' | 'Developer' | 'Service' | string,
+    email?: string,
+  ): Promise<{ id: string; token: string }>;
   /** Another PAT for an existing member, optionally expiring (ISO-8601, stored format). */
-  mintMemberToken(memberId: string, opts?: { name?: string; expiresAt?: string | null }): Promise<{ id: string; token: string }>;
+  mintMemberToken(
+    memberId: string,
+    opts?: { name?: string; expiresAt?: string | null },
+  ): Promise<{ id: string; token: string }>;
   close(): Promise<void>;
 }
 
@@ -107,7 +113,10 @@ export async function startTestServer(opts: StartTestServerOptions = {}): Promis
   if (existing) {
     orgId = existing.id;
   } else {
-    const init = await initOrganisation(server.store, serverSecret, { orgName: 'test-org', ownerEmail: 'owner@example.com' });
+    const init = await initOrganisation(server.store, serverSecret, {
+      orgName: 'test-org',
+      ownerEmail: 'owner@example.com',
+    });
     ownerToken = init.ownerToken;
     ownerId = init.ownerId;
     orgId = init.orgId;
