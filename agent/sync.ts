@@ -70,6 +70,8 @@ export class SyncEngine extends EventEmitter<EngineEvents> {
   private readonly memos = new Map<string, Map<string, string>>();
   /** Duration of the latest cycle that downloaded something, in ms (for /v1/status and the benchmark). */
   lastFetchCycleMs = 0;
+  /** Phase timings of the latest sync work, in ms (logged with each synced scope). */
+  readonly timings = { bootstrapMs: 0, fetchMs: 0, decryptOnlyMs: 0, decryptMs: 0, viewsMs: 0 };
   private inflight: Promise<void> | undefined;
   private timer: NodeJS.Timeout | undefined;
   private stopped = false;
@@ -231,7 +233,9 @@ export class SyncEngine extends EventEmitter<EngineEvents> {
         return;
       }
       try {
+        const tb = performance.now();
         boot = await this.client.bootstrap();
+        this.timings.bootstrapMs = performance.now() - tb;
       } catch (err) {
         this.upstreamFailure(err, this.scopes, 'bootstrap');
         return;
@@ -285,7 +289,9 @@ export class SyncEngine extends EventEmitter<EngineEvents> {
       }
       let list: EncryptedSecret[];
       try {
+        const tf = performance.now();
         list = await this.client.listEncryptedSecrets(env.id, { path: s.cfg.path, tags: s.cfg.tags });
+        this.timings.fetchMs = performance.now() - tf;
       } catch (err) {
         this.upstreamFailure(err, [s], 'secrets');
         if (err instanceof ApiError && err.status === 429) break;
@@ -333,11 +339,14 @@ export class SyncEngine extends EventEmitter<EngineEvents> {
     const raw = s.raw;
     if (!raw) return;
     const end = this.metrics.decryptSeconds.startTimer();
+    const td = performance.now();
     const match = matchScope(boot, s.cfg);
     const envKey = this.keyring.envKey(account, match.key);
     const plain = this.decryptList(s, raw.secrets, envKey, s.cfg.tags);
+    this.timings.decryptOnlyMs = performance.now() - td;
     let secrets = plain;
-    if (this.cfg.resolveReferences) {
+    // Building the resolver costs more than decrypting: only when some value may hold a reference.
+    if (this.cfg.resolveReferences && plain.some((x) => x.value.includes('${'))) {
       const deps = new Map<string, DependencyData>();
       const byDep = new Map<string, DependencyData>(raw.deps.map((d) => [`${d.envId}|${d.path}`, d]));
       const local: LocalSecret[] = [];
@@ -385,6 +394,10 @@ export class SyncEngine extends EventEmitter<EngineEvents> {
       secrets = [];
       try {
         for (const x of plain) {
+          if (!x.value.includes('${')) {
+            secrets.push(x);
+            continue;
+          }
           secrets.push({ ...x, value: await resolver.resolve(x.value, { app: match.app.name, env: match.key.environment.name, path: x.path, key: x.key }) });
         }
       } catch (err) {
@@ -397,15 +410,26 @@ export class SyncEngine extends EventEmitter<EngineEvents> {
       raw.deps = [...deps.values()];
     }
     end();
+    this.timings.decryptMs = performance.now() - td;
+    const tv = performance.now();
     const prev = s.view;
     s.secrets = secrets;
     s.view = buildView([{ scope: s.name, app: match.app.name, environment: match.key.environment.name, secrets }]);
+    this.timings.viewsMs = performance.now() - tv;
     this.mergedDirty = true;
     if (!prev || prev.etag !== s.view.etag) {
       s.changes++;
       const d = diffViews(prev, s.view);
       this.log.info(
-        { scope: s.name, source: online ? 'upstream' : 'snapshot', secrets: s.view.count, added: d.added.length, changed: d.changed.length, removed: d.removed.length },
+        {
+          scope: s.name,
+          source: online ? 'upstream' : 'snapshot',
+          secrets: s.view.count,
+          added: d.added.length,
+          changed: d.changed.length,
+          removed: d.removed.length,
+          ms: Object.fromEntries(Object.entries(this.timings).map(([k, v]) => [k, Math.round(v)])),
+        },
         'scope synced',
       );
       this.emitChange(s, prev, s.view, 'updated');

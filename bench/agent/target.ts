@@ -17,7 +17,7 @@ async function main(): Promise<void> {
   mem('start');
   const values = JSON.parse(process.argv[2]) as Record<string, unknown>;
   const cfg = buildConfig([{ values, source: {} }]);
-  const agent = await startAgent(cfg, { logger: createLogger('silent') });
+  const agent = await startAgent(cfg, { logger: createLogger(process.env.AGENT_BENCH_MEM ? 'info' : 'silent') });
   mem('started');
   await agent.engine.firstSync;
   const readyMs = performance.now() - t0;

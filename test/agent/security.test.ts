@@ -171,7 +171,7 @@ test('TLS: with a certificate the agent serves HTTPS (the mode required beyond l
   const { webcrypto } = await import('node:crypto');
   const { writeFileSync } = await import('node:fs');
   const https = await import('node:https');
-  x509.cryptoProvider.set(webcrypto as unknown as Crypto);
+  x509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof x509.cryptoProvider.set>[0]);
   const alg = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' };
   const keys = await webcrypto.subtle.generateKey(alg, true, ['sign', 'verify']);
   const cert = await x509.X509CertificateGenerator.createSelfSigned({
@@ -179,7 +179,7 @@ test('TLS: with a certificate the agent serves HTTPS (the mode required beyond l
     name: 'CN=localhost',
     notBefore: new Date(Date.now() - 60_000),
     notAfter: new Date(Date.now() + 3_600_000),
-    keys: keys as unknown as CryptoKeyPair,
+    keys: keys as unknown as Parameters<typeof x509.X509CertificateGenerator.createSelfSigned>[0]['keys'],
     signingAlgorithm: alg,
     extensions: [new x509.SubjectAlternativeNameExtension([{ type: 'ip', value: '127.0.0.1' }])],
   });
