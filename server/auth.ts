@@ -23,6 +23,47 @@ export interface TokenRecord {
   wrappedKeyShare: string;
   roleId: string | null;
   lastUsedAt: string | null;
+  /** The account's role, loaded in the same query as the token. */
+  role: RoleTable | null;
+}
+
+const ROLE_COLUMNS = [
+  'roles.id as role_id',
+  'roles.org_id as role_org_id',
+  'roles.name as role_name',
+  'roles.description as role_description',
+  'roles.color as role_color',
+  'roles.permissions as role_permissions',
+  'roles.is_default as role_is_default',
+  'roles.created_at as role_created_at',
+  'roles.updated_at as role_updated_at',
+] as const;
+
+type RoleCols = {
+  role_id: string | null;
+  role_org_id: string | null;
+  role_name: string | null;
+  role_description: string | null;
+  role_color: string | null;
+  role_permissions: string | null;
+  role_is_default: number | null;
+  role_created_at: string | null;
+  role_updated_at: string | null;
+};
+
+function roleFrom(r: RoleCols): RoleTable | null {
+  if (!r.role_id) return null;
+  return {
+    id: r.role_id,
+    org_id: r.role_org_id ?? '',
+    name: r.role_name ?? '',
+    description: r.role_description,
+    color: r.role_color ?? '',
+    permissions: r.role_permissions ?? '{}',
+    is_default: Number(r.role_is_default ?? 0),
+    created_at: r.role_created_at ?? '',
+    updated_at: r.role_updated_at ?? '',
+  };
 }
 
 const HEX64 = /^[0-9a-fA-F]{64}$/;
@@ -42,6 +83,8 @@ export async function lookupToken(
       .selectFrom('user_tokens')
       .innerJoin('members', 'members.id', 'user_tokens.member_id')
       .innerJoin('organisations', 'organisations.id', 'members.org_id')
+      .leftJoin('roles', 'roles.id', 'members.role_id')
+      .select(ROLE_COLUMNS)
       .select([
         'user_tokens.id as tokenId',
         'user_tokens.name as tokenName',
@@ -59,13 +102,15 @@ export async function lookupToken(
       .where('user_tokens.token_hash', '=', hash)
       .executeTakeFirst();
     if (!r || r.deletedAt || r.accountDeletedAt || (r.expiresAt && r.expiresAt < now)) return undefined;
-    return { kind: 'member', ...r };
+    return { kind: 'member', ...r, role: roleFrom(r) };
   }
   if (type === 'ServiceAccount') {
     const r = await db
       .selectFrom('sa_tokens')
       .innerJoin('service_accounts', 'service_accounts.id', 'sa_tokens.sa_id')
       .innerJoin('organisations', 'organisations.id', 'service_accounts.org_id')
+      .leftJoin('roles', 'roles.id', 'service_accounts.role_id')
+      .select(ROLE_COLUMNS)
       .select([
         'sa_tokens.id as tokenId',
         'sa_tokens.name as tokenName',
@@ -83,7 +128,7 @@ export async function lookupToken(
       .where('sa_tokens.token_hash', '=', hash)
       .executeTakeFirst();
     if (!r || r.deletedAt || r.accountDeletedAt || (r.expiresAt && r.expiresAt < now)) return undefined;
-    return { kind: 'service_account', ...r };
+    return { kind: 'service_account', ...r, role: roleFrom(r) };
   }
   // Legacy `Service` tokens are created only in Phase's console; this server never issues them.
   return undefined;
@@ -99,13 +144,6 @@ async function touchToken(ctx: ServerContext, rec: TokenRecord): Promise<void> {
     .set({ last_used_at: nowIso() })
     .where('id', '=', rec.tokenId)
     .execute();
-}
-
-async function loadRole(ctx: ServerContext, roleId: string | null): Promise<RoleTable | null> {
-  if (!roleId) return null;
-  return (
-    (await ctx.store.db.selectFrom('roles').selectAll().where('id', '=', roleId).executeTakeFirst()) ?? null
-  );
 }
 
 /** Network policies: union of the account's policies and the org's global ones; none → allow. */
@@ -159,7 +197,7 @@ export function authenticate(ctx: ServerContext) {
       accountId: rec.accountId,
       orgId: rec.orgId,
       orgName: rec.orgName,
-      role: await loadRole(ctx, rec.roleId),
+      role: rec.role,
       identityKey: rec.identityKey,
       tokenId: rec.tokenId,
       tokenName: rec.tokenName,

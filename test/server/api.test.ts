@@ -345,6 +345,38 @@ describe.each(STORES)('API on %s', (store) => {
       expect(prod.status).toBe(401);
       expect(prod.body).toEqual({ error: 'Service account cannot access this environment' });
 
+      // The same endpoints at the root (without /service), never under /public.
+      expect(
+        (await sac('GET', '/secrets/', undefined, { Environment: envs.Development.id })).body,
+      ).toHaveLength(2);
+      expect((await sac('GET', '/secrets/tokens/')).body.account_id).toBe(sa.id);
+      expect((await sac('GET', '/public/secrets/tokens/')).status).toBe(404);
+
+      // Rename and role change keep access.
+      const roles = (await owner('GET', '/v1/roles/')).body.data;
+      const dev = roles.find((r: any) => r.name === 'Developer');
+      const upd = await owner('PUT', `/v1/service-accounts/${sa.id}/`, {
+        name: 'e2e-bot-2',
+        role_id: dev.id,
+      });
+      expect(upd.status).toBe(200);
+      expect(upd.body).toMatchObject({ name: 'e2e-bot-2', role: { id: dev.id, name: 'Developer' } });
+      expect(upd.body.apps[0].environments).toHaveLength(2);
+      expect((await owner('PUT', `/v1/service-accounts/${sa.id}/`, {})).body).toEqual({
+        error: "At least one of 'name' or 'role_id' must be provided.",
+      });
+      const badGrant = await owner('PUT', `/v1/service-accounts/${sa.id}/access/`, {
+        apps: [{ id: app.id, environments: [] }],
+      });
+      expect(badGrant.status).toBe(400);
+      expect(badGrant.body.error).toMatch(
+        /must not be empty\. To revoke all access, remove the app from the list\.$/,
+      );
+      expect((await owner('PUT', `/v1/service-accounts/${sa.id}/access/`, {})).body).toEqual({
+        error: 'Missing required field: apps',
+      });
+      expect((await owner('GET', `/v1/service-accounts/${sa.id}/access/`)).status).toBe(405);
+
       // Revoke everything: the keys disappear and reads are refused.
       const rev = await owner('PUT', `/v1/service-accounts/${sa.id}/access/`, { apps: [] });
       expect(rev.status).toBe(200);
