@@ -7,6 +7,7 @@ import { buildConfig } from '../../agent/config';
 import { createLogger } from '../../agent/logger';
 
 async function main(): Promise<void> {
+  if (process.env.AGENT_BENCH_V8_RUNTIME) require('node:v8').setFlagsFromString(process.env.AGENT_BENCH_V8_RUNTIME);
   const t0 = performance.now();
   const mem = (label: string): void => {
     if (process.env.AGENT_BENCH_MEM) {
