@@ -400,6 +400,69 @@ describe.each(STORES)('authorisation (%s)', (store) => {
     }
   });
 
+  test('ownership and global-access rules (§5.1, §9.4.2, §9.4.4, §9.4.6, §9.5, §9.6)', async () => {
+    const byLabel = (l: string): Principal => w.principals.find((p) => p.label === l)!;
+    const owner = byLabel('Owner (user)');
+    const admin = byLabel('Admin (user)');
+    const managerUser = byLabel('Manager (user)');
+    const managerSa = byLabel('Manager (SA)');
+    const as = (p: Principal, method: string, path: string, body?: unknown) => call(w.url, method, path, { auth: p.auth, body });
+    const got: Array<[string, number, unknown]> = [];
+    const check = async (what: string, r: Promise<Resp>, status: number, error?: string): Promise<void> => {
+      const res = await r;
+      const ok = res.status === status && (error === undefined || res.json?.error === error);
+      if (!ok) got.push([what, res.status, res.json]);
+    };
+
+    // Service accounts never hold a global-access role.
+    for (const role of ['Owner', 'Admin']) {
+      await check(`SA created with ${role}`, as(owner, 'POST', '/v1/service-accounts/', { name: uniq('g'), role_id: w.roles[role] }), 400, `Service accounts cannot be assigned the '${role}' role.`);
+      await check(`SA changed to ${role}`, as(owner, 'PUT', `/v1/service-accounts/${managerSa.id}/`, { role_id: w.roles[role] }), 400, `Service accounts cannot be assigned the '${role}' role.`);
+    }
+    await check('SA with unknown role', as(owner, 'POST', '/v1/service-accounts/', { name: uniq('g'), role_id: '00000000-0000-4000-8000-000000000000' }), 404, 'Role not found.');
+    await check('SA without role_id', as(owner, 'POST', '/v1/service-accounts/', { name: uniq('g') }), 400, 'Missing required field: role_id');
+
+    // Members: the Owner is untouchable over REST; nobody edits or removes themselves; global members only by global users.
+    await check('Admin changes the Owner', as(admin, 'PUT', `/v1/members/${owner.id}/`, { role_id: w.roles.Developer }), 403, 'The Owner role cannot be changed via the API. Use the ownership transfer flow.');
+    await check('Admin removes the Owner', as(admin, 'DELETE', `/v1/members/${owner.id}/`), 403, 'The Owner cannot be removed via the API. Use the ownership transfer flow.');
+    await check('Manager changes own role', as(managerUser, 'PUT', `/v1/members/${managerUser.id}/`, { role_id: w.roles.Developer }), 403, 'You cannot update your own role.');
+    await check('Manager removes self', as(managerUser, 'DELETE', `/v1/members/${managerUser.id}/`), 403, 'You cannot remove yourself from the organisation.');
+    await check('Manager changes an Admin', as(managerUser, 'PUT', `/v1/members/${admin.id}/`, { role_id: w.roles.Developer }), 403, 'You cannot update the role of a member with global access.');
+    await check('Manager SA changes an Admin', as(managerSa, 'PUT', `/v1/members/${admin.id}/`, { role_id: w.roles.Developer }), 403, 'Service accounts cannot modify members with global access.');
+    await check('Manager removes an Admin', as(managerUser, 'DELETE', `/v1/members/${admin.id}/`), 403);
+    await check('Manager SA removes an Admin', as(managerSa, 'DELETE', `/v1/members/${admin.id}/`), 403);
+    await check('Owner assigns Owner', as(owner, 'PUT', `/v1/members/${w.editableMemberId}/`, { role_id: w.roles.Owner }), 403, 'You cannot assign the Owner role directly. Use the ownership transfer flow.');
+    await check('Manager assigns Admin', as(managerUser, 'PUT', `/v1/members/${w.editableMemberId}/`, { role_id: w.roles.Admin }), 403, "You cannot assign the 'Admin' role.");
+    await check('Manager SA assigns Admin', as(managerSa, 'PUT', `/v1/members/${w.editableMemberId}/`, { role_id: w.roles.Admin }), 403, "You cannot assign the 'Admin' role.");
+    await check('access of a global member', as(owner, 'PUT', `/v1/members/${admin.id}/access/`, { apps: [] }), 403, 'Access cannot be changed for members with a global access role.');
+
+    // Default roles are fixed; a role in use cannot go.
+    await check('PUT default role', as(owner, 'PUT', `/v1/roles/${w.roles.Developer}/`, { description: 'x' }), 403, 'Default roles cannot be modified.');
+    await check('DELETE default role', as(owner, 'DELETE', `/v1/roles/${w.roles.Service}/`), 403, 'Default roles cannot be deleted.');
+    await check('DELETE role held by an SA', as(owner, 'DELETE', `/v1/roles/${w.roles.Custom}/`), 409, 'Cannot delete a role that has service accounts assigned to it.');
+    await check('duplicate role name', as(owner, 'POST', '/v1/roles/', { name: 'developer', permissions: { permissions: {}, app_permissions: {} } }), 409, 'A role with this name already exists.');
+    await check('global_access via REST', as(owner, 'POST', '/v1/roles/', { name: uniq('g'), permissions: { permissions: {}, app_permissions: {}, global_access: true } }), 400);
+
+    // Granting access requires holding it (non-global callers): the Manager SA holds only Development (+ scratch).
+    const target = await w.owner.createSA(uniq('grant-target'), w.roles.Service);
+    await check('Manager SA grants Production it does not hold', as(managerSa, 'PUT', `/v1/service-accounts/${target.id}/access/`, { apps: [{ id: w.app.id, environments: [w.app.envs.Production] }] }), 403);
+    await check('Manager user grants Production it does not hold', as(managerUser, 'PUT', `/v1/service-accounts/${target.id}/access/`, { apps: [{ id: w.app.id, environments: [w.app.envs.Production] }] }), 403);
+    await check('Manager SA grants Development it holds', as(managerSa, 'PUT', `/v1/service-accounts/${target.id}/access/`, { apps: [{ id: w.app.id, environments: [w.app.envs.Development] }] }), 200);
+    await check('Admin (global) grants Production', as(admin, 'PUT', `/v1/service-accounts/${target.id}/access/`, { apps: [{ id: w.app.id, environments: [w.app.envs.Production] }] }), 200);
+    await check('empty environments list', as(owner, 'PUT', `/v1/service-accounts/${target.id}/access/`, { apps: [{ id: w.app.id, environments: [] }] }), 400);
+    await check('unknown app', as(owner, 'PUT', `/v1/service-accounts/${target.id}/access/`, { apps: [{ id: '00000000-0000-4000-8000-000000000000', environments: [w.app.envs.Production] }] }), 404);
+
+    // Token scope rule: a non-global Manager user cannot mint for an org-level SA (404, not 403).
+    await check('Manager user mints for an org-level SA', as(managerUser, 'POST', `/v1/service-accounts/${target.id}/tokens/`, { name: 'x' }), 404, 'Service account not found.');
+    await check('expiry field rejected', as(owner, 'POST', `/v1/service-accounts/${target.id}/tokens/`, { name: 'x', expiry: 1 }), 400, "Unknown field 'expiry'. Use 'expires_at' (ISO-8601 with timezone) or 'expires_in' (positive integer seconds).");
+    await check('expires_at without timezone', as(owner, 'POST', `/v1/service-accounts/${target.id}/tokens/`, { name: 'x', expires_at: '2099-01-01T00:00:00' }), 400, "'expires_at' must include a timezone offset (e.g. 'Z' or '+00:00').");
+    await check('expires_at in the past', as(owner, 'POST', `/v1/service-accounts/${target.id}/tokens/`, { name: 'x', expires_at: '2001-01-01T00:00:00Z' }), 400, "'expires_at' must be in the future.");
+    await check('expires_in boolean', as(owner, 'POST', `/v1/service-accounts/${target.id}/tokens/`, { name: 'x', expires_in: true }), 400, "'expires_in' must be a positive integer (seconds).");
+    await check('expires_in zero', as(owner, 'POST', `/v1/service-accounts/${target.id}/tokens/`, { name: 'x', expires_in: 0 }), 400, "'expires_in' must be a positive integer (seconds).");
+
+    expect(got).toEqual([]);
+  });
+
   describe('a service account without access to an environment', () => {
     let noAccess: SAInfo;
     let stagingOnly: SAInfo;

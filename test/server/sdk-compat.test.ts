@@ -10,6 +10,7 @@
  * DELETE carries a JSON body. It digests the key as given but encrypts it uppercased, so keys here are uppercase.
  */
 import Phase from '@phase.dev/phase-node';
+import { initCrypto, keyDigest, reconstructPrivateKey, unwrapEnvironmentKey, x25519PublicKey } from '../../core/crypto';
 import { STORES } from '../support/stores';
 import { startTestServer } from '../support/server';
 import { Api, authFor, call, type AppInfo, type SAInfo, type SseSecret, uniq, withTimeout } from './verify-helpers';
@@ -77,6 +78,54 @@ describe.each(STORES)('official Node SDK 3.1.1 against the server (%s)', (store)
     expect(mine!.environments.find((e) => e.name === 'Development')!.id).toBe(app.envs.Development);
     // The keypair the SDK rebuilt is the token's public key (segment 3) plus the reconstructed private key.
     expect(sdk.keypair.publicKey).toBe(sa.token.split(':')[3]);
+  });
+
+  test('wire contract the SDKs rely on: /secrets/tokens/ shape, environment keys, E2E casing (§15 items 3, 5)', async () => {
+    await initCrypto();
+    const auth = `Bearer ${sa.bearer}`;
+    // Always snake_case, even when the client asks for camelCase (the Node SDK does).
+    const t = await call(url, 'GET', '/service/secrets/tokens/', { auth, headers: { 'X-Use-Camel-Case': 'true' } });
+    expect(t.status).toBe(200);
+    expect(t.json).toMatchObject({ account_id: sa.id, offline_enabled: false, organisation: { id: expect.any(String), name: expect.any(String) } });
+    expect(t.json.wrapped_key_share).toMatch(/^[0-9a-f]+$/);
+    expect(t.json.user_id).toBeUndefined();
+    const [, , , pub, share0, wrapKey] = sa.token.split(':');
+    const priv = reconstructPrivateKey(t.json.wrapped_key_share, share0, wrapKey);
+    // The reconstructed private key belongs to the token's public key (segment 3).
+    expect(x25519PublicKey(priv)).toBe(pub);
+    const appEntry = (t.json.apps as any[]).find((a) => a.id === app.id); // eslint-disable-line @typescript-eslint/no-explicit-any
+    expect(appEntry).toMatchObject({ name: app.name, encryption: 'SSE' });
+    expect(appEntry.environment_keys).toHaveLength(2);
+    for (const k of appEntry.environment_keys) {
+      expect(Object.keys(k.environment).sort()).toEqual(expect.arrayContaining(['id', 'name', 'env_type', 'created_at', 'updated_at']));
+      expect(k).toMatchObject({ service_account: sa.id, paths: null, deleted_at: null });
+      // identity_key is the ENVIRONMENT public key: the unwrapped seed derives exactly that key pair.
+      const env = unwrapEnvironmentKey({ wrappedSeed: k.wrapped_seed, wrappedSalt: k.wrapped_salt }, { publicKey: pub, privateKey: priv });
+      expect(env.publicKey).toBe(k.identity_key);
+      expect(env.salt).toMatch(/^[0-9a-f]{64}$/);
+      expect(k.environment.updated_at).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$/);
+    }
+    const devKey = appEntry.environment_keys.find((k: any) => k.environment.id === app.envs.Development); // eslint-disable-line @typescript-eslint/no-explicit-any
+    const devEnv = unwrapEnvironmentKey({ wrappedSeed: devKey.wrapped_seed, wrappedSalt: devKey.wrapped_salt }, { publicKey: pub, privateKey: priv });
+
+    // E2E GET: snake_case by default, camelCase only with X-Use-Camel-Case: true; KeyDigest header matching is
+    // case-insensitive on the name and treats _ like - (§3.4).
+    await owner.ok('POST', owner.secretsPath(app.id, 'Development'), { secrets: [{ key: 'WIRE_KEY', value: 'wire', tags: ['w'] }] }, 200);
+    const snake = await call(url, 'GET', '/service/secrets/', { auth, headers: { Environment: app.envs.Development } });
+    expect(snake.status).toBe(200);
+    const wire = (snake.json as any[]).find((x) => x.key_digest === keyDigest('WIRE_KEY', devEnv.salt)); // eslint-disable-line @typescript-eslint/no-explicit-any
+    expect(wire).toBeDefined();
+    expect(wire).toMatchObject({ tags: ['w'], type: 'secret', lifecycle: 'static', path: '/', version: 1, environment: app.envs.Development, override: null });
+    expect(wire.key).toMatch(/^ph:v1:[0-9a-f]{64}:/);
+    expect(wire.keyDigest).toBeUndefined();
+    const camel = await call(url, 'GET', '/service/secrets/', {
+      auth,
+      headers: { environment: app.envs.Development, key_digest: keyDigest('WIRE_KEY', devEnv.salt), 'X-Use-Camel-Case': 'true' },
+    });
+    expect(camel.status).toBe(200);
+    expect((camel.json as any[]).map((x) => x.keyDigest)).toEqual([keyDigest('WIRE_KEY', devEnv.salt)]); // eslint-disable-line @typescript-eslint/no-explicit-any
+    expect(camel.json[0].key_digest).toBeUndefined();
+    await owner.ok('DELETE', owner.secretsPath(app.id, 'Development'), { secrets: [wire.id] }, 200);
   });
 
   test('SDK creates → /v1/secrets/ sees the same keys, values, comments, paths and tags', async () => {
