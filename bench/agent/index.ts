@@ -2,7 +2,8 @@
  * Agent benchmark (`node dist/bench/agent/index.js`, or `npm run bench -- agent`): a real phase-bridge server on
  * loopback with 1,000 secrets; the agent in a child process; a bare node:http server in another child answering the
  * same bytes. Cached GET /v1/secrets and /v1/secrets/:key at 1, 10 and 50 connections, agent and baseline in turn,
- * plus cold start to ready, sync time for 1,000 secrets and resident memory. Bounded: about 40 s in total.
+ * plus cold start to ready, sync time for 1,000 secrets and resident memory. Each cell alternates six slices of
+ * agent and baseline (3 s each side in total). Bounded: about 50 s in total.
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -12,7 +13,7 @@ import { join } from 'node:path';
 import { PhaseClient } from '../../core/client';
 import { createServer } from '../../server/app';
 import { initOrganisation } from '../../server/org';
-import { load, type LoadResult } from './load';
+import { load, merge, type LoadResult } from './load';
 
 export interface BenchResult {
   name: string;
@@ -22,7 +23,8 @@ export interface BenchResult {
 }
 
 const SECRETS = 1000;
-const DURATION_MS = Number(process.env.AGENT_BENCH_MS ?? 2000);
+const DURATION_MS = Number(process.env.AGENT_BENCH_MS ?? 3000);
+const ROUNDS = 6;
 
 function waitMessage<T>(child: ChildProcess, type: string): Promise<T> {
   return new Promise((resolve, reject) => {
@@ -100,8 +102,16 @@ export async function run(): Promise<BenchResult[]> {
       ['GET /v1/secrets/:key', `/v1/secrets/${ready.key}`],
     ] as const) {
       for (const connections of [1, 10, 50]) {
-        const a: LoadResult = await load({ port: ready.port, path, headers: { 'X-Phase-Agent-Token': ready.clientToken }, connections, durationMs: DURATION_MS });
-        const b: LoadResult = await load({ port: barePort, path, headers: { 'X-Phase-Agent-Token': ready.clientToken }, connections, durationMs: DURATION_MS });
+        // Alternating slices, so a swing in the machine's load hits both servers alike.
+        const sa: LoadResult[] = [];
+        const sb: LoadResult[] = [];
+        const headers = { 'X-Phase-Agent-Token': ready.clientToken };
+        for (let i = 0; i < ROUNDS; i++) {
+          sa.push(await load({ port: ready.port, path, headers, connections, durationMs: DURATION_MS / ROUNDS }));
+          sb.push(await load({ port: barePort, path, headers, connections, durationMs: DURATION_MS / ROUNDS }));
+        }
+        const a = merge(sa);
+        const b = merge(sb);
         if (a.errors || Object.keys(a.statuses).some((s) => s !== '200')) throw new Error(`agent answered ${JSON.stringify(a.statuses)}`);
         const ratio = a.rps / b.rps;
         rows.push(

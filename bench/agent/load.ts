@@ -12,6 +12,33 @@ export interface LoadResult {
   p50ms: number;
   p99ms: number;
   statuses: Record<string, number>;
+  /** Sorted latencies in ms. */
+  latencies: Float64Array;
+  seconds: number;
+}
+
+/** Merges slices of the same measurement (alternating slices spread a noisy machine's swings over both sides). */
+export function merge(parts: LoadResult[]): LoadResult {
+  const all = new Float64Array(parts.reduce((n, p) => n + p.latencies.length, 0));
+  let o = 0;
+  for (const p of parts) {
+    all.set(p.latencies, o);
+    o += p.latencies.length;
+  }
+  all.sort();
+  const seconds = parts.reduce((n, p) => n + p.seconds, 0);
+  const statuses: Record<string, number> = {};
+  for (const p of parts) for (const [k, v] of Object.entries(p.statuses)) statuses[k] = (statuses[k] ?? 0) + v;
+  return {
+    requests: all.length,
+    errors: parts.reduce((n, p) => n + p.errors, 0),
+    rps: all.length / seconds,
+    p50ms: percentile(all, 50),
+    p99ms: percentile(all, 99),
+    statuses,
+    latencies: all,
+    seconds,
+  };
 }
 
 function percentile(sorted: Float64Array, p: number): number {
@@ -82,7 +109,7 @@ export async function load(opts: {
     });
 
   const conns = Array.from({ length: opts.connections }, runConn);
-  await new Promise((r) => setTimeout(r, opts.warmupMs ?? 300));
+  await new Promise((r) => setTimeout(r, opts.warmupMs ?? 100));
   measuring = true;
   const start = process.hrtime.bigint();
   await new Promise((r) => setTimeout(r, opts.durationMs));
@@ -98,5 +125,7 @@ export async function load(opts: {
     p50ms: percentile(sorted, 50),
     p99ms: percentile(sorted, 99),
     statuses,
+    latencies: sorted,
+    seconds: elapsed,
   };
 }
