@@ -139,31 +139,33 @@ export function objectBody(
 const CONTROL = /[\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F-\u009F]/g;
 
 /**
- * Phase's text-field validation (§8.4): null/blank → missing when required (else omitted); non-string → 400;
- * HTML tags and control characters stripped; length checked.
+ * Phase's text-field validation (§8.4) as a zod schema: null/blank → missing when required (else omitted);
+ * non-string → 400; HTML tags and control characters stripped; length checked. Messages are Phase's.
  */
+export function zText(label: string, opts: { required: boolean; max: number }) {
+  return z.unknown().transform((v, ctx): string | undefined => {
+    const fail = (message: string) => {
+      ctx.addIssue({ code: z.ZodIssueCode.custom, message });
+      return z.NEVER;
+    };
+    if (v === undefined || v === null || (typeof v === 'string' && v.trim() === '')) {
+      return opts.required ? fail(`Missing required field: ${label}`) : undefined;
+    }
+    if (typeof v !== 'string') return fail(`'${label}' must be a string.`);
+    const cleaned = v.replace(/<[^>]*>/g, '').replace(CONTROL, '').trim();
+    if (cleaned === '') return opts.required ? fail(`Missing required field: ${label}`) : undefined;
+    if (cleaned.length > opts.max) return fail(`'${label}' cannot exceed ${opts.max} characters.`);
+    return cleaned;
+  });
+}
+
+/** Validates one text field of a body with `zText`. */
 export function textField(
   obj: Record<string, unknown>,
   field: string,
   opts: { required: boolean; max: number; label?: string },
 ): string | undefined {
-  const label = opts.label ?? field;
-  const v = obj[field];
-  if (v === undefined || v === null || (typeof v === 'string' && v.trim() === '')) {
-    if (opts.required) throw badRequest(`Missing required field: ${label}`);
-    return undefined;
-  }
-  if (typeof v !== 'string') throw badRequest(`'${label}' must be a string.`);
-  const cleaned = v
-    .replace(/<[^>]*>/g, '')
-    .replace(CONTROL, '')
-    .trim();
-  if (cleaned === '') {
-    if (opts.required) throw badRequest(`Missing required field: ${label}`);
-    return undefined;
-  }
-  if (cleaned.length > opts.max) throw badRequest(`'${label}' cannot exceed ${opts.max} characters.`);
-  return cleaned;
+  return parseWith(zText(opts.label ?? field, opts), obj[field]);
 }
 
 /** Rejects fields outside `allowed` (our extension endpoints are strict). */

@@ -1,5 +1,6 @@
 /** `/v1/secrets/` (phase-rest-api.md §9.3): plaintext through server-side encryption, references resolved. */
 import type { Request, RequestHandler, Router } from 'express';
+import { z } from 'zod';
 import {
   decryptAsymmetric,
   encryptAsymmetric,
@@ -20,6 +21,7 @@ import {
   normalizePath,
   notFound,
   nowIso,
+  parseWith,
   query,
 } from '../http';
 import { ServerReferenceResolver } from '../references';
@@ -114,56 +116,66 @@ interface Entry {
   override?: { value: string; isActive: boolean };
 }
 
-/** Validates one entry with Phase's messages. */
+/** One `/v1/secrets/` entry as a zod schema with Phase's messages (§9.3). */
+const entrySchema = (forCreate: boolean) =>
+  z.unknown().transform((raw, ctx): Entry & { id?: string } => {
+    const fail = (message: string) => {
+      ctx.addIssue({ code: z.ZodIssueCode.custom, message });
+      return z.NEVER;
+    };
+    if (raw === null || typeof raw !== 'object' || Array.isArray(raw))
+      return fail('Each secret must be a JSON object.');
+    const e = raw as Record<string, unknown>;
+    const out: Entry & { id?: string } = {};
+    if (!forCreate) {
+      if (e.id === undefined || e.id === null || e.id === '') return fail('Secret ID not provided');
+      if (typeof e.id !== 'string') return fail("'id' must be a string.");
+      out.id = e.id;
+    }
+    if (forCreate || e.key !== undefined) {
+      if (typeof e.key !== 'string' || e.key.trim() === '')
+        return fail("Each secret requires a non-empty 'key'.");
+      out.key = e.key.toUpperCase();
+    }
+    if (forCreate || e.value !== undefined) {
+      if (typeof e.value !== 'string') return fail("'value' must be a string.");
+      out.value = e.value;
+    }
+    if (e.comment !== undefined && e.comment !== null) {
+      if (typeof e.comment !== 'string') return fail("'comment' must be a string.");
+      out.comment = e.comment;
+    }
+    if (e.path !== undefined && e.path !== null) {
+      if (typeof e.path !== 'string') return fail("'path' must be a string.");
+      out.path = normalizePath(e.path);
+    }
+    if (e.tags !== undefined && e.tags !== null) {
+      if (!Array.isArray(e.tags) || e.tags.some((t) => typeof t !== 'string')) {
+        return fail("'tags' must be a list of tag names.");
+      }
+      if ((e.tags as string[]).some((t) => t.length > 64))
+        return fail('Tag names cannot exceed 64 characters.');
+      out.tags = e.tags as string[];
+    }
+    if (e.type !== undefined && e.type !== null) {
+      if (typeof e.type !== 'string' || !TYPES.includes(e.type)) {
+        return fail(`Invalid 'type': ${JSON.stringify(e.type)}. Must be one of: secret, sealed, config.`);
+      }
+      out.type = e.type;
+    }
+    if (e.override !== undefined && e.override !== null) {
+      const o = e.override as Record<string, unknown>;
+      if (typeof o !== 'object' || Array.isArray(o)) return fail("'override' must be an object.");
+      if (typeof o.value !== 'string') return fail("'override.value' must be a string.");
+      if (typeof o.isActive !== 'boolean') return fail("'override.isActive' must be a boolean.");
+      out.override = { value: o.value, isActive: o.isActive };
+    }
+    return out;
+  });
+
+/** Validates one entry; a failure is a 400 with Phase's message. */
 function parseEntry(raw: unknown, forCreate: boolean): Entry & { id?: string } {
-  if (raw === null || typeof raw !== 'object' || Array.isArray(raw))
-    throw badRequest('Each secret must be a JSON object.');
-  const e = raw as Record<string, unknown>;
-  const out: Entry & { id?: string } = {};
-  if (!forCreate) {
-    if (e.id === undefined || e.id === null || e.id === '') throw badRequest('Secret ID not provided');
-    if (typeof e.id !== 'string') throw badRequest("'id' must be a string.");
-    out.id = e.id;
-  }
-  if (forCreate || e.key !== undefined) {
-    if (typeof e.key !== 'string' || e.key.trim() === '')
-      throw badRequest("Each secret requires a non-empty 'key'.");
-    out.key = e.key.toUpperCase();
-  }
-  if (forCreate || e.value !== undefined) {
-    if (typeof e.value !== 'string') throw badRequest("'value' must be a string.");
-    out.value = e.value;
-  }
-  if (e.comment !== undefined && e.comment !== null) {
-    if (typeof e.comment !== 'string') throw badRequest("'comment' must be a string.");
-    out.comment = e.comment;
-  }
-  if (e.path !== undefined && e.path !== null) {
-    if (typeof e.path !== 'string') throw badRequest("'path' must be a string.");
-    out.path = normalizePath(e.path);
-  }
-  if (e.tags !== undefined && e.tags !== null) {
-    if (!Array.isArray(e.tags) || e.tags.some((t) => typeof t !== 'string')) {
-      throw badRequest("'tags' must be a list of tag names.");
-    }
-    if ((e.tags as string[]).some((t) => t.length > 64))
-      throw badRequest('Tag names cannot exceed 64 characters.');
-    out.tags = e.tags as string[];
-  }
-  if (e.type !== undefined && e.type !== null) {
-    if (typeof e.type !== 'string' || !TYPES.includes(e.type)) {
-      throw badRequest(`Invalid 'type': ${JSON.stringify(e.type)}. Must be one of: secret, sealed, config.`);
-    }
-    out.type = e.type;
-  }
-  if (e.override !== undefined && e.override !== null) {
-    const o = e.override as Record<string, unknown>;
-    if (typeof o !== 'object' || Array.isArray(o)) throw badRequest("'override' must be an object.");
-    if (typeof o.value !== 'string') throw badRequest("'override.value' must be a string.");
-    if (typeof o.isActive !== 'boolean') throw badRequest("'override.isActive' must be a boolean.");
-    out.override = { value: o.value, isActive: o.isActive };
-  }
-  return out;
+  return parseWith(entrySchema(forCreate), raw);
 }
 
 function requirePath(c: SecretsContext, path: string): void {
