@@ -18,9 +18,11 @@ export function main(): void {
   }
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const { serve } = require('./plugin/serve') as typeof import('./plugin/serve');
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const { providerService } = require('./phase/provider') as typeof import('./phase/provider');
-  serve({ provider: providerService() }).catch((err: unknown) => {
+  serve({
+    // Resources, the framework and the msgpack codec load on the first RPC, after the handshake line.
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    provider: () => (require('./phase/provider') as typeof import('./phase/provider')).providerService(),
+  }).catch((err: unknown) => {
     process.stderr.write(`[ERROR] phase-bridge provider failed to start: ${(err as Error)?.message ?? String(err)}\n`);
     process.exit(1);
   });

@@ -3,39 +3,26 @@
  * made at start, the handshake line on stdout, gRPC health ("plugin" is SERVING), GRPCController.Shutdown and
  * GRPCStdio. Only this module touches @grpc/grpc-js, so the import cost is paid once, here.
  */
-import { existsSync, rmSync } from 'node:fs';
+import { rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
-import * as protoLoader from '@grpc/proto-loader';
 import { generateCert } from './cert';
+import { serviceDefinition } from './proto';
 
 export const CORE_PROTOCOL_VERSION = 1;
 export const APP_PROTOCOL_VERSION = 6;
 
-/** Where the .proto files are: next to the sources, or in the repository when running from dist/. */
-export function protoDir(): string {
-  const candidates = [join(__dirname, '..', 'proto'), join(__dirname, '..', '..', '..', 'provider', 'proto')];
-  const found = candidates.find((d) => existsSync(join(d, 'tfplugin6.proto')));
-  if (!found) throw new Error(`tfplugin6.proto not found (looked in ${candidates.join(', ')})`);
-  return found;
-}
-
-/** Loads the four protos with the options the spec recommends (§4). */
-export function loadProtos(): grpc.GrpcObject {
-  const dir = protoDir();
-  const def = protoLoader.loadSync(
-    ['tfplugin6.proto', 'health.proto', 'grpc_controller.proto', 'grpc_stdio.proto'].map((f) => join(dir, f)),
-    { keepCase: true, longs: Number, enums: String, defaults: true, oneofs: true, includeDirs: [dir] },
-  );
-  return grpc.loadPackageDefinition(def);
-}
-
 type Handler = (req: Record<string, unknown>) => Promise<Record<string, unknown>>;
 
-function unary(fn: Handler): grpc.handleUnaryCall<Record<string, unknown>, Record<string, unknown>> {
+function unary(name: string, table: () => Record<string, Handler>): grpc.handleUnaryCall<Record<string, unknown>, Record<string, unknown>> {
   return (call, callback) => {
+    const fn = table()[name];
+    if (!fn) {
+      callback({ code: grpc.status.UNIMPLEMENTED, details: `${name} is not implemented by this provider` });
+      return;
+    }
     fn(call.request).then(
       (res) => callback(null, res),
       // Handlers turn errors into diagnostics; reaching here is a provider bug, still never a crash.
@@ -49,8 +36,11 @@ function log(level: 'DEBUG' | 'INFO' | 'WARN' | 'ERROR', msg: string): void {
 }
 
 export interface ServeOptions {
-  /** The tfplugin6.Provider handlers, keyed by RPC name. */
-  provider: Record<string, Handler>;
+  /**
+   * Builds the tfplugin6.Provider handlers, keyed by RPC name. Called on the first RPC, after the handshake, so
+   * loading the resources never delays the handshake line.
+   */
+  provider: () => Record<string, Handler>;
 }
 
 /** Picks the protocol version to report: 6 when the client accepts it (spec §1). */
@@ -64,11 +54,6 @@ export function negotiateVersion(env: string | undefined): number {
 
 /** Starts the plugin server and prints the handshake line. Resolves once serving. */
 export async function serve(opts: ServeOptions): Promise<void> {
-  const pkg = loadProtos() as unknown as {
-    tfplugin6: { Provider: grpc.ServiceClientConstructor };
-    grpc: { health: { v1: { Health: grpc.ServiceClientConstructor } } };
-    plugin: { GRPCController: grpc.ServiceClientConstructor; GRPCStdio: grpc.ServiceClientConstructor };
-  };
   const clientCertPem = process.env.PLUGIN_CLIENT_CERT;
   const cert = clientCertPem ? generateCert() : undefined;
   const creds = cert
@@ -81,11 +66,14 @@ export async function serve(opts: ServeOptions): Promise<void> {
       grpc.ServerCredentials.createInsecure();
 
   const server = new grpc.Server({ 'grpc.max_receive_message_length': 256 * 1024 * 1024 });
+  let table: Record<string, Handler> | undefined;
+  const getTable = (): Record<string, Handler> => (table ??= opts.provider());
+  const providerService = serviceDefinition('tfplugin6.Provider');
   const handlers: grpc.UntypedServiceImplementation = {};
-  for (const [name, fn] of Object.entries(opts.provider)) handlers[name] = unary(fn);
-  server.addService(pkg.tfplugin6.Provider.service, handlers);
+  for (const name of Object.keys(providerService)) handlers[name] = unary(name, getTable);
+  server.addService(providerService, handlers);
 
-  server.addService(pkg.grpc.health.v1.Health.service, {
+  server.addService(serviceDefinition('grpc.health.v1.Health'), {
     Check: (call: grpc.ServerUnaryCall<{ service: string }, unknown>, cb: grpc.sendUnaryData<unknown>) => {
       const svc = call.request.service;
       cb(null, { status: svc === 'plugin' || svc === '' ? 'SERVING' : 'SERVICE_UNKNOWN' });
@@ -112,14 +100,14 @@ export async function serve(opts: ServeOptions): Promise<void> {
     });
   };
 
-  server.addService(pkg.plugin.GRPCController.service, {
+  server.addService(serviceDefinition('plugin.GRPCController'), {
     Shutdown: (_call: unknown, cb: grpc.sendUnaryData<unknown>) => {
       log('INFO', 'shutdown requested');
       cb(null, {});
       setTimeout(stop, 10);
     },
   });
-  server.addService(pkg.plugin.GRPCStdio.service, {
+  server.addService(serviceDefinition('plugin.GRPCStdio'), {
     // Output goes to stderr directly, so the stream carries nothing; it stays open until shutdown.
     StreamStdio: (call: grpc.ServerWritableStream<unknown, unknown>) => {
       stdioStreams.add(call);

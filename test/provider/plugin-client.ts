@@ -7,7 +7,7 @@ import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { generateCert, type GeneratedCert } from '../../provider/plugin/cert';
-import { loadProtos } from '../../provider/plugin/serve';
+import { serviceDefinition } from '../../provider/plugin/proto';
 
 export const ROOT = join(__dirname, '..', '..');
 export const PROVIDER_ENTRY = join(ROOT, 'dist', 'provider', 'main.js');
@@ -81,11 +81,7 @@ export interface Plugin {
   kill(): void;
 }
 
-let protos: ReturnType<typeof loadProtos> | undefined;
-export function getProtos(): Record<string, any> {
-  protos ??= loadProtos();
-  return protos as unknown as Record<string, any>;
-}
+const ctor = (service: string): grpc.ServiceClientConstructor => grpc.makeGenericClientConstructor(serviceDefinition(service), service);
 
 export function mtlsCredentials(serverCertPem: string, client: GeneratedCert): grpc.ChannelCredentials {
   return grpc.credentials.createSsl(Buffer.from(serverCertPem), Buffer.from(client.keyPem), Buffer.from(client.certPem));
@@ -127,13 +123,12 @@ export async function startPlugin(opts: { env?: Record<string, string | undefine
     });
   });
   const handshake = parseHandshake(line);
-  const p = getProtos();
   const creds = mtlsCredentials(derToPem(handshake.cert), clientCert);
   const target = `unix:${handshake.address}`;
-  const provider = new p.tfplugin6.Provider(target, creds, CHANNEL_OPTS) as Record<string, Unary> & grpc.Client;
-  const health = new p.grpc.health.v1.Health(target, creds, CHANNEL_OPTS) as Record<string, Unary> & grpc.Client;
-  const controller = new p.plugin.GRPCController(target, creds, CHANNEL_OPTS) as Record<string, Unary> & grpc.Client;
-  const stdio = new p.plugin.GRPCStdio(target, creds, CHANNEL_OPTS) as grpc.Client & {
+  const provider = new (ctor('tfplugin6.Provider'))(target, creds, CHANNEL_OPTS) as Record<string, Unary> & grpc.Client;
+  const health = new (ctor('grpc.health.v1.Health'))(target, creds, CHANNEL_OPTS) as Record<string, Unary> & grpc.Client;
+  const controller = new (ctor('plugin.GRPCController'))(target, creds, CHANNEL_OPTS) as Record<string, Unary> & grpc.Client;
+  const stdio = new (ctor('plugin.GRPCStdio'))(target, creds, CHANNEL_OPTS) as unknown as grpc.Client & {
     StreamStdio(req: unknown): grpc.ClientReadableStream<unknown>;
   };
 
@@ -159,7 +154,7 @@ export async function startPlugin(opts: { env?: Record<string, string | undefine
       controller.close();
     },
     stdio: () => stdio.StreamStdio({}),
-    rawClient: (c) => new p.tfplugin6.Provider(target, c, CHANNEL_OPTS),
+    rawClient: (c) => new (ctor('tfplugin6.Provider'))(target, c, CHANNEL_OPTS),
     kill: () => {
       provider.close();
       health.close();

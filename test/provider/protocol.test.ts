@@ -4,7 +4,10 @@
  */
 import { spawnSync } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { buildDescriptor } from '../../provider/proto/descriptor';
+import { protoDir, serviceDefinition } from '../../provider/plugin/proto';
 import * as grpc from '@grpc/grpc-js';
 import { encode } from '@msgpack/msgpack';
 import { generateCert } from '../../provider/plugin/cert';
@@ -300,6 +303,23 @@ describe('provider plugin over gRPC (spec §1–§7)', () => {
 });
 
 describe('provider process without Terraform', () => {
+  it('ships a protobuf descriptor that matches the .proto files', () => {
+    const dir = protoDir();
+    expect(readFileSync(join(dir, 'descriptor.json'), 'utf8')).toBe(buildDescriptor(dir));
+  });
+
+  it('describes every tfplugin6.Provider RPC of protocol 6.8', () => {
+    expect(Object.keys(serviceDefinition('tfplugin6.Provider')).sort()).toEqual(
+      [
+        'GetMetadata', 'GetProviderSchema', 'ValidateProviderConfig', 'ValidateResourceConfig', 'ValidateDataResourceConfig',
+        'UpgradeResourceState', 'ConfigureProvider', 'ReadResource', 'PlanResourceChange', 'ApplyResourceChange',
+        'ImportResourceState', 'MoveResourceState', 'ReadDataSource', 'ValidateEphemeralResourceConfig', 'OpenEphemeralResource',
+        'RenewEphemeralResource', 'CloseEphemeralResource', 'GetFunctions', 'CallFunction', 'StopProvider',
+      ].sort(),
+    );
+    expect(serviceDefinition('plugin.GRPCStdio').StreamStdio.responseStream).toBe(true);
+  });
+
   it('refuses to start without the magic cookie and tells a person it is a plugin', () => {
     assertProviderBuilt();
     const env = { ...process.env };
