@@ -458,4 +458,37 @@ describe.each(STORES)('secrets API on %s', (store) => {
     });
     expect(bad.status).toBe(400);
   });
+
+  test('path restrictions on a member grant apply to PAT reads too', async () => {
+    const { app, envs } = await createApp(owner);
+    const q = `?app_id=${app.id}&env=Staging`;
+    await owner('POST', `/v1/secrets/${q}`, {
+      secrets: [
+        { key: 'OPEN', value: 'o', path: '/team-a' },
+        { key: 'HIDDEN', value: 'h', path: '/team-b' },
+      ],
+    });
+    const dev = await srv.addMember('Developer');
+    const g = await owner('PUT', `/v1/members/${dev.id}/access/`, {
+      apps: [{ id: app.id, environments: [envs.Staging.id], paths: ['team-a'] }],
+    });
+    expect(g.status).toBe(200);
+    expect(g.body.apps[0]).toMatchObject({ id: app.id, paths: ['/team-a'] });
+    const access = await owner('GET', `/v1/members/${dev.id}/access/`);
+    expect(access.body.apps[0].paths).toEqual(['/team-a']);
+    const devc = caller(srv, dev.token);
+    expect((await devc('GET', `/v1/secrets/${q}`)).body.map((x: any) => x.key)).toEqual(['OPEN']);
+    const hidden = (await owner('GET', `/v1/secrets/${q}&key=HIDDEN`)).body[0];
+    const put = await devc('PUT', `/v1/secrets/${q}`, { secrets: [{ id: hidden.id, value: 'pwned' }] });
+    expect(put.status).toBe(404);
+    expect((await devc('DELETE', `/v1/secrets/${q}`, { secrets: [hidden.id] })).status).toBe(404);
+    expect((await owner('GET', `/v1/secrets/${q}&key=HIDDEN`)).body[0].value).toBe('h');
+    // Admins have global access: their grants cannot be narrowed.
+    const admin = await srv.addMember('Admin');
+    const refused = await owner('PUT', `/v1/members/${admin.id}/access/`, { apps: [] });
+    expect(refused.status).toBe(403);
+    expect(refused.body).toEqual({
+      error: 'Access cannot be changed for members with a global access role.',
+    });
+  });
 });
