@@ -463,6 +463,47 @@ describe.each(STORES)('authorisation (%s)', (store) => {
     expect(got).toEqual([]);
   });
 
+  test('network access policies (extension, §6): enforced on /v1 and /secrets/, not on /secrets/tokens/; a union', async () => {
+    const sa = await w.owner.createSA(uniq('netpol'), w.roles.Service);
+    await w.owner.grantSA(sa.id, [{ id: w.app.id, environments: [w.app.envs.Development] }]);
+    const auth = `Bearer ${sa.bearer}`;
+    const denied = { error: 'Access denied: a network access policy restricts access from your IP address.' };
+    const elsewhere = await w.owner.ok('POST', '/v1/network-policies/', { name: uniq('elsewhere'), allowed_ips: ['10.0.0.0/8', '2001:db8::/32'] }, 201);
+    await w.owner.ok('PUT', `/v1/network-policies/${elsewhere.id}/attachments/`, { account_type: 'service_account', account_id: sa.id }, 200);
+
+    const v1 = await call(w.url, 'GET', sec(w), { auth });
+    expect([v1.status, v1.json]).toEqual([403, denied]);
+    const e2e = await call(w.url, 'GET', '/service/secrets/', { auth, headers: { Environment: w.app.envs.Development } });
+    expect([e2e.status, e2e.json]).toEqual([403, denied]);
+    expect((await call(w.url, 'GET', '/service/secrets/tokens/', { auth })).status).toBe(200);
+    // Without a trusted proxy, forwarded-for headers are not believed (they would let anyone pick their IP).
+    const spoofed = await call(w.url, 'GET', sec(w), { auth, headers: { 'X-Forwarded-For': '10.1.2.3', 'X-Real-IP': '10.1.2.3' } });
+    expect(spoofed.status).toBe(403);
+    // Other accounts are not affected.
+    expect((await call(w.url, 'GET', sec(w), { auth: w.owner.auth })).status).toBe(200);
+
+    // A second policy that allows loopback: the union allows the request.
+    const loopback = await w.owner.ok('POST', '/v1/network-policies/', { name: uniq('loopback'), allowed_ips: ['127.0.0.1/32', '::1'] }, 201);
+    await w.owner.ok('PUT', `/v1/network-policies/${loopback.id}/attachments/`, { account_type: 'service_account', account_id: sa.id }, 200);
+    expect((await call(w.url, 'GET', sec(w), { auth })).status).toBe(200);
+    // Detach it again: denied on the very next request.
+    expect((await w.owner.req('DELETE', `/v1/network-policies/${loopback.id}/attachments/${sa.id}/`)).status).toBe(204);
+    expect((await call(w.url, 'GET', sec(w), { auth })).status).toBe(403);
+    const bad = await w.owner.req('POST', '/v1/network-policies/', { name: 'bad', allowed_ips: ['10.0.0.0/33'] });
+    expect(bad.status).toBe(400);
+  });
+
+  test('an Environment header naming no environment of the org → 401 Environment not found (§4.2 step 3)', async () => {
+    const r = await call(w.url, 'GET', '/service/secrets/', { auth: w.owner.auth, headers: { Environment: '00000000-0000-4000-8000-000000000000' } });
+    expect([r.status, r.json]).toEqual([401, { error: 'Environment not found' }]);
+    const v1 = await call(w.url, 'GET', `/v1/secrets/?app_id=${w.app.id}&env=NoSuchEnv`, { auth: w.owner.auth });
+    expect([v1.status, v1.json]).toEqual([404, { error: `Environment 'NoSuchEnv' not found in App ${w.app.id}` }]);
+    const noApp = await call(w.url, 'GET', '/v1/secrets/?app_id=00000000-0000-4000-8000-000000000000&env=Development', { auth: w.owner.auth });
+    expect([noApp.status, noApp.json]).toEqual([404, { error: 'App with ID 00000000-0000-4000-8000-000000000000 not found' }]);
+    const none = await call(w.url, 'GET', '/v1/secrets/', { auth: w.owner.auth });
+    expect([none.status, none.json]).toEqual([403, { error: 'Environment context required. Supply `app_id` and `env` as query parameters.' }]);
+  });
+
   describe('a service account without access to an environment', () => {
     let noAccess: SAInfo;
     let stagingOnly: SAInfo;
