@@ -213,7 +213,10 @@ export function register(program: Command): void {
     .action(async (command: string[], opts: Record<string, unknown>) => {
       let cfg: AgentConfig;
       try {
-        cfg = configFromOptions(opts, process.env, { logLevel: opts.logLevel ?? 'warn' });
+        // `run` keeps no snapshot unless asked (--data-dir, --snapshot-file or a config file): several runs with
+        // different tokens would otherwise share the default data directory's snapshot.
+        const explicitData = opts.dataDir ?? opts.snapshotFile ?? opts.config ?? process.env.PHASE_AGENT_CONFIG ?? process.env.PHASE_AGENT_DATA_DIR;
+        cfg = configFromOptions(opts, process.env, { logLevel: opts.logLevel ?? 'warn', snapshot: explicitData === undefined ? false : undefined });
       } catch (err) {
         fail(err);
       }

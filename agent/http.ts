@@ -23,6 +23,8 @@ import type { Body, View } from './views';
 
 const JSON_TYPE = 'application/json; charset=utf-8';
 const MAX_KEY = 256;
+/** Open /v1/watch streams allowed at once (each holds a socket and a listener). */
+const MAX_WATCHERS = 256;
 
 const bool = z.enum(['true', 'false', '1', '0', '']).transform((v) => v === 'true' || v === '1');
 const SecretsQuery = z.object({ scope: z.string().max(128).optional(), metadata: bool.optional() }).strict();
@@ -261,6 +263,8 @@ export function buildApp(d: HttpDeps, serving = makeServing(d)): Express {
     const scopeName = q.value.scope;
     if (scopeName !== undefined && !engine.scope(scopeName))
       return sendJson(res, 404, { error: `no scope named ${JSON.stringify(scopeName)}; see /v1/status` });
+    if (d.streams.size >= MAX_WATCHERS)
+      return sendJson(res, 503, { error: `too many open watch streams (${MAX_WATCHERS}); close some or poll with If-None-Match` }, { 'Retry-After': '5' });
     const withValues = q.value.values === true;
     res.writeHead(200, {
       'Content-Type': 'text/event-stream; charset=utf-8',

@@ -189,6 +189,8 @@ export class SyncEngine extends EventEmitter<EngineEvents> {
         this.log.error({ err: (err as Error).message }, 'sync cycle failed unexpectedly');
       } finally {
         this.inflight = undefined;
+        // Precompute the merged view now, not on the first request after a change.
+        if (this.scopes.length > 1) this.mergedView();
         this.lastCycleAt = Date.now();
         this.cycles++;
         this.updateGauges();
@@ -591,6 +593,7 @@ export class SyncEngine extends EventEmitter<EngineEvents> {
       }
     }
     this.lastBoot = undefined;
+    if (this.scopes.length > 1) this.mergedView();
     const loaded = this.scopes.filter((s) => s.source === 'snapshot').map((s) => s.name);
     if (loaded.length) this.log.info({ scopes: loaded, savedAt: snap.savedAt }, 'loaded the offline snapshot');
   }
