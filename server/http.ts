@@ -152,7 +152,10 @@ export function zText(label: string, opts: { required: boolean; max: number }) {
       return opts.required ? fail(`Missing required field: ${label}`) : undefined;
     }
     if (typeof v !== 'string') return fail(`'${label}' must be a string.`);
-    const cleaned = v.replace(/<[^>]*>/g, '').replace(CONTROL, '').trim();
+    const cleaned = v
+      .replace(/<[^>]*>/g, '')
+      .replace(CONTROL, '')
+      .trim();
     if (cleaned === '') return opts.required ? fail(`Missing required field: ${label}`) : undefined;
     if (cleaned.length > opts.max) return fail(`'${label}' cannot exceed ${opts.max} characters.`);
     return cleaned;

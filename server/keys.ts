@@ -85,6 +85,8 @@ export async function grantEnvironment(
       created_at: now,
       updated_at: now,
     })
+    // A concurrent grant of the same key (another request or process) is not an error.
+    .onConflict((oc) => oc.columns(['environment_id', 'account_type', 'account_id']).doNothing())
     .execute();
 }
 
@@ -223,6 +225,11 @@ export async function addAppMember(
       paths: paths ? JSON.stringify(paths) : null,
       created_at: nowIso(),
     })
+    .onConflict((oc) =>
+      oc
+        .columns(['app_id', 'account_type', 'account_id'])
+        .doUpdateSet({ paths: paths ? JSON.stringify(paths) : null }),
+    )
     .execute();
 }
 

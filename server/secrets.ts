@@ -289,9 +289,12 @@ export async function upsertOverride(
 }
 
 /**
- * Serialises concurrent updates of one secret across processes: a PostgreSQL row lock held to the end of the
- * transaction. SQLite needs none: its transactions hold the single connection, so they are already serial.
+ * Serialises concurrent updates of these secrets across processes: PostgreSQL row locks held to the end of the
+ * transaction, taken in id order so two requests updating the same secrets cannot deadlock. SQLite needs none: its
+ * transactions hold the single connection, so they are already serial.
  */
-export async function lockSecret(db: Db, kind: 'sqlite' | 'postgres', secretId: string): Promise<void> {
-  if (kind === 'postgres') await sql`select id from secrets where id = ${secretId} for update`.execute(db);
+export async function lockSecrets(db: Db, kind: 'sqlite' | 'postgres', ids: string[]): Promise<void> {
+  if (kind !== 'postgres' || ids.length === 0) return;
+  const sorted = [...new Set(ids)].sort();
+  await sql`select id from secrets where id in (${sql.join(sorted)}) order by id for update`.execute(db);
 }

@@ -29,7 +29,7 @@ import {
   insertSecret,
   isDuplicate,
   loadSecrets,
-  lockSecret,
+  lockSecrets,
   secretWire,
   setTags,
   upsertOverride,
@@ -352,8 +352,12 @@ export function e2eRouter(ctx: ServerContext): Router {
     const { secrets } = parseWith(secretsArray(updateItem), secretsBody(req));
     const updated: Array<{ id: string; key_digest: string; path: string }> = [];
     await ctx.store.db.transaction().execute(async (trx) => {
+      await lockSecrets(
+        trx,
+        ctx.store.kind,
+        secrets.map((s) => s.id),
+      );
       for (const s of secrets) {
-        await lockSecret(trx, ctx.store.kind, s.id);
         const [cur] = await loadSecrets(trx, c.env.id, { ids: [s.id], allowedPaths: c.membership.paths }, p);
         if (!cur) throw notFound(`Secret not found: ${s.id}`);
         const path = s.path !== undefined && s.path !== null ? normalizePath(s.path) : cur.path;

@@ -31,7 +31,7 @@ import {
   insertSecret,
   isDuplicate,
   loadSecrets,
-  lockSecret,
+  lockSecrets,
   secretWire,
   setTags,
   upsertOverride,
@@ -301,8 +301,12 @@ export function registerV1Secrets(r: Router, ctx: ServerContext, auth: RequestHa
         const entries = b.secrets.map((e) => parseEntry(e, false));
         const ids = await db.transaction().execute(async (trx) => {
           const updated: Array<{ id: string; key_digest: string; path: string }> = [];
+          await lockSecrets(
+            trx,
+            ctx.store.kind,
+            entries.map((e) => e.id as string),
+          );
           for (const e of entries) {
-            await lockSecret(trx, ctx.store.kind, e.id as string);
             const [cur] = await loadSecrets(
               trx,
               c.env.id,
