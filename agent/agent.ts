@@ -64,7 +64,12 @@ export async function startAgent(cfg: AgentConfig, opts: StartOptions = {}): Pro
   await initCrypto();
   const log = opts.logger ?? createLogger(cfg.logLevel);
   const metrics = new AgentMetrics();
-  const tokens = new TokenSource({ token: cfg.token, tokenFile: cfg.tokenFile, pollIntervalMs: cfg.tokenPollInterval, log });
+  const tokens = new TokenSource({
+    token: cfg.token,
+    tokenFile: cfg.tokenFile,
+    pollIntervalMs: cfg.tokenPollInterval,
+    log,
+  });
   await tokens.start();
   const engine = new SyncEngine(cfg, tokens, log, metrics, opts.clientFactory);
 
@@ -84,7 +89,10 @@ export async function startAgent(cfg: AgentConfig, opts: StartOptions = {}): Pro
     const app = createRequestHandler(deps);
     if (!cfg.noTcp) {
       const server = cfg.tlsCert
-        ? https.createServer({ cert: await readFile(cfg.tlsCert), key: await readFile(cfg.tlsKey as string) }, app)
+        ? https.createServer(
+            { cert: await readFile(cfg.tlsCert), key: await readFile(cfg.tlsKey as string) },
+            app,
+          )
         : http.createServer(app);
       await listen(server, { port: cfg.port, host: cfg.listenHost });
       port = (server.address() as AddressInfo).port;
@@ -99,7 +107,15 @@ export async function startAgent(cfg: AgentConfig, opts: StartOptions = {}): Pro
       await chmod(cfg.socket, 0o660);
       servers.push(server);
     }
-    log.info({ url, socket: cfg.socket, scopes: cfg.scopes.map((s) => s.name), clientTokenFile: cfg.clientToken ? undefined : cfg.clientTokenFile }, 'agent listening');
+    log.info(
+      {
+        url,
+        socket: cfg.socket,
+        scopes: cfg.scopes.map((s) => s.name),
+        clientTokenFile: cfg.clientToken ? undefined : cfg.clientTokenFile,
+      },
+      'agent listening',
+    );
   }
 
   await engine.start();

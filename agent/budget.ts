@@ -53,8 +53,10 @@ export class CallBudget {
 
   /** Records a 429: no call before `retryAfterMs` (default 60 s when the header is missing or unreadable). */
   rateLimited(retryAfterMs: number | undefined): void {
-    const ms = retryAfterMs !== undefined && Number.isFinite(retryAfterMs) && retryAfterMs >= 0 ? retryAfterMs : 60_000;
+    const ms =
+      retryAfterMs !== undefined && Number.isFinite(retryAfterMs) && retryAfterMs >= 0
+        ? retryAfterMs
+        : 60_000;
     this.rateLimitedUntil = Math.max(this.rateLimitedUntil, this.now() + ms);
   }
 }
-

@@ -7,7 +7,17 @@ import { Command, Option } from 'commander';
 import { readFile } from 'node:fs/promises';
 import { PhaseBridgeError } from '../core/errors';
 import { join } from 'node:path';
-import { buildConfig, defaultDataDir, envLayer, parseScopeFlag, readConfigFile, type AgentConfig, type ConfigLayer, RENDER_FORMATS, parseDuration } from './config';
+import {
+  buildConfig,
+  defaultDataDir,
+  envLayer,
+  parseScopeFlag,
+  readConfigFile,
+  type AgentConfig,
+  type ConfigLayer,
+  RENDER_FORMATS,
+  parseDuration,
+} from './config';
 import { startAgent } from './agent';
 import { runCommand } from './run';
 import { CLIENT_TOKEN_HEADER } from './security';
@@ -44,13 +54,20 @@ function addCommonOptions(cmd: Command): Command {
   return cmd
     .option('--config <file>', 'JSON config file (env PHASE_AGENT_CONFIG); flags and environment override it')
     .option('--host <url>', 'Phase console URL (env PHASE_HOST; default https://console.phase.dev)')
-    .option('--token-file <file>', 'file holding the service token, watched for rotation (env PHASE_TOKEN_FILE)')
+    .option(
+      '--token-file <file>',
+      'file holding the service token, watched for rotation (env PHASE_TOKEN_FILE)',
+    )
     .option('--app <name>', 'app name (env PHASE_APP)')
     .option('--app-id <id>', 'app id (env PHASE_APP_ID)')
     .option('--env <name>', 'environment name (env PHASE_ENV)')
     .option('--path <path>', 'secret path, e.g. / or /backend; omitted = every path (env PHASE_PATH)')
     .option('--tags <tags>', 'comma-separated tag names (env PHASE_TAGS)')
-    .option('--scope <spec>', 'a scope as app=NAME|app-id=ID,env=NAME[,path=/p][,tags=a;b][,name=N]; repeatable', (v: string, prev: string[] = []) => [...prev, v])
+    .option(
+      '--scope <spec>',
+      'a scope as app=NAME|app-id=ID,env=NAME[,path=/p][,tags=a;b][,name=N]; repeatable',
+      (v: string, prev: string[] = []) => [...prev, v],
+    )
     .option('--data-dir <dir>', 'directory of the client token file and snapshot (env PHASE_AGENT_DATA_DIR)')
     .option('--no-snapshot', 'do not keep the offline ciphertext snapshot')
     .option('--snapshot-file <file>', 'offline snapshot path (default <data-dir>/snapshot.json)')
@@ -67,7 +84,11 @@ function addCommonOptions(cmd: Command): Command {
 }
 
 /** Builds and validates the configuration from defaults, the config file, the environment and the flags. */
-export function configFromOptions(opts: Record<string, unknown>, env: NodeJS.ProcessEnv = process.env, extra: Record<string, unknown> = {}): AgentConfig {
+export function configFromOptions(
+  opts: Record<string, unknown>,
+  env: NodeJS.ProcessEnv = process.env,
+  extra: Record<string, unknown> = {},
+): AgentConfig {
   const layers: ConfigLayer[] = [];
   const file = (opts.config as string | undefined) ?? env.PHASE_AGENT_CONFIG;
   if (file) layers.push(readConfigFile(file));
@@ -76,7 +97,10 @@ export function configFromOptions(opts: Record<string, unknown>, env: NodeJS.Pro
   for (const [opt, key, flag] of FLAG_KEYS) {
     const v = opts[opt];
     if (v === undefined) continue;
-    flags.values[key] = NUMERIC.has(opt) && typeof v === 'string' && v.trim() !== '' && !Number.isNaN(Number(v)) ? Number(v) : v;
+    flags.values[key] =
+      NUMERIC.has(opt) && typeof v === 'string' && v.trim() !== '' && !Number.isNaN(Number(v))
+        ? Number(v)
+        : v;
     flags.source[key] = flag;
   }
   if (opts.snapshot === false) {
@@ -90,7 +114,13 @@ export function configFromOptions(opts: Record<string, unknown>, env: NodeJS.Pro
   // Scopes: --scope flags replace everything; single-scope flags merge field by field with PHASE_APP/PHASE_ENV/...
   const scopeFlags = opts.scope as string[] | undefined;
   const simple: Record<string, unknown> = {};
-  for (const [opt, key] of [['app', 'app'], ['appId', 'appId'], ['env', 'env'], ['path', 'path'], ['tags', 'tags']] as const) {
+  for (const [opt, key] of [
+    ['app', 'app'],
+    ['appId', 'appId'],
+    ['env', 'env'],
+    ['path', 'path'],
+    ['tags', 'tags'],
+  ] as const) {
     if (opts[opt] !== undefined) simple[key] = opts[opt];
   }
   if (scopeFlags?.length) {
@@ -111,7 +141,8 @@ export function configFromOptions(opts: Record<string, unknown>, env: NodeJS.Pro
 }
 
 function fail(err: unknown): never {
-  const msg = err instanceof PhaseBridgeError ? err.message : err instanceof Error ? err.message : String(err);
+  const msg =
+    err instanceof PhaseBridgeError ? err.message : err instanceof Error ? err.message : String(err);
   process.stderr.write(`phase-bridge: ${msg}\n`);
   process.exit(err instanceof PhaseBridgeError && err.code === 'agent_config' ? 2 : 1);
 }
@@ -121,19 +152,33 @@ export function register(program: Command): void {
   const agent = addCommonOptions(
     program
       .command('agent')
-      .description('run the sidecar agent: hold a service token, decrypt locally, serve secrets on localhost'),
+      .description(
+        'run the sidecar agent: hold a service token, decrypt locally, serve secrets on localhost',
+      ),
   )
     .option('--listen <host>', 'TCP listen address (default 127.0.0.1; env PHASE_AGENT_LISTEN)')
     .option('--port <port>', 'TCP port, 0 for any (default 8787; env PHASE_AGENT_PORT)')
     .option('--socket <path>', 'also listen on this unix socket, mode 0660 (env PHASE_AGENT_SOCKET)')
     .option('--no-tcp', 'serve only on the unix socket')
-    .option('--allow-non-loopback', 'permit a non-loopback --listen address (requires --tls-cert and --tls-key)')
+    .option(
+      '--allow-non-loopback',
+      'permit a non-loopback --listen address (requires --tls-cert and --tls-key)',
+    )
     .option('--tls-cert <file>', 'TLS certificate (PEM)')
     .option('--tls-key <file>', 'TLS private key (PEM)')
-    .option('--allowed-host <name>', 'extra Host header name to accept (with --allow-non-loopback); repeatable', (v: string, prev: string[] = []) => [...prev, v])
-    .option('--client-token-file <file>', `file holding the client token for the ${CLIENT_TOKEN_HEADER} header (created 0640 if missing)`)
+    .option(
+      '--allowed-host <name>',
+      'extra Host header name to accept (with --allow-non-loopback); repeatable',
+      (v: string, prev: string[] = []) => [...prev, v],
+    )
+    .option(
+      '--client-token-file <file>',
+      `file holding the client token for the ${CLIENT_TOKEN_HEADER} header (created 0640 if missing)`,
+    )
     .option('--render <file>', 'keep this file in sync with the secrets (atomic writes, mode 0600)')
-    .addOption(new Option('--format <format>', 'format of --render').choices([...RENDER_FORMATS]).default('dotenv'))
+    .addOption(
+      new Option('--format <format>', 'format of --render').choices([...RENDER_FORMATS]).default('dotenv'),
+    )
     .option('--render-scope <name>', 'render only this scope')
     .option('--once', 'sync once, write --render, and exit (init-container mode)')
     .option('--shutdown-grace <duration>', 'how long in-flight requests get on SIGTERM (default 10s)')
@@ -142,7 +187,9 @@ export function register(program: Command): void {
       try {
         cfg = configFromOptions(opts, process.env, {
           noTcp: opts.tcp === false ? true : undefined,
-          render: opts.render ? { file: opts.render, format: opts.format, scope: opts.renderScope } : undefined,
+          render: opts.render
+            ? { file: opts.render, format: opts.format, scope: opts.renderScope }
+            : undefined,
         });
       } catch (err) {
         fail(err);
@@ -171,30 +218,45 @@ export function register(program: Command): void {
 
   program
     .command('agent-probe')
-    .description('check a local agent: exit 0 when GET <path> answers 200 (for exec readiness/liveness probes)')
+    .description(
+      'check a local agent: exit 0 when GET <path> answers 200 (for exec readiness/liveness probes)',
+    )
     .option('--url <url>', 'agent URL', 'http://127.0.0.1:8787')
     .option('--path <path>', 'endpoint to check', '/readyz')
-    .option('--client-token-file <file>', 'client token file (default <data-dir>/client-token; env PHASE_AGENT_CLIENT_TOKEN_FILE)')
+    .option(
+      '--client-token-file <file>',
+      'client token file (default <data-dir>/client-token; env PHASE_AGENT_CLIENT_TOKEN_FILE)',
+    )
     .option('--data-dir <dir>', 'agent data directory (env PHASE_AGENT_DATA_DIR)')
     .option('--timeout <duration>', 'request timeout', '2s')
-    .action(async (opts: { url: string; path: string; clientTokenFile?: string; dataDir?: string; timeout: string }) => {
-      try {
-        const cfg = buildConfigForProbe(opts);
-        const token = process.env.PHASE_AGENT_CLIENT_TOKEN || (await readFile(cfg, 'utf8')).trim();
-        const res = await fetch(new URL(opts.path, opts.url), {
-          headers: { [CLIENT_TOKEN_HEADER]: token },
-          signal: AbortSignal.timeout(parseDuration(opts.timeout) ?? 2000),
-        });
-        const body = await res.text();
-        if (res.status !== 200) {
-          process.stderr.write(`phase-bridge: ${opts.path} answered ${res.status}: ${body.slice(0, 500)}\n`);
-          process.exit(1);
+    .action(
+      async (opts: {
+        url: string;
+        path: string;
+        clientTokenFile?: string;
+        dataDir?: string;
+        timeout: string;
+      }) => {
+        try {
+          const cfg = buildConfigForProbe(opts);
+          const token = process.env.PHASE_AGENT_CLIENT_TOKEN || (await readFile(cfg, 'utf8')).trim();
+          const res = await fetch(new URL(opts.path, opts.url), {
+            headers: { [CLIENT_TOKEN_HEADER]: token },
+            signal: AbortSignal.timeout(parseDuration(opts.timeout) ?? 2000),
+          });
+          const body = await res.text();
+          if (res.status !== 200) {
+            process.stderr.write(
+              `phase-bridge: ${opts.path} answered ${res.status}: ${body.slice(0, 500)}\n`,
+            );
+            process.exit(1);
+          }
+          process.exit(0);
+        } catch (err) {
+          fail(err);
         }
-        process.exit(0);
-      } catch (err) {
-        fail(err);
-      }
-    });
+      },
+    );
 
   addCommonOptions(
     program
@@ -202,7 +264,11 @@ export function register(program: Command): void {
       .description('run a command with the secrets in its environment; restart or signal it when they change')
       .usage('[options] -- <command> [args...]'),
   )
-    .addOption(new Option('--on-change <action>', 'on a secret change').choices(['restart', 'signal', 'none']).default('restart'))
+    .addOption(
+      new Option('--on-change <action>', 'on a secret change')
+        .choices(['restart', 'signal', 'none'])
+        .default('restart'),
+    )
     .option('--signal <signal>', 'signal for --on-change signal', 'SIGHUP')
     .option('--debounce <duration>', 'changes within this window cause one restart or signal', '2s')
     .option('--kill-grace <duration>', 'SIGTERM-to-SIGKILL grace when restarting', '10s')
@@ -215,8 +281,16 @@ export function register(program: Command): void {
       try {
         // `run` keeps no snapshot unless asked (--data-dir, --snapshot-file or a config file): several runs with
         // different tokens would otherwise share the default data directory's snapshot.
-        const explicitData = opts.dataDir ?? opts.snapshotFile ?? opts.config ?? process.env.PHASE_AGENT_CONFIG ?? process.env.PHASE_AGENT_DATA_DIR;
-        cfg = configFromOptions(opts, process.env, { logLevel: opts.logLevel ?? 'warn', snapshot: explicitData === undefined ? false : undefined });
+        const explicitData =
+          opts.dataDir ??
+          opts.snapshotFile ??
+          opts.config ??
+          process.env.PHASE_AGENT_CONFIG ??
+          process.env.PHASE_AGENT_DATA_DIR;
+        cfg = configFromOptions(opts, process.env, {
+          logLevel: opts.logLevel ?? 'warn',
+          snapshot: explicitData === undefined ? false : undefined,
+        });
       } catch (err) {
         fail(err);
       }

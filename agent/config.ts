@@ -11,13 +11,16 @@ import { AgentConfigError, type ConfigIssue } from './errors';
 
 /** `250ms`, `30s`, `5m`, `1h`, `2d`, or a bare number of seconds. Returns milliseconds. */
 export function parseDuration(input: unknown): number | undefined {
-  if (typeof input === 'number') return Number.isFinite(input) && input >= 0 ? Math.round(input * 1000) : undefined;
+  if (typeof input === 'number')
+    return Number.isFinite(input) && input >= 0 ? Math.round(input * 1000) : undefined;
   if (typeof input !== 'string') return undefined;
   const m = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$/.exec(input);
   if (!m) return undefined;
   const n = Number(m[1]);
   const unit = m[2] ?? 's';
-  const factor = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[unit as 'ms' | 's' | 'm' | 'h' | 'd'];
+  const factor = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[
+    unit as 'ms' | 's' | 'm' | 'h' | 'd'
+  ];
   return Math.round(n * factor);
 }
 
@@ -25,7 +28,10 @@ const duration = (what: string, min = 0) =>
   z.union([z.number(), z.string()]).transform((v, ctx) => {
     const ms = parseDuration(v);
     if (ms === undefined) {
-      ctx.addIssue({ code: 'custom', message: `${what} must be a duration like 500ms, 30s, 5m or 1h, or seconds` });
+      ctx.addIssue({
+        code: 'custom',
+        message: `${what} must be a duration like 500ms, 30s, 5m or 1h, or seconds`,
+      });
       return z.NEVER;
     }
     if (ms < min) {
@@ -62,7 +68,8 @@ export const ScopeSchema = z
   })
   .strict()
   .superRefine((s, ctx) => {
-    if (!s.app && !s.appId) ctx.addIssue({ code: 'custom', message: 'needs app (name) or appId', path: ['app'] });
+    if (!s.app && !s.appId)
+      ctx.addIssue({ code: 'custom', message: 'needs app (name) or appId', path: ['app'] });
   });
 export type ScopeConfig = z.output<typeof ScopeSchema> & { name: string };
 
@@ -91,7 +98,10 @@ export const AgentConfigSchema = z
     tokenFile: z.string().min(1).optional(),
     scopes: z
       .array(ScopeSchema)
-      .min(1, 'at least one scope is required: --app/--app-id and --env, PHASE_APP/PHASE_ENV, --scope, or scopes in the config file')
+      .min(
+        1,
+        'at least one scope is required: --app/--app-id and --env, PHASE_APP/PHASE_ENV, --scope, or scopes in the config file',
+      )
       .default([]),
     /** TCP listen address; port 0 picks a free port. */
     listenHost: z.string().min(1).default('127.0.0.1'),
@@ -174,14 +184,22 @@ export const AgentConfigSchema = z
         });
     }
     if (!!c.tlsCert !== !!c.tlsKey)
-      ctx.addIssue({ code: 'custom', path: ['tlsKey'], message: 'tlsCert and tlsKey must be given together' });
+      ctx.addIssue({
+        code: 'custom',
+        path: ['tlsKey'],
+        message: 'tlsCert and tlsKey must be given together',
+      });
     if (c.noTcp && !c.socket)
       ctx.addIssue({ code: 'custom', path: ['noTcp'], message: 'noTcp needs a unix socket (--socket)' });
     const names = new Set<string>();
     c.scopes.forEach((s, i) => {
       const name = scopeName(s);
       if (names.has(name))
-        ctx.addIssue({ code: 'custom', path: ['scopes', i, 'name'], message: `duplicate scope name ${name}` });
+        ctx.addIssue({
+          code: 'custom',
+          path: ['scopes', i, 'name'],
+          message: `duplicate scope name ${name}`,
+        });
       names.add(name);
     });
   });
@@ -216,14 +234,20 @@ export function readConfigFile(path: string): ConfigLayer {
     text = readFileSync(path, 'utf8');
   } catch (err) {
     throw new AgentConfigError([
-      { setting: 'config', source: path, message: `cannot read: ${(err as NodeJS.ErrnoException).code ?? err}` },
+      {
+        setting: 'config',
+        source: path,
+        message: `cannot read: ${(err as NodeJS.ErrnoException).code ?? err}`,
+      },
     ]);
   }
   let values: unknown;
   try {
     values = JSON.parse(text);
   } catch (err) {
-    throw new AgentConfigError([{ setting: 'config', source: path, message: `not valid JSON: ${(err as Error).message}` }]);
+    throw new AgentConfigError([
+      { setting: 'config', source: path, message: `not valid JSON: ${(err as Error).message}` },
+    ]);
   }
   if (typeof values !== 'object' || values === null || Array.isArray(values))
     throw new AgentConfigError([{ setting: 'config', source: path, message: 'must be a JSON object' }]);
@@ -287,7 +311,13 @@ export function buildConfig(layers: ConfigLayer[]): AgentConfig {
     }
   }
   // A token given directly beats a token file from a lower layer, and vice versa.
-  const tokenLayer = layers.map((l) => ('token' in l.values && l.values.token !== undefined) || ('tokenFile' in l.values && l.values.tokenFile !== undefined)).lastIndexOf(true);
+  const tokenLayer = layers
+    .map(
+      (l) =>
+        ('token' in l.values && l.values.token !== undefined) ||
+        ('tokenFile' in l.values && l.values.tokenFile !== undefined),
+    )
+    .lastIndexOf(true);
   if (tokenLayer >= 0) {
     const l = layers[tokenLayer];
     if (l.values.token === undefined) delete values.token;
@@ -302,15 +332,15 @@ export function buildConfig(layers: ConfigLayer[]): AgentConfig {
       if (seen.has(setting)) continue; // one clear error per bad setting
       seen.add(setting);
       const top = String(i.path[0] ?? '');
-      const message =
-        i.code === 'unrecognized_keys' ? `unknown setting(s): ${i.keys.join(', ')}` : i.message;
+      const message = i.code === 'unrecognized_keys' ? `unknown setting(s): ${i.keys.join(', ')}` : i.message;
       issues.push({ setting, source: source[top] ?? 'not set', message });
     }
     throw new AgentConfigError(issues);
   }
   const c = parsed.data;
   const dataDir = defaultDataDir(c.dataDir);
-  const inData = (p: string | undefined, dflt: string) => (p ? (isAbsolute(p) ? p : resolve(p)) : join(dataDir, dflt));
+  const inData = (p: string | undefined, dflt: string) =>
+    p ? (isAbsolute(p) ? p : resolve(p)) : join(dataDir, dflt);
   return {
     ...c,
     scopes: c.scopes.map((s) => ({ ...s, name: scopeName(s) })),
@@ -322,7 +352,10 @@ export function buildConfig(layers: ConfigLayer[]): AgentConfig {
 
 /** `--data-dir`, else `$XDG_RUNTIME_DIR/phase-bridge-agent-<uid>`, else the same under the temp directory. */
 export function defaultDataDir(dataDir?: string): string {
-  return resolve(dataDir ?? join(process.env.XDG_RUNTIME_DIR || tmpdir(), `phase-bridge-agent-${process.getuid?.() ?? 'user'}`));
+  return resolve(
+    dataDir ??
+      join(process.env.XDG_RUNTIME_DIR || tmpdir(), `phase-bridge-agent-${process.getuid?.() ?? 'user'}`),
+  );
 }
 
 /** Parses `app=backend,env=Production,path=/api,tags=a;b` (the repeatable --scope flag). */

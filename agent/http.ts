@@ -29,7 +29,9 @@ const MAX_WATCHERS = 256;
 const bool = z.enum(['true', 'false', '1', '0', '']).transform((v) => v === 'true' || v === '1');
 const SecretsQuery = z.object({ scope: z.string().max(128).optional(), metadata: bool.optional() }).strict();
 const KeyQuery = z.object({ scope: z.string().max(128).optional() }).strict();
-const EnvQuery = z.object({ scope: z.string().max(128).optional(), format: z.enum(RENDER_FORMATS).default('dotenv') }).strict();
+const EnvQuery = z
+  .object({ scope: z.string().max(128).optional(), format: z.enum(RENDER_FORMATS).default('dotenv') })
+  .strict();
 const WatchQuery = z.object({ scope: z.string().max(128).optional(), values: bool.optional() }).strict();
 const NoQuery = z.object({}).strict();
 
@@ -47,7 +49,8 @@ function parseQuery<T extends z.ZodTypeAny>(url: string, schema: T): Query<T> {
       return { ok: false, message: 'malformed query string' };
     }
     for (const [k, v] of params) {
-      if (k in obj) return { ok: false, message: `query parameter ${JSON.stringify(k.slice(0, 64))} is repeated` };
+      if (k in obj)
+        return { ok: false, message: `query parameter ${JSON.stringify(k.slice(0, 64))} is repeated` };
       obj[k] = v;
     }
   }
@@ -55,7 +58,10 @@ function parseQuery<T extends z.ZodTypeAny>(url: string, schema: T): Query<T> {
   if (r.success) return { ok: true, value: r.data };
   const i = r.error.issues[0];
   if (i.code === 'unrecognized_keys')
-    return { ok: false, message: `unknown query parameter(s): ${i.keys.map((k) => JSON.stringify(k.slice(0, 64))).join(', ')}` };
+    return {
+      ok: false,
+      message: `unknown query parameter(s): ${i.keys.map((k) => JSON.stringify(k.slice(0, 64))).join(', ')}`,
+    };
   return { ok: false, message: `query parameter ${i.path.join('.')}: ${i.message}` };
 }
 
@@ -104,7 +110,10 @@ function makeServing(d: HttpDeps) {
     if (engine.cycles > 0 || cfg.firstSyncWait === 0) return;
     // Concurrent requests before the first sync all wait on the same cycle (single-flight).
     let timer: NodeJS.Timeout | undefined;
-    await Promise.race([engine.firstSync, new Promise<void>((r) => (timer = setTimeout(r, cfg.firstSyncWait)))]);
+    await Promise.race([
+      engine.firstSync,
+      new Promise<void>((r) => (timer = setTimeout(r, cfg.firstSyncWait))),
+    ]);
     if (timer) clearTimeout(timer);
   };
 
@@ -112,9 +121,20 @@ function makeServing(d: HttpDeps) {
     const now = Date.now();
     if (scopeName !== undefined) {
       const s = engine.scope(scopeName);
-      if (!s) return { ok: false, status: 404, message: `no scope named ${JSON.stringify(scopeName)}; see /v1/status` };
-      if (!s.servable(now, cfg.maxStale)) return { ok: false, status: 503, message: unavailableReason(s, now), scopes: [scopeName] };
-      return { ok: true, view: s.view as View, stale: s.stale(), age: Math.floor((now - s.confirmedAt) / 1000) };
+      if (!s)
+        return {
+          ok: false,
+          status: 404,
+          message: `no scope named ${JSON.stringify(scopeName)}; see /v1/status`,
+        };
+      if (!s.servable(now, cfg.maxStale))
+        return { ok: false, status: 503, message: unavailableReason(s, now), scopes: [scopeName] };
+      return {
+        ok: true,
+        view: s.view as View,
+        stale: s.stale(),
+        age: Math.floor((now - s.confirmedAt) / 1000),
+      };
     }
     const view = engine.mergedView(now);
     if (!view) {
@@ -135,14 +155,28 @@ function makeServing(d: HttpDeps) {
     return { ok: true, view, stale, age: Math.floor((now - oldest) / 1000) };
   };
 
-  const unavailableReason = (s: { failClosed?: { message: string }; view?: View; confirmedAt: number; lastError?: { message: string } }, now: number): string => {
+  const unavailableReason = (
+    s: {
+      failClosed?: { message: string };
+      view?: View;
+      confirmedAt: number;
+      lastError?: { message: string };
+    },
+    now: number,
+  ): string => {
     if (s.failClosed) return `not serving: ${s.failClosed.message}`;
     if (!s.view) return s.lastError ? `not synced yet: ${s.lastError.message}` : 'not synced yet';
     return `data is ${Math.floor((now - s.confirmedAt) / 1000)} s old, beyond max-stale (${Math.floor(cfg.maxStale / 1000)} s)${s.lastError ? `; last error: ${s.lastError.message}` : ''}`;
   };
 
   /** Writes a precomputed body with ETag/304, X-Cache and Age. */
-  const sendBody = (req: IncomingMessage, res: ServerResponse, b: Body, r: { stale: boolean; age: number }, counter: { inc(): void }): void => {
+  const sendBody = (
+    req: IncomingMessage,
+    res: ServerResponse,
+    b: Body,
+    r: { stale: boolean; age: number },
+    counter: { inc(): void },
+  ): void => {
     const cache = r.stale ? 'STALE' : 'HIT';
     if (b.status === 200 && req.headers['if-none-match'] === b.etag) {
       hit.notModified.inc();
@@ -164,7 +198,14 @@ function makeServing(d: HttpDeps) {
 
   const unavailable = (res: ServerResponse, r: Extract<Resolved, { ok: false }>): void => {
     hit.unavailable.inc();
-    sendJson(res, r.status, { error: r.message, ...(r.scopes ? { scopes: r.scopes } : {}) }, r.status === 503 ? { 'Retry-After': String(Math.max(1, Math.ceil(cfg.refreshInterval / 1000))) } : undefined);
+    sendJson(
+      res,
+      r.status,
+      { error: r.message, ...(r.scopes ? { scopes: r.scopes } : {}) },
+      r.status === 503
+        ? { 'Retry-After': String(Math.max(1, Math.ceil(cfg.refreshInterval / 1000))) }
+        : undefined,
+    );
   };
 
   return { hit, waitFirst, resolve, sendBody, unavailable, unavailableReason };
@@ -197,7 +238,10 @@ export function buildApp(d: HttpDeps, serving = makeServing(d)): Express {
     const now = Date.now();
     const down = engine.scopes.filter((s) => !s.servable(now, cfg.maxStale));
     if (down.length === 0) return sendJson(res, 200, { status: 'ready' });
-    sendJson(res, 503, { status: 'not_ready', scopes: down.map((s) => ({ name: s.name, reason: unavailableReason(s, now) })) });
+    sendJson(res, 503, {
+      status: 'not_ready',
+      scopes: down.map((s) => ({ name: s.name, reason: unavailableReason(s, now) })),
+    });
   });
 
   app.get('/v1/status', (req, res) => {
@@ -215,7 +259,8 @@ export function buildApp(d: HttpDeps, serving = makeServing(d)): Express {
   });
 
   app.get('/v1/secrets', async (req, res) => {
-    const q: Query<typeof SecretsQuery> = req.url.length > 11 ? parseQuery(req.url, SecretsQuery) : { ok: true, value: {} };
+    const q: Query<typeof SecretsQuery> =
+      req.url.length > 11 ? parseQuery(req.url, SecretsQuery) : { ok: true, value: {} };
     if (!q.ok) return sendJson(res, 400, { error: q.message });
     let r = resolve(q.value.scope);
     if (!r.ok && r.status === 503 && engine.cycles === 0) {
@@ -223,14 +268,22 @@ export function buildApp(d: HttpDeps, serving = makeServing(d)): Express {
       r = resolve(q.value.scope);
     }
     if (!r.ok) return unavailable(res, r);
-    sendBody(req, res, q.value.metadata ? r.view.secretsMeta : r.view.secrets, r, r.stale ? hit.secretsStale : hit.secrets);
+    sendBody(
+      req,
+      res,
+      q.value.metadata ? r.view.secretsMeta : r.view.secrets,
+      r,
+      r.stale ? hit.secretsStale : hit.secrets,
+    );
   });
 
   app.get('/v1/secrets/:key', async (req, res) => {
     const key = req.params.key;
-    const q: Query<typeof KeyQuery> = req.url.indexOf('?') >= 0 ? parseQuery(req.url, KeyQuery) : { ok: true, value: {} };
+    const q: Query<typeof KeyQuery> =
+      req.url.indexOf('?') >= 0 ? parseQuery(req.url, KeyQuery) : { ok: true, value: {} };
     if (!q.ok) return sendJson(res, 400, { error: q.message });
-    if (key.length === 0 || key.length > MAX_KEY) return sendJson(res, 400, { error: `a key is 1-${MAX_KEY} characters` });
+    if (key.length === 0 || key.length > MAX_KEY)
+      return sendJson(res, 400, { error: `a key is 1-${MAX_KEY} characters` });
     let r = resolve(q.value.scope);
     if (!r.ok && r.status === 503 && engine.cycles === 0) {
       await waitFirst();
@@ -240,7 +293,14 @@ export function buildApp(d: HttpDeps, serving = makeServing(d)): Express {
     const b = r.view.keys.get(key) ?? r.view.keys.get(key.toUpperCase());
     if (!b) {
       hit.miss.inc();
-      return sendJson(res, 404, { error: `no secret named ${JSON.stringify(key)} in ${q.value.scope ? `scope ${q.value.scope}` : 'any scope'}` }, { 'X-Cache': r.stale ? 'STALE' : 'HIT', Age: String(r.age) });
+      return sendJson(
+        res,
+        404,
+        {
+          error: `no secret named ${JSON.stringify(key)} in ${q.value.scope ? `scope ${q.value.scope}` : 'any scope'}`,
+        },
+        { 'X-Cache': r.stale ? 'STALE' : 'HIT', Age: String(r.age) },
+      );
     }
     sendBody(req, res, b, r, r.stale ? hit.keyStale : hit.key);
   });
@@ -264,7 +324,12 @@ export function buildApp(d: HttpDeps, serving = makeServing(d)): Express {
     if (scopeName !== undefined && !engine.scope(scopeName))
       return sendJson(res, 404, { error: `no scope named ${JSON.stringify(scopeName)}; see /v1/status` });
     if (d.streams.size >= MAX_WATCHERS)
-      return sendJson(res, 503, { error: `too many open watch streams (${MAX_WATCHERS}); close some or poll with If-None-Match` }, { 'Retry-After': '5' });
+      return sendJson(
+        res,
+        503,
+        { error: `too many open watch streams (${MAX_WATCHERS}); close some or poll with If-None-Match` },
+        { 'Retry-After': '5' },
+      );
     const withValues = q.value.values === true;
     res.writeHead(200, {
       'Content-Type': 'text/event-stream; charset=utf-8',
@@ -315,7 +380,8 @@ export function buildApp(d: HttpDeps, serving = makeServing(d)): Express {
 
   // Nothing reaches a client as a 500 with internals: malformed input surfaces here as a 4xx.
   app.use((err: unknown, _req: Request, res: Response, _next: NextFunction) => {
-    const status = (err as { status?: number; statusCode?: number }).status ?? (err as { statusCode?: number }).statusCode;
+    const status =
+      (err as { status?: number; statusCode?: number }).status ?? (err as { statusCode?: number }).statusCode;
     if (res.headersSent) {
       res.destroy();
       return;
@@ -341,7 +407,13 @@ export function status(d: HttpDeps): Record<string, unknown> {
     upstream: {
       host: cfg.host,
       lastCycleAt: iso(engine.lastCycleAt),
-      lastError: engine.lastCycleError ? { code: engine.lastCycleError.code, message: engine.lastCycleError.message, at: iso(engine.lastCycleError.at) } : null,
+      lastError: engine.lastCycleError
+        ? {
+            code: engine.lastCycleError.code,
+            message: engine.lastCycleError.message,
+            at: iso(engine.lastCycleError.at),
+          }
+        : null,
       refreshIntervalSeconds: cfg.refreshInterval / 1000,
       maxStaleSeconds: cfg.maxStale / 1000,
       budget: {
@@ -351,7 +423,10 @@ export function status(d: HttpDeps): Record<string, unknown> {
         callsMade: b.used,
         callsDeferred: b.deferred,
       },
-      rateLimit: { limited: b.rateLimitedUntil > now, until: b.rateLimitedUntil > now ? iso(b.rateLimitedUntil) : null },
+      rateLimit: {
+        limited: b.rateLimitedUntil > now,
+        until: b.rateLimitedUntil > now ? iso(b.rateLimitedUntil) : null,
+      },
       lastFetchCycleMs: Math.round(engine.lastFetchCycleMs),
     },
     cache: engine.cache.stats(),
@@ -375,8 +450,12 @@ export function status(d: HttpDeps): Record<string, unknown> {
         fetchedAt: iso(s.fetchedAt),
         environmentUpdatedAt: s.raw?.envUpdatedAt ?? null,
         changes: s.changes,
-        lastError: s.lastError ? { code: s.lastError.code, message: s.lastError.message, at: iso(s.lastError.at) } : null,
-        failClosed: s.failClosed ? { code: s.failClosed.code, message: s.failClosed.message, at: iso(s.failClosed.at) } : null,
+        lastError: s.lastError
+          ? { code: s.lastError.code, message: s.lastError.message, at: iso(s.lastError.at) }
+          : null,
+        failClosed: s.failClosed
+          ? { code: s.failClosed.code, message: s.failClosed.message, at: iso(s.failClosed.at) }
+          : null,
       };
     }),
   };
@@ -394,13 +473,25 @@ export function createRequestHandler(d: HttpDeps): (req: IncomingMessage, res: S
   const { hit, resolve, sendBody } = serving;
   return (req, res) => {
     const url = req.url ?? '/';
-    if (req.method !== 'GET' || engine.cycles === 0 || url.indexOf('?') >= 0 || !url.startsWith('/v1/secrets')) {
+    if (
+      req.method !== 'GET' ||
+      engine.cycles === 0 ||
+      url.indexOf('?') >= 0 ||
+      !url.startsWith('/v1/secrets')
+    ) {
       app(req, res);
       return;
     }
     let key: string | undefined;
     if (url.length === 11) key = undefined;
-    else if (url.charCodeAt(11) === 47 /* / */ && url.length > 12 && url.length <= 12 + MAX_KEY && url.indexOf('/', 12) < 0 && url.indexOf('%') < 0) key = url.slice(12);
+    else if (
+      url.charCodeAt(11) === 47 /* / */ &&
+      url.length > 12 &&
+      url.length <= 12 + MAX_KEY &&
+      url.indexOf('/', 12) < 0 &&
+      url.indexOf('%') < 0
+    )
+      key = url.slice(12);
     else {
       app(req, res);
       return;
@@ -412,7 +503,8 @@ export function createRequestHandler(d: HttpDeps): (req: IncomingMessage, res: S
       app(req, res); // the Express route formats the 503 (and re-checks, harmlessly)
       return;
     }
-    if (key === undefined) return sendBody(req, res, r.view.secrets, r, r.stale ? hit.secretsStale : hit.secrets);
+    if (key === undefined)
+      return sendBody(req, res, r.view.secrets, r, r.stale ? hit.secretsStale : hit.secrets);
     const b = r.view.keys.get(key) ?? r.view.keys.get(key.toUpperCase());
     if (!b) {
       app(req, res);

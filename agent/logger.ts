@@ -12,7 +12,16 @@ export function createLogger(level: string, destination?: pino.DestinationStream
       level,
       base: { component: 'phase-bridge-agent' },
       redact: {
-        paths: ['token', 'clientToken', 'value', 'values', '*.token', '*.value', 'headers.authorization', 'req.headers'],
+        paths: [
+          'token',
+          'clientToken',
+          'value',
+          'values',
+          '*.token',
+          '*.value',
+          'headers.authorization',
+          'req.headers',
+        ],
         censor: '[redacted]',
       },
       timestamp: pino.stdTimeFunctions.isoTime,

@@ -64,14 +64,24 @@ export class AgentMetrics {
       labelNames: ['scope'],
       registers,
     });
-    this.secrets = new Gauge({ name: 'phase_agent_secrets', help: 'Secrets held, by scope', labelNames: ['scope'], registers });
+    this.secrets = new Gauge({
+      name: 'phase_agent_secrets',
+      help: 'Secrets held, by scope',
+      labelNames: ['scope'],
+      registers,
+    });
     this.ageSeconds = new Gauge({
       name: 'phase_agent_data_age_seconds',
       help: 'Seconds since the upstream last confirmed the data, by scope',
       labelNames: ['scope'],
       registers,
     });
-    this.serving = new Gauge({ name: 'phase_agent_scope_serving', help: '1 when the scope serves, else 0', labelNames: ['scope'], registers });
+    this.serving = new Gauge({
+      name: 'phase_agent_scope_serving',
+      help: '1 when the scope serves, else 0',
+      labelNames: ['scope'],
+      registers,
+    });
     this.watchers = new Gauge({ name: 'phase_agent_watchers', help: 'Open /v1/watch streams', registers });
     this.budgetDeferred = new Counter({
       name: 'phase_agent_budget_deferred_total',

@@ -39,7 +39,10 @@ export class Renderer {
     if (!view) return;
     const b = view.env[format];
     if (b.status !== 200) {
-      this.log.error({ file, format, reason: JSON.parse(b.body.toString()).error }, 'cannot render the file in this format');
+      this.log.error(
+        { file, format, reason: JSON.parse(b.body.toString()).error },
+        'cannot render the file in this format',
+      );
       return;
     }
     try {

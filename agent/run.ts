@@ -26,7 +26,15 @@ export interface RunOptions {
   out?: (line: string) => void;
 }
 
-const FORWARDED: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2', 'SIGWINCH'];
+const FORWARDED: NodeJS.Signals[] = [
+  'SIGINT',
+  'SIGTERM',
+  'SIGHUP',
+  'SIGQUIT',
+  'SIGUSR1',
+  'SIGUSR2',
+  'SIGWINCH',
+];
 
 export class RunError extends PhaseBridgeError {
   constructor(message: string) {
@@ -41,8 +49,14 @@ function exitCodeOf(code: number | null, signal: NodeJS.Signals | null): number 
 }
 
 /** Runs the command; resolves with the exit code to use. */
-export async function runCommand(cfg: AgentConfig, argv: string[], opts: RunOptions, start: StartOptions = {}): Promise<number> {
-  if (argv.length === 0) throw new RunError('no command given: use phase-bridge run [options] -- <command> [args...]');
+export async function runCommand(
+  cfg: AgentConfig,
+  argv: string[],
+  opts: RunOptions,
+  start: StartOptions = {},
+): Promise<number> {
+  if (argv.length === 0)
+    throw new RunError('no command given: use phase-bridge run [options] -- <command> [args...]');
   const out = opts.out ?? ((l: string) => process.stderr.write(`${l}\n`));
   const agent: AgentHandle = await startAgent({ ...cfg, once: false }, { ...start, listen: false });
   const { engine } = agent;
@@ -65,7 +79,9 @@ export async function runCommand(cfg: AgentConfig, argv: string[], opts: RunOpti
     const spawnChild = (): ChildProcess => {
       const env = envFor();
       const v = view();
-      out(`phase-bridge: injected ${v?.count ?? 0} secrets from ${opts.scope ?? engine.scopes.map((s) => s.name).join(', ')}`);
+      out(
+        `phase-bridge: injected ${v?.count ?? 0} secrets from ${opts.scope ?? engine.scopes.map((s) => s.name).join(', ')}`,
+      );
       if (opts.shell) {
         const sh = process.env.SHELL || '/bin/sh';
         return spawn(sh, ['-c', argv.join(' ')], { stdio: 'inherit', env });
@@ -93,7 +109,9 @@ export async function runCommand(cfg: AgentConfig, argv: string[], opts: RunOpti
           finished = true;
           for (const s of FORWARDED) process.off(s, forward);
           engine.off('change', onChange);
-          reject(new RunError(`cannot start ${argv[0]}: ${(err as NodeJS.ErrnoException).code ?? err.message}`));
+          reject(
+            new RunError(`cannot start ${argv[0]}: ${(err as NodeJS.ErrnoException).code ?? err.message}`),
+          );
         });
         c.on('exit', (code, signal) => {
           if (c !== child) return;

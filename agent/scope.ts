@@ -1,7 +1,12 @@
 /**
  * One configured scope's state: what it resolved to, the last known good data, and why it may not be serving.
  */
-import type { EncryptedSecret, BootstrapApp, BootstrapEnvironmentKey, BootstrapResponse } from '../core/schemas';
+import type {
+  EncryptedSecret,
+  BootstrapApp,
+  BootstrapEnvironmentKey,
+  BootstrapResponse,
+} from '../core/schemas';
 import type { ScopeConfig } from './config';
 import type { PlainSecret } from './decrypt';
 import { ScopeResolutionError } from './errors';
@@ -97,12 +102,17 @@ export function matchScope(
   let app: BootstrapApp | undefined;
   if (cfg.appId) {
     app = boot.apps.find((a) => a.id === cfg.appId);
-    if (!app) throw new ScopeResolutionError(`scope ${cfg.name}: the token has no access to an app with id ${cfg.appId}`);
+    if (!app)
+      throw new ScopeResolutionError(
+        `scope ${cfg.name}: the token has no access to an app with id ${cfg.appId}`,
+      );
   } else {
     const want = (cfg.app as string).toLowerCase();
     const hits = boot.apps.filter((a) => a.name.toLowerCase() === want);
     if (hits.length > 1)
-      throw new ScopeResolutionError(`scope ${cfg.name}: app name ${cfg.app} is ambiguous; use appId (${hits.map((h) => h.id).join(', ')})`);
+      throw new ScopeResolutionError(
+        `scope ${cfg.name}: app name ${cfg.app} is ambiguous; use appId (${hits.map((h) => h.id).join(', ')})`,
+      );
     app = hits[0];
     if (!app)
       throw new ScopeResolutionError(

@@ -71,21 +71,42 @@ export class RequestGuard {
   /** Returns why a request is refused, or undefined when it may proceed. */
   check(req: IncomingMessage, path: string): Refusal | undefined {
     if (req.method !== 'GET') {
-      return { status: 405, reason: 'method', message: 'the agent is read-only: only GET is allowed', allow: 'GET' };
+      return {
+        status: 405,
+        reason: 'method',
+        message: 'the agent is read-only: only GET is allowed',
+        allow: 'GET',
+      };
     }
     const h = req.headers;
     for (const name of FORWARD_HEADERS) {
       if (h[name] !== undefined)
-        return { status: 403, reason: 'forwarded', message: `requests carrying ${name} are refused: call the agent directly, not through a proxy` };
+        return {
+          status: 403,
+          reason: 'forwarded',
+          message: `requests carrying ${name} are refused: call the agent directly, not through a proxy`,
+        };
     }
     if (h.origin !== undefined)
-      return { status: 403, reason: 'origin', message: 'requests with an Origin header (browsers) are refused' };
+      return {
+        status: 403,
+        reason: 'origin',
+        message: 'requests with an Origin header (browsers) are refused',
+      };
     if (!hostAllowed(h.host, this.extraHosts))
-      return { status: 403, reason: 'host', message: 'the Host header must name a loopback address (localhost, 127.0.0.1, [::1])' };
+      return {
+        status: 403,
+        reason: 'host',
+        message: 'the Host header must name a loopback address (localhost, 127.0.0.1, [::1])',
+      };
     if (path === '/healthz') return undefined;
     const given = h[CLIENT_TOKEN_HEADER];
     if (typeof given !== 'string' || given === '')
-      return { status: 403, reason: 'no_token', message: `missing client token: send it in the ${CLIENT_TOKEN_HEADER} header` };
+      return {
+        status: 403,
+        reason: 'no_token',
+        message: `missing client token: send it in the ${CLIENT_TOKEN_HEADER} header`,
+      };
     if (!constantTimeEqual(given, this.clientToken))
       return { status: 403, reason: 'bad_token', message: 'wrong client token' };
     return undefined;

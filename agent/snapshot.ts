@@ -83,7 +83,10 @@ export async function readSnapshot(file: string): Promise<Snapshot | undefined> 
     throw new SnapshotError('the snapshot is not valid JSON');
   }
   const parsed = SnapshotSchema.safeParse(json);
-  if (!parsed.success) throw new SnapshotError(`the snapshot has an unexpected shape (${parsed.error.issues[0]?.path.join('.')})`);
+  if (!parsed.success)
+    throw new SnapshotError(
+      `the snapshot has an unexpected shape (${parsed.error.issues[0]?.path.join('.')})`,
+    );
   return parsed.data as Snapshot;
 }
 

@@ -10,7 +10,12 @@ import { PhaseClient } from '../core/client';
 import { fetchTransport, type Transport } from '../core/http';
 import type { BootstrapResponse, EncryptedSecret } from '../core/schemas';
 import { CryptoError } from '../core/errors';
-import { ReferenceResolver, type LocalSecret, type ReferenceTarget, type ReferenceResolutionError } from '../core/references';
+import {
+  ReferenceResolver,
+  type LocalSecret,
+  type ReferenceTarget,
+  type ReferenceResolutionError,
+} from '../core/references';
 import type { PssToken } from '../core/token';
 import { CallBudget } from './budget';
 import type { AgentConfig } from './config';
@@ -139,7 +144,12 @@ export class SyncEngine extends EventEmitter<EngineEvents> {
     let merged = this.cache.get('merged');
     if (this.mergedDirty || !merged) {
       merged = buildView(
-        this.scopes.map((s) => ({ scope: s.name, app: s.appName ?? '', environment: s.envName ?? '', secrets: s.secrets ?? [] })),
+        this.scopes.map((s) => ({
+          scope: s.name,
+          app: s.appName ?? '',
+          environment: s.envName ?? '',
+          secrets: s.secrets ?? [],
+        })),
       );
       this.cache.set('merged', merged);
       this.mergedDirty = false;
@@ -227,7 +237,12 @@ export class SyncEngine extends EventEmitter<EngineEvents> {
     const now = Date.now();
     let boot: BootstrapResponse;
     const pending = this.scopes.some((s) => s.pendingFetch);
-    if (pending && this.lastBoot && this.lastBoot.token === tokenId && now - this.lastBoot.at < this.cfg.refreshInterval) {
+    if (
+      pending &&
+      this.lastBoot &&
+      this.lastBoot.token === tokenId &&
+      now - this.lastBoot.at < this.cfg.refreshInterval
+    ) {
       boot = this.lastBoot.boot; // finish the fetches the budget postponed, without a new bootstrap
     } else {
       if (!this.takeCall()) {
@@ -355,12 +370,15 @@ export class SyncEngine extends EventEmitter<EngineEvents> {
       for (const other of this.scopes) {
         const list = other === s ? plain : other.secrets;
         if (!list || !other.appName || !other.envName) continue;
-        for (const x of list) local.push({ app: other.appName, env: other.envName, path: x.path, key: x.key, value: x.value });
+        for (const x of list)
+          local.push({ app: other.appName, env: other.envName, path: x.path, key: x.key, value: x.value });
       }
       const lookup = async (t: ReferenceTarget): Promise<string | undefined> => {
         const appName = t.app ?? match.app.name;
         const app = boot.apps.find((a) => a.name.toLowerCase() === appName.toLowerCase());
-        const key = app?.environment_keys.find((k) => k.environment.name.toLowerCase() === t.env.toLowerCase());
+        const key = app?.environment_keys.find(
+          (k) => k.environment.name.toLowerCase() === t.env.toLowerCase(),
+        );
         if (!key) return undefined;
         const id = `${key.environment.id}|${t.path}`;
         let dep = deps.get(id);
@@ -382,7 +400,9 @@ export class SyncEngine extends EventEmitter<EngineEvents> {
           deps.set(id, dep);
         }
         const envKey2 = this.keyring.envKey(account, key);
-        const found = this.decryptList(s, dep.secrets, envKey2, undefined, `dep:${id}`).find((x) => x.key === t.key);
+        const found = this.decryptList(s, dep.secrets, envKey2, undefined, `dep:${id}`).find(
+          (x) => x.key === t.key,
+        );
         return found?.value;
       };
       const resolver = new ReferenceResolver({
@@ -391,7 +411,10 @@ export class SyncEngine extends EventEmitter<EngineEvents> {
         lookup,
         mode: this.cfg.strictReferences ? 'strict' : 'lenient',
         onUnresolved: (e: ReferenceResolutionError) =>
-          this.log.debug({ scope: s.name, reference: e.reference, reason: e.reason }, 'reference left unresolved'),
+          this.log.debug(
+            { scope: s.name, reference: e.reference, reason: e.reason },
+            'reference left unresolved',
+          ),
       });
       secrets = [];
       try {
@@ -400,7 +423,15 @@ export class SyncEngine extends EventEmitter<EngineEvents> {
             secrets.push(x);
             continue;
           }
-          secrets.push({ ...x, value: await resolver.resolve(x.value, { app: match.app.name, env: match.key.environment.name, path: x.path, key: x.key }) });
+          secrets.push({
+            ...x,
+            value: await resolver.resolve(x.value, {
+              app: match.app.name,
+              env: match.key.environment.name,
+              path: x.path,
+              key: x.key,
+            }),
+          });
         }
       } catch (err) {
         // strict mode: keep the last good view and report the broken reference (names only).
@@ -416,7 +447,9 @@ export class SyncEngine extends EventEmitter<EngineEvents> {
     const tv = performance.now();
     const prev = s.view;
     s.secrets = secrets;
-    s.view = buildView([{ scope: s.name, app: match.app.name, environment: match.key.environment.name, secrets }]);
+    s.view = buildView([
+      { scope: s.name, app: match.app.name, environment: match.key.environment.name, secrets },
+    ]);
     this.timings.viewsMs = performance.now() - tv;
     this.mergedDirty = true;
     if (!prev || prev.etag !== s.view.etag) {
@@ -438,7 +471,13 @@ export class SyncEngine extends EventEmitter<EngineEvents> {
     }
   }
 
-  private decryptList(s: ScopeState, list: EncryptedSecret[], envKey: Parameters<typeof decryptSecrets>[1], tags?: string[], memoKey?: string): PlainSecret[] {
+  private decryptList(
+    s: ScopeState,
+    list: EncryptedSecret[],
+    envKey: Parameters<typeof decryptSecrets>[1],
+    tags?: string[],
+    memoKey?: string,
+  ): PlainSecret[] {
     const id = `${memoKey ?? s.name}|${envKey.publicKey}`;
     const memo: PlainMemo = { prev: this.memos.get(id), next: new Map() };
     this.memos.set(id, memo.next); // only what this sync saw survives to the next one
@@ -459,9 +498,22 @@ export class SyncEngine extends EventEmitter<EngineEvents> {
     }
   }
 
-  private emitChange(s: ScopeState, prev: View | undefined, next: View | undefined, kind: ChangeEvent['kind'], reason?: string): void {
+  private emitChange(
+    s: ScopeState,
+    prev: View | undefined,
+    next: View | undefined,
+    kind: ChangeEvent['kind'],
+    reason?: string,
+  ): void {
     const d = diffViews(prev, next);
-    this.emit('change', { scope: s.name, etag: next?.etag ?? null, kind, ...d, reason, at: new Date().toISOString() });
+    this.emit('change', {
+      scope: s.name,
+      etag: next?.etag ?? null,
+      kind,
+      ...d,
+      reason,
+      at: new Date().toISOString(),
+    });
   }
 
   /** Stops serving a scope and forgets its data (token rejected, access removed). */
@@ -475,7 +527,11 @@ export class SyncEngine extends EventEmitter<EngineEvents> {
     this.keyring.clear();
     this.mergedDirty = true;
     this.metrics.syncErrors.inc({ scope: s.name, code: p.code });
-    if (first) this.log.error({ scope: s.name, code: p.code, reason: p.message }, 'scope stopped serving (fail closed)');
+    if (first)
+      this.log.error(
+        { scope: s.name, code: p.code, reason: p.message },
+        'scope stopped serving (fail closed)',
+      );
     if (had) this.emitChange(s, prev, undefined, 'unavailable', p.message);
   }
 
@@ -483,12 +539,17 @@ export class SyncEngine extends EventEmitter<EngineEvents> {
     if (err instanceof ApiError) {
       if (err.status === 429) {
         this.budget.rateLimited(err.retryAfterMs);
-        const p = problem('rate_limited', `upstream rate limit (429); next call after ${new Date(this.budget.rateLimitedUntil).toISOString()}`);
+        const p = problem(
+          'rate_limited',
+          `upstream rate limit (429); next call after ${new Date(this.budget.rateLimitedUntil).toISOString()}`,
+        );
         for (const s of scopes) this.markError(s, p);
         this.lastCycleError = p;
         return;
       }
-      const tokenRejected = (call === 'bootstrap' && (err.status === 403 || err.status === 401)) || (call === 'secrets' && err.status === 401);
+      const tokenRejected =
+        (call === 'bootstrap' && (err.status === 403 || err.status === 401)) ||
+        (call === 'secrets' && err.status === 401);
       if (tokenRejected) {
         const p = problem(
           'token_rejected',
@@ -500,7 +561,14 @@ export class SyncEngine extends EventEmitter<EngineEvents> {
         return;
       }
       if (call === 'secrets' && err.status === 403) {
-        for (const s of scopes) this.closeScope(s, problem('access_denied', `the upstream denied access to the scope's secrets (HTTP 403: ${err.phaseError || 'no detail'})`));
+        for (const s of scopes)
+          this.closeScope(
+            s,
+            problem(
+              'access_denied',
+              `the upstream denied access to the scope's secrets (HTTP 403: ${err.phaseError || 'no detail'})`,
+            ),
+          );
         return;
       }
       const p = problem(`http_${err.status}`, err.message);
@@ -518,7 +586,11 @@ export class SyncEngine extends EventEmitter<EngineEvents> {
     const first = !s.lastError;
     s.lastError = p;
     this.metrics.syncErrors.inc({ scope: s.name, code: p.code });
-    if (first) this.log.warn({ scope: s.name, code: p.code, reason: p.message }, 'refresh failed; serving last known good values');
+    if (first)
+      this.log.warn(
+        { scope: s.name, code: p.code, reason: p.message },
+        'refresh failed; serving last known good values',
+      );
   }
 
   // ---- snapshot ----
@@ -539,7 +611,10 @@ export class SyncEngine extends EventEmitter<EngineEvents> {
     try {
       await writeSnapshot(this.cfg.snapshotFile, snap);
     } catch (err) {
-      this.log.warn({ file: this.cfg.snapshotFile, err: (err as Error).message }, 'could not write the offline snapshot');
+      this.log.warn(
+        { file: this.cfg.snapshotFile, err: (err as Error).message },
+        'could not write the offline snapshot',
+      );
     }
   }
 
@@ -549,19 +624,28 @@ export class SyncEngine extends EventEmitter<EngineEvents> {
     try {
       snap = await readSnapshot(this.cfg.snapshotFile);
     } catch (err) {
-      this.log.warn({ file: this.cfg.snapshotFile, err: (err as Error).message }, 'ignoring the offline snapshot');
+      this.log.warn(
+        { file: this.cfg.snapshotFile, err: (err as Error).message },
+        'ignoring the offline snapshot',
+      );
       return;
     }
     if (!snap) return;
     if (snap.host !== this.cfg.host) {
-      this.log.warn({ file: this.cfg.snapshotFile }, 'ignoring the offline snapshot: it was taken from another host');
+      this.log.warn(
+        { file: this.cfg.snapshotFile },
+        'ignoring the offline snapshot: it was taken from another host',
+      );
       return;
     }
     let account;
     try {
       account = this.keyring.accountKey(this.tokens.token, snap.bootstrap.wrapped_key_share);
     } catch {
-      this.log.warn({ file: this.cfg.snapshotFile }, 'ignoring the offline snapshot: the current token cannot open it');
+      this.log.warn(
+        { file: this.cfg.snapshotFile },
+        'ignoring the offline snapshot: the current token cannot open it',
+      );
       return;
     }
     for (const s of this.scopes) {
@@ -573,7 +657,12 @@ export class SyncEngine extends EventEmitter<EngineEvents> {
         s.appName = m.app.name;
         s.envId = m.key.environment.id;
         s.envName = m.key.environment.name;
-        s.raw = { envId: data.envId, envUpdatedAt: data.envUpdatedAt, secrets: data.secrets, deps: data.deps };
+        s.raw = {
+          envId: data.envId,
+          envUpdatedAt: data.envUpdatedAt,
+          secrets: data.secrets,
+          deps: data.deps,
+        };
         s.confirmedAt = data.confirmedAt;
         s.fetchedAt = data.fetchedAt;
         s.source = 'snapshot';
@@ -589,13 +678,17 @@ export class SyncEngine extends EventEmitter<EngineEvents> {
       } catch (err) {
         s.raw = undefined;
         s.source = 'none';
-        this.log.warn({ scope: s.name, err: (err as Error).message }, 'snapshot entry did not decrypt; skipped');
+        this.log.warn(
+          { scope: s.name, err: (err as Error).message },
+          'snapshot entry did not decrypt; skipped',
+        );
       }
     }
     this.lastBoot = undefined;
     if (this.scopes.length > 1) this.mergedView();
     const loaded = this.scopes.filter((s) => s.source === 'snapshot').map((s) => s.name);
-    if (loaded.length) this.log.info({ scopes: loaded, savedAt: snap.savedAt }, 'loaded the offline snapshot');
+    if (loaded.length)
+      this.log.info({ scopes: loaded, savedAt: snap.savedAt }, 'loaded the offline snapshot');
   }
 
   /** The token in use (for status): kind and public key only. */

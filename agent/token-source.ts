@@ -102,14 +102,20 @@ export class TokenSource extends EventEmitter<TokenSourceEvents> {
         try {
           token = parsePssToken(raw);
         } catch (err) {
-          this.opts.log.warn({ file: this.opts.tokenFile, reason: (err as Error).message }, 'token file does not hold a valid token yet; keeping the previous token');
+          this.opts.log.warn(
+            { file: this.opts.tokenFile, reason: (err as Error).message },
+            'token file does not hold a valid token yet; keeping the previous token',
+          );
           return;
         }
         this.current = { raw, token };
         this.opts.log.info({ file: this.opts.tokenFile }, 'token file changed; using the new token');
         this.emit('rotated', token);
       } catch (err) {
-        this.opts.log.warn({ reason: (err as Error).message }, 'token file unreadable; keeping the previous token');
+        this.opts.log.warn(
+          { reason: (err as Error).message },
+          'token file unreadable; keeping the previous token',
+        );
       } finally {
         this.reading = undefined;
       }

@@ -53,11 +53,27 @@ function body(buf: Buffer, contentType: string, status = 200): Body {
 
 /** Orders a scope's secrets so the root path comes first, then paths and keys alphabetically. */
 export function orderSecrets<T extends PlainSecret>(list: T[]): T[] {
-  return [...list].sort((a, b) => (a.path === b.path ? (a.key < b.key ? -1 : a.key > b.key ? 1 : 0) : a.path === '/' ? -1 : b.path === '/' ? 1 : a.path < b.path ? -1 : 1));
+  return [...list].sort((a, b) =>
+    a.path === b.path
+      ? a.key < b.key
+        ? -1
+        : a.key > b.key
+          ? 1
+          : 0
+      : a.path === '/'
+        ? -1
+        : b.path === '/'
+          ? 1
+          : a.path < b.path
+            ? -1
+            : 1,
+  );
 }
 
 /** Builds a view from scopes in configuration order. */
-export function buildView(parts: Array<{ scope: string; app: string; environment: string; secrets: PlainSecret[] }>): View {
+export function buildView(
+  parts: Array<{ scope: string; app: string; environment: string; secrets: PlainSecret[] }>,
+): View {
   const byKey = new Map<string, ViewSecret>();
   const all: ViewSecret[] = [];
   for (const p of parts) {
@@ -110,7 +126,10 @@ export function buildView(parts: Array<{ scope: string; app: string; environment
 }
 
 /** Keys added, changed (value differs) and removed between two views. Names only, never values. */
-export function diffViews(prev: View | undefined, next: View | undefined): { added: string[]; changed: string[]; removed: string[] } {
+export function diffViews(
+  prev: View | undefined,
+  next: View | undefined,
+): { added: string[]; changed: string[]; removed: string[] } {
   const added: string[] = [];
   const changed: string[] = [];
   const removed: string[] = [];

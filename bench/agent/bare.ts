@@ -12,7 +12,9 @@ interface Fixed {
 }
 
 process.on('message', (msg: { routes: Fixed[] }) => {
-  const routes = new Map(msg.routes.map((r) => [r.path, { body: Buffer.from(r.body, 'base64'), headers: r.headers }]));
+  const routes = new Map(
+    msg.routes.map((r) => [r.path, { body: Buffer.from(r.body, 'base64'), headers: r.headers }]),
+  );
   const server = http.createServer((req, res) => {
     const r = routes.get(req.url ?? '');
     if (!r) {

@@ -44,8 +44,15 @@ const r2 = (n: number): number => Math.round(n * 100) / 100;
 export async function run(): Promise<BenchResult[]> {
   const dir = mkdtempSync(join(tmpdir(), 'agent-bench-'));
   const serverSecret = randomBytes(32).toString('hex');
-  const server = await createServer({ database: `sqlite:${join(dir, 'phase.db')}`, serverSecret, logLevel: 'silent' });
-  const init = await initOrganisation(server.store, serverSecret, { orgName: 'bench', ownerEmail: 'owner@example.com' });
+  const server = await createServer({
+    database: `sqlite:${join(dir, 'phase.db')}`,
+    serverSecret,
+    logLevel: 'silent',
+  });
+  const init = await initOrganisation(server.store, serverSecret, {
+    orgName: 'bench',
+    ownerEmail: 'owner@example.com',
+  });
   const { url } = await server.listen(0, '127.0.0.1');
   const children: ChildProcess[] = [];
   try {
@@ -58,7 +65,10 @@ export async function run(): Promise<BenchResult[]> {
     for (let i = 0; i < SECRETS; i += 100) {
       await owner.createSecrets(
         { appId: app.id, env: 'Production' },
-        Array.from({ length: 100 }, (_, j) => ({ key: `SECRET_${String(i + j).padStart(4, '0')}`, value: randomBytes(24).toString('base64') })),
+        Array.from({ length: 100 }, (_, j) => ({
+          key: `SECRET_${String(i + j).padStart(4, '0')}`,
+          value: randomBytes(24).toString('base64'),
+        })),
       );
     }
 
@@ -74,7 +84,10 @@ export async function run(): Promise<BenchResult[]> {
     const t0 = performance.now();
     // AGENT_BENCH_NODE_OPTIONS: V8 flags for the agent process only, e.g. "--max-semi-space-size=1".
     const execArgv = (process.env.AGENT_BENCH_NODE_OPTIONS ?? '').split(' ').filter(Boolean);
-    const agent = fork(join(__dirname, 'target.js'), [JSON.stringify(cfg)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv });
+    const agent = fork(join(__dirname, 'target.js'), [JSON.stringify(cfg)], {
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+      execArgv,
+    });
     children.push(agent);
     const ready = await waitMessage<{
       port: number;
@@ -107,33 +120,86 @@ export async function run(): Promise<BenchResult[]> {
         const sb: LoadResult[] = [];
         const headers = { 'X-Phase-Agent-Token': ready.clientToken };
         for (let i = 0; i < ROUNDS; i++) {
-          sa.push(await load({ port: ready.port, path, headers, connections, durationMs: DURATION_MS / ROUNDS }));
-          sb.push(await load({ port: barePort, path, headers, connections, durationMs: DURATION_MS / ROUNDS }));
+          sa.push(
+            await load({ port: ready.port, path, headers, connections, durationMs: DURATION_MS / ROUNDS }),
+          );
+          sb.push(
+            await load({ port: barePort, path, headers, connections, durationMs: DURATION_MS / ROUNDS }),
+          );
         }
         const a = merge(sa);
         const b = merge(sb);
-        if (a.errors || Object.keys(a.statuses).some((s) => s !== '200')) throw new Error(`agent answered ${JSON.stringify(a.statuses)}`);
+        if (a.errors || Object.keys(a.statuses).some((s) => s !== '200'))
+          throw new Error(`agent answered ${JSON.stringify(a.statuses)}`);
         const ratio = a.rps / b.rps;
         rows.push(
           `${label.padEnd(34)} c=${String(connections).padEnd(3)} agent ${Math.round(a.rps).toString().padStart(7)} req/s p50 ${a.p50ms.toFixed(3)} p99 ${a.p99ms.toFixed(3)} ms | bare ${Math.round(b.rps).toString().padStart(7)} req/s p50 ${b.p50ms.toFixed(3)} p99 ${b.p99ms.toFixed(3)} ms | ratio ${ratio.toFixed(2)}`,
         );
         const n = `${label} c=${connections}`;
-        results.push({ name: `${n} agent`, value: Math.round(a.rps), unit: 'req/s', note: `p50 ${r2(a.p50ms)} ms, p99 ${r2(a.p99ms)} ms` });
-        results.push({ name: `${n} bare node:http`, value: Math.round(b.rps), unit: 'req/s', note: `p50 ${r2(b.p50ms)} ms, p99 ${r2(b.p99ms)} ms` });
+        results.push({
+          name: `${n} agent`,
+          value: Math.round(a.rps),
+          unit: 'req/s',
+          note: `p50 ${r2(a.p50ms)} ms, p99 ${r2(a.p99ms)} ms`,
+        });
+        results.push({
+          name: `${n} bare node:http`,
+          value: Math.round(b.rps),
+          unit: 'req/s',
+          note: `p50 ${r2(b.p50ms)} ms, p99 ${r2(b.p99ms)} ms`,
+        });
         results.push({ name: `${n} ratio agent/bare`, value: r2(ratio), unit: 'x', note: 'target >= 0.7' });
       }
     }
     agent.send({ type: 'rss' });
     const after = await waitMessage<{ rss: number }>(agent, 'rss');
-    results.push({ name: 'cold start to ready (fork to first sync done)', value: Math.round(forkToReady), unit: 'ms', note: 'includes Node start-up and one upstream round trip' });
-    results.push({ name: 'cold start to ready (in process)', value: Math.round(ready.readyMs), unit: 'ms', note: 'startAgent() to first sync done' });
-    results.push({ name: `first sync of ${ready.count} secrets (bootstrap, download, decrypt all, precompute)`, value: Math.round(ready.firstSyncMs), unit: 'ms' });
-    results.push({ name: `re-sync of ${ready.count} secrets (download, unchanged ciphertext memoised)`, value: Math.round(Math.min(...ready.resyncMs)), unit: 'ms', note: `runs: ${ready.resyncMs.map((x) => Math.round(x)).join(', ')} ms` });
+    results.push({
+      name: 'cold start to ready (fork to first sync done)',
+      value: Math.round(forkToReady),
+      unit: 'ms',
+      note: 'includes Node start-up and one upstream round trip',
+    });
+    results.push({
+      name: 'cold start to ready (in process)',
+      value: Math.round(ready.readyMs),
+      unit: 'ms',
+      note: 'startAgent() to first sync done',
+    });
+    results.push({
+      name: `first sync of ${ready.count} secrets (bootstrap, download, decrypt all, precompute)`,
+      value: Math.round(ready.firstSyncMs),
+      unit: 'ms',
+    });
+    results.push({
+      name: `re-sync of ${ready.count} secrets (download, unchanged ciphertext memoised)`,
+      value: Math.round(Math.min(...ready.resyncMs)),
+      unit: 'ms',
+      note: `runs: ${ready.resyncMs.map((x) => Math.round(x)).join(', ')} ms`,
+    });
     const flags = execArgv.length ? `node ${execArgv.join(' ')}` : 'default V8 flags';
-    results.push({ name: `resident memory with ${ready.count} secrets (after first sync)`, value: r2(ready.rss / 1048576), unit: 'MB', note: `target < 80 MB; ${flags}` });
-    results.push({ name: `resident memory with ${ready.count} secrets (after 3 forced full re-syncs)`, value: r2(ready.rssAfterResync / 1048576), unit: 'MB', note: flags });
-    results.push({ name: `resident memory with ${ready.count} secrets (after the load runs)`, value: r2(after.rss / 1048576), unit: 'MB', note: flags });
-    results.push({ name: `V8 heap used with ${ready.count} secrets (after sync)`, value: r2(ready.heap / 1048576), unit: 'MB' });
+    results.push({
+      name: `resident memory with ${ready.count} secrets (after first sync)`,
+      value: r2(ready.rss / 1048576),
+      unit: 'MB',
+      note: `target < 80 MB; ${flags}`,
+    });
+    results.push({
+      name: `resident memory with ${ready.count} secrets (after 3 forced full re-syncs)`,
+      value: r2(ready.rssAfterResync / 1048576),
+      unit: 'MB',
+      note: flags,
+    });
+    results.push({
+      name: `resident memory with ${ready.count} secrets (after the load runs)`,
+      value: r2(after.rss / 1048576),
+      unit: 'MB',
+      note: flags,
+    });
+    results.push({
+      name: `V8 heap used with ${ready.count} secrets (after sync)`,
+      value: r2(ready.heap / 1048576),
+      unit: 'MB',
+    });
     if (require.main === module) process.stdout.write(`${rows.join('\n')}\n`);
     agent.send({ type: 'stop' });
     return results;
@@ -147,7 +213,10 @@ export async function run(): Promise<BenchResult[]> {
 if (require.main === module) {
   run()
     .then((results) => {
-      for (const r of results) process.stdout.write(`${r.name.padEnd(70)} ${String(r.value).padStart(10)} ${r.unit}${r.note ? `  (${r.note})` : ''}\n`);
+      for (const r of results)
+        process.stdout.write(
+          `${r.name.padEnd(70)} ${String(r.value).padStart(10)} ${r.unit}${r.note ? `  (${r.note})` : ''}\n`,
+        );
     })
     .catch((err) => {
       process.stderr.write(`agent benchmark failed: ${(err as Error).message}\n`);

@@ -28,7 +28,8 @@ export function merge(parts: LoadResult[]): LoadResult {
   all.sort();
   const seconds = parts.reduce((n, p) => n + p.seconds, 0);
   const statuses: Record<string, number> = {};
-  for (const p of parts) for (const [k, v] of Object.entries(p.statuses)) statuses[k] = (statuses[k] ?? 0) + v;
+  for (const p of parts)
+    for (const [k, v] of Object.entries(p.statuses)) statuses[k] = (statuses[k] ?? 0) + v;
   return {
     requests: all.length,
     errors: parts.reduce((n, p) => n + p.errors, 0),

@@ -7,18 +7,25 @@ import { buildConfig } from '../../agent/config';
 import { createLogger } from '../../agent/logger';
 
 async function main(): Promise<void> {
-  if (process.env.AGENT_BENCH_V8_RUNTIME) require('node:v8').setFlagsFromString(process.env.AGENT_BENCH_V8_RUNTIME);
+  if (process.env.AGENT_BENCH_V8_RUNTIME)
+    require('node:v8').setFlagsFromString(process.env.AGENT_BENCH_V8_RUNTIME);
   const t0 = performance.now();
   const mem = (label: string): void => {
     if (process.env.AGENT_BENCH_MEM) {
       const m = process.memoryUsage();
-      process.stderr.write(`${label}: ${Object.entries(m).map(([k, v]) => `${k}=${Math.round(v / 1048576)}MB`).join(' ')}\n`);
+      process.stderr.write(
+        `${label}: ${Object.entries(m)
+          .map(([k, v]) => `${k}=${Math.round(v / 1048576)}MB`)
+          .join(' ')}\n`,
+      );
     }
   };
   mem('start');
   const values = JSON.parse(process.argv[2]) as Record<string, unknown>;
   const cfg = buildConfig([{ values, source: {} }]);
-  const agent = await startAgent(cfg, { logger: createLogger(process.env.AGENT_BENCH_MEM ? 'info' : 'silent') });
+  const agent = await startAgent(cfg, {
+    logger: createLogger(process.env.AGENT_BENCH_MEM ? 'info' : 'silent'),
+  });
   mem('started');
   await agent.engine.firstSync;
   const readyMs = performance.now() - t0;
@@ -45,7 +52,13 @@ async function main(): Promise<void> {
   }
   const secrets = view.secrets;
   const one = view.keys.get(key)!;
-  const headersOf = (b: typeof secrets) => ({ 'Content-Type': b.contentType, ETag: b.etag, 'X-Cache': 'HIT', Age: '0', 'Cache-Control': 'no-store' });
+  const headersOf = (b: typeof secrets) => ({
+    'Content-Type': b.contentType,
+    ETag: b.etag,
+    'X-Cache': 'HIT',
+    Age: '0',
+    'Cache-Control': 'no-store',
+  });
   process.send?.({
     type: 'ready',
     port: agent.port,

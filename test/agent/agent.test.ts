@@ -6,6 +6,7 @@ import { readFileSync, statSync, writeFileSync, renameSync, existsSync } from 'n
 import { join } from 'node:path';
 import { request } from 'node:http';
 import { startAgent, type AgentHandle } from '../../agent/agent';
+import type { ChangeEvent } from '../../agent/sync';
 import { startTestServer } from '../support/server';
 import { call, countingFactory, provision, silent, testConfig, until } from './helpers';
 
@@ -26,8 +27,14 @@ afterAll(async () => {
   await srv?.close();
 });
 
-async function agentFor(values: Record<string, unknown>, factory?: ReturnType<typeof countingFactory>['factory']): Promise<AgentHandle> {
-  const a = await startAgent(testConfig({ host: srv.url, ...values }), { logger: silent, clientFactory: factory });
+async function agentFor(
+  values: Record<string, unknown>,
+  factory?: ReturnType<typeof countingFactory>['factory'],
+): Promise<AgentHandle> {
+  const a = await startAgent(testConfig({ host: srv.url, ...values }), {
+    logger: silent,
+    clientFactory: factory,
+  });
   agents.push(a);
   return a;
 }
@@ -42,7 +49,9 @@ test('serves decrypted secrets with ETag/304, X-Cache and Age; raw values; forma
     ],
     Staging: [{ key: 'SHARED', value: 'from-staging' }],
   });
-  await p.owner.createSecrets({ appId: p.appId, env: 'Production' }, [{ key: 'CROSS', value: '${staging.SHARED}!' }]);
+  await p.owner.createSecrets({ appId: p.appId, env: 'Production' }, [
+    { key: 'CROSS', value: '${staging.SHARED}!' },
+  ]);
   const a = await agentFor({ token: p.token, scopes: [{ app: p.appName, env: 'production' }] });
 
   const r = await call(a, '/v1/secrets');
@@ -90,11 +99,23 @@ test('serves decrypted secrets with ETag/304, X-Cache and Age; raw values; forma
 
   const meta = JSON.parse((await call(a, '/v1/secrets?metadata=true')).body);
   const nested = meta.secrets.find((s: { key: string }) => s.key === 'NESTED');
-  expect(nested).toMatchObject({ path: '/backend', app: p.appName, environment: 'Production', type: 'secret', version: 1 });
+  expect(nested).toMatchObject({
+    path: '/backend',
+    app: p.appName,
+    environment: 'Production',
+    type: 'secret',
+    version: 1,
+  });
 
   const st = JSON.parse((await call(a, '/v1/status')).body);
   expect(st.ready).toBe(true);
-  expect(st.scopes[0]).toMatchObject({ serving: true, cache: 'HIT', source: 'upstream', secrets: 5, failClosed: null });
+  expect(st.scopes[0]).toMatchObject({
+    serving: true,
+    cache: 'HIT',
+    source: 'upstream',
+    secrets: 5,
+    failClosed: null,
+  });
   expect(st.scopes[0].environmentUpdatedAt).toBeTruthy();
   expect(JSON.stringify(st)).not.toContain('from-staging');
   expect(JSON.stringify(st)).not.toContain(p.token.split(':')[2]);
@@ -135,7 +156,13 @@ test('revalidation is cheap: steady state costs one bootstrap per refresh; a cha
   });
   const { factory, calls } = countingFactory(srv.url);
   const a = await agentFor(
-    { token: p.token, scopes: [{ app: p.appName, env: 'Development' }, { app: p.appName, env: 'Production' }] },
+    {
+      token: p.token,
+      scopes: [
+        { app: p.appName, env: 'Development' },
+        { app: p.appName, env: 'Production' },
+      ],
+    },
     factory,
   );
   await a.engine.firstSync;
@@ -154,7 +181,13 @@ test('single-flight and budget: concurrent early requests cause one sync; calls 
   const { factory, calls } = countingFactory(srv.url);
   // Budget: 2 calls burst, then 60/minute (one per second); refresh every 100 ms wants far more.
   const a = await agentFor(
-    { token: p.token, scopes: [{ app: p.appName, env: 'Development' }], refreshInterval: '100ms', budgetPerMinute: 60, budgetBurst: 2 },
+    {
+      token: p.token,
+      scopes: [{ app: p.appName, env: 'Development' }],
+      refreshInterval: '100ms',
+      budgetPerMinute: 60,
+      budgetBurst: 2,
+    },
     factory,
   );
   const replies = await Promise.all(Array.from({ length: 25 }, () => call(a, '/v1/secrets/K')));
@@ -177,24 +210,28 @@ test('watch stream: change events carry names only, values only when asked', asy
   const a = await agentFor({ token: p.token, scopes: [{ app: p.appName, env: 'Development', name: 'dev' }] });
   await a.engine.firstSync;
 
-  const open = (path: string): { events: Array<{ event: string; data: any }>; close: () => void } => {
-    const events: Array<{ event: string; data: any }> = [];
-    const req = request({ host: '127.0.0.1', port: a.port, path, headers: { 'x-phase-agent-token': a.clientToken } }, (res) => {
-      expect(res.headers['content-type']).toMatch(/text\/event-stream/);
-      let buf = '';
-      res.setEncoding('utf8');
-      res.on('data', (c: string) => {
-        buf += c;
-        let i;
-        while ((i = buf.indexOf('\n\n')) >= 0) {
-          const block = buf.slice(0, i);
-          buf = buf.slice(i + 2);
-          const ev = /^event: (.*)$/m.exec(block)?.[1];
-          const data = /^data: (.*)$/m.exec(block)?.[1];
-          if (ev && data) events.push({ event: ev, data: JSON.parse(data) });
-        }
-      });
-    });
+  type Sse = { event: string; data: ChangeEvent & { values?: Record<string, string> } };
+  const open = (path: string): { events: Sse[]; close: () => void } => {
+    const events: Sse[] = [];
+    const req = request(
+      { host: '127.0.0.1', port: a.port, path, headers: { 'x-phase-agent-token': a.clientToken } },
+      (res) => {
+        expect(res.headers['content-type']).toMatch(/text\/event-stream/);
+        let buf = '';
+        res.setEncoding('utf8');
+        res.on('data', (c: string) => {
+          buf += c;
+          let i;
+          while ((i = buf.indexOf('\n\n')) >= 0) {
+            const block = buf.slice(0, i);
+            buf = buf.slice(i + 2);
+            const ev = /^event: (.*)$/m.exec(block)?.[1];
+            const data = /^data: (.*)$/m.exec(block)?.[1];
+            if (ev && data) events.push({ event: ev, data: JSON.parse(data) });
+          }
+        });
+      },
+    );
     req.on('error', () => undefined);
     req.end();
     return { events, close: () => req.destroy() };
@@ -204,7 +241,9 @@ test('watch stream: change events carry names only, values only when asked', asy
   await until(() => plain.events.length > 0 && withValues.events.length > 0);
   expect(plain.events[0].event).toBe('hello');
   const list = await p.owner.listSecrets({ appId: p.appId, env: 'Development' });
-  await p.owner.updateSecrets({ appId: p.appId, env: 'Development' }, [{ id: list[0].id, value: 'second-value' }]);
+  await p.owner.updateSecrets({ appId: p.appId, env: 'Development' }, [
+    { id: list[0].id, value: 'second-value' },
+  ]);
   await p.owner.createSecrets({ appId: p.appId, env: 'Development' }, [{ key: 'W2', value: 'w2-value' }]);
   const changes = await until(() => {
     const c = plain.events.filter((e) => e.event === 'change');
@@ -218,7 +257,10 @@ test('watch stream: change events carry names only, values only when asked', asy
     expect(c.data.scope).toBe('dev');
   }
   const valued = await until(() => {
-    const merged = Object.assign({}, ...withValues.events.filter((e) => e.event === 'change').map((e) => e.data.values));
+    const merged = Object.assign(
+      {},
+      ...withValues.events.filter((e) => e.event === 'change').map((e) => e.data.values),
+    );
     return merged.W === 'second-value' && merged.W2 === 'w2-value' ? merged : undefined;
   });
   expect(valued.W).toBe('second-value');
@@ -229,7 +271,11 @@ test('watch stream: change events carry names only, values only when asked', asy
 
 test('token revoked: the scope stops serving within one refresh and /v1/status says why', async () => {
   const p = await provision(srv.url, srv.ownerToken, { Development: [{ key: 'R', value: 'secret-r' }] });
-  const a = await agentFor({ token: p.token, scopes: [{ app: p.appName, env: 'Development' }], refreshInterval: '200ms' });
+  const a = await agentFor({
+    token: p.token,
+    scopes: [{ app: p.appName, env: 'Development' }],
+    refreshInterval: '200ms',
+  });
   expect((await call(a, '/v1/secrets/R')).status).toBe(200);
   const snapFile = a.engine['cfg'].snapshotFile as string;
   await until(() => existsSync(snapFile));
@@ -297,7 +343,12 @@ test('upstream killed mid-run: values still served as STALE, readyz stays up unt
   let closed = false;
   try {
     const p = await provision(own.url, own.ownerToken, { Development: [{ key: 'S', value: 'kept' }] });
-    const cfgValues = { host: own.url, token: p.token, scopes: [{ app: p.appName, env: 'Development' }], maxStale: '1h' };
+    const cfgValues = {
+      host: own.url,
+      token: p.token,
+      scopes: [{ app: p.appName, env: 'Development' }],
+      maxStale: '1h',
+    };
     const first = await startAgent(testConfig(cfgValues), { logger: silent });
     agents.push(first);
     const dataDir = first.engine['cfg'].dataDir as string;
@@ -357,7 +408,12 @@ test('max-stale: beyond it the agent stops serving and readyz fails', async () =
   let closed = false;
   try {
     const p = await provision(own.url, own.ownerToken, { Development: [{ key: 'M', value: 'm' }] });
-    const a = await agentFor({ host: own.url, token: p.token, scopes: [{ app: p.appName, env: 'Development' }], maxStale: '600ms' });
+    const a = await agentFor({
+      host: own.url,
+      token: p.token,
+      scopes: [{ app: p.appName, env: 'Development' }],
+      maxStale: '600ms',
+    });
     expect((await call(a, '/v1/secrets/M')).status).toBe(200);
     await own.close();
     closed = true;
@@ -378,7 +434,12 @@ test('429 from the upstream: no call before Retry-After, values served STALE, ra
     const p = await provision(own.url, own.ownerToken, { Development: [{ key: 'L', value: 'limited' }] });
     const { factory, calls } = countingFactory(own.url);
     const a = await startAgent(
-      testConfig({ host: own.url, token: p.token, scopes: [{ app: p.appName, env: 'Development' }], refreshInterval: '50ms' }),
+      testConfig({
+        host: own.url,
+        token: p.token,
+        scopes: [{ app: p.appName, env: 'Development' }],
+        refreshInterval: '50ms',
+      }),
       { logger: silent, clientFactory: factory },
     );
     agents.push(a);
@@ -404,7 +465,11 @@ test('429 from the upstream: no call before Retry-After, values served STALE, ra
 
 test('bad upstream configuration: unknown app or environment fails closed with a message naming what exists', async () => {
   const p = await provision(srv.url, srv.ownerToken, { Development: [{ key: 'A', value: 'a' }] });
-  const a = await agentFor({ token: p.token, scopes: [{ app: 'no-such-app', env: 'Development' }], firstSyncWait: '2s' });
+  const a = await agentFor({
+    token: p.token,
+    scopes: [{ app: 'no-such-app', env: 'Development' }],
+    firstSyncWait: '2s',
+  });
   const r = await call(a, '/v1/secrets');
   expect(r.status).toBe(503);
   expect(JSON.parse(r.body).error).toMatch(/no access to an app named no-such-app \(it can see: .*agent-/);
@@ -425,7 +490,13 @@ test('shutdown: a request in flight is answered before close() (what SIGTERM cal
   try {
     const p = await provision(srv.url, srv.ownerToken, {});
     const a = await startAgent(
-      testConfig({ host: `http://127.0.0.1:${port}`, token: p.token, scopes: [{ app: p.appName, env: 'Development' }], upstreamTimeout: '1500ms', firstSyncWait: '10s' }),
+      testConfig({
+        host: `http://127.0.0.1:${port}`,
+        token: p.token,
+        scopes: [{ app: p.appName, env: 'Development' }],
+        upstreamTimeout: '1500ms',
+        firstSyncWait: '10s',
+      }),
       { logger: silent },
     );
     const pending = call(a, '/readyz');
@@ -437,7 +508,10 @@ test('shutdown: a request in flight is answered before close() (what SIGTERM cal
     expect(JSON.parse(reply.body).status).toBe('not_ready');
     await closing;
     expect(closed).toBe(true);
-    const after = await call(a, '/healthz').then((r) => `status ${r.status}`, (e: NodeJS.ErrnoException) => e.code);
+    const after = await call(a, '/healthz').then(
+      (r) => `status ${r.status}`,
+      (e: NodeJS.ErrnoException) => e.code,
+    );
     expect(after).toBe('ECONNREFUSED'); // no longer accepting
   } finally {
     for (const s of sockets) s.destroy();

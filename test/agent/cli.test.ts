@@ -28,26 +28,48 @@ afterAll(async () => {
   await srv?.close();
 });
 
-function cli(args: string[], env: Record<string, string> = {}): { child: ChildProcess; out: () => string; err: () => string; exit: Promise<{ code: number | null; signal: string | null }> } {
+function cli(
+  args: string[],
+  env: Record<string, string> = {},
+): {
+  child: ChildProcess;
+  out: () => string;
+  err: () => string;
+  exit: Promise<{ code: number | null; signal: string | null }>;
+} {
   const child = spawn(process.execPath, ['-e', LAUNCH, ...args], {
-    env: { PATH: process.env.PATH ?? '', NODE_PATH: process.env.NODE_PATH ?? '', HOME: process.env.HOME ?? '', ...env },
+    env: {
+      PATH: process.env.PATH ?? '',
+      NODE_PATH: process.env.NODE_PATH ?? '',
+      HOME: process.env.HOME ?? '',
+      ...env,
+    },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';
   let err = '';
   child.stdout!.on('data', (c) => (out += c));
   child.stderr!.on('data', (c) => (err += c));
-  const exit = new Promise<{ code: number | null; signal: string | null }>((r) => child.on('exit', (code, signal) => r({ code, signal })));
+  const exit = new Promise<{ code: number | null; signal: string | null }>((r) =>
+    child.on('exit', (code, signal) => r({ code, signal })),
+  );
   return { child, out: () => out, err: () => err, exit };
 }
 
 test('a bad configuration exits 2 with one line per bad setting and never echoes the token', async () => {
   const token = 'pss_service:v2:deadbeef';
-  const p = cli(['agent', '--port', '70000', '--refresh', 'often', '--jitter', '9'], { PHASE_SERVICE_TOKEN: token });
+  const p = cli(['agent', '--port', '70000', '--refresh', 'often', '--jitter', '9'], {
+    PHASE_SERVICE_TOKEN: token,
+  });
   const { code } = await p.exit;
   expect(code).toBe(2);
-  const lines = p.err().split('\n').filter((l) => l.startsWith('  - '));
-  expect(lines.map((l) => l.split(' ')[3])).toEqual(expect.arrayContaining(['scopes', 'token', 'port', 'refreshInterval', 'jitter']));
+  const lines = p
+    .err()
+    .split('\n')
+    .filter((l) => l.startsWith('  - '));
+  expect(lines.map((l) => l.split(' ')[3])).toEqual(
+    expect.arrayContaining(['scopes', 'token', 'port', 'refreshInterval', 'jitter']),
+  );
   expect(p.err()).toMatch(/port \(--port\): must be 0-65535/);
   expect(p.err()).toMatch(/token \(PHASE_SERVICE_TOKEN\)/);
   expect(p.err()).not.toContain('deadbeef');
@@ -58,32 +80,55 @@ test('agent: probe reports readiness; SIGTERM ends watch streams and exits 0; lo
   const prov = await provision(srv.url, srv.ownerToken, { Production: [{ key: 'CLI_KEY', value }] });
   const dataDir = mkdtempSync(join(tmpdir(), 'agent-cli-'));
   const port = 20000 + Math.floor(Math.random() * 20000);
-  const env = { PHASE_SERVICE_TOKEN: prov.token, PHASE_HOST: srv.url, PHASE_APP: prov.appName, PHASE_ENV: 'prod' };
-  const agent = cli(['agent', '--port', String(port), '--data-dir', dataDir, '--refresh', '200ms', '--log-level', 'debug'], env);
+  const env = {
+    PHASE_SERVICE_TOKEN: prov.token,
+    PHASE_HOST: srv.url,
+    PHASE_APP: prov.appName,
+    PHASE_ENV: 'prod',
+  };
+  const agent = cli(
+    ['agent', '--port', String(port), '--data-dir', dataDir, '--refresh', '200ms', '--log-level', 'debug'],
+    env,
+  );
   try {
-    const probe = async (path: string): Promise<number | null> => (await cli(['agent-probe', '--url', `http://127.0.0.1:${port}`, '--path', path, '--data-dir', dataDir]).exit).code;
+    const probe = async (path: string): Promise<number | null> =>
+      (
+        await cli(['agent-probe', '--url', `http://127.0.0.1:${port}`, '--path', path, '--data-dir', dataDir])
+          .exit
+      ).code;
     await until(async () => (await probe('/readyz')) === 0, 15_000, 200);
     expect(await probe('/healthz')).toBe(0);
     expect(await probe('/v1/secrets/NOPE')).toBe(1);
     const clientToken = readFileSync(join(dataDir, 'client-token'), 'utf8').trim();
     // Open a watch stream and keep it open across SIGTERM.
     const watch = new Promise<string>((resolveWatch) => {
-      const req = request({ host: '127.0.0.1', port, path: '/v1/watch', headers: { 'x-phase-agent-token': clientToken } }, (res) => {
-        let body = '';
-        res.on('data', (c) => (body += c));
-        res.on('end', () => resolveWatch(body));
-        res.on('error', () => resolveWatch(body));
-      });
+      const req = request(
+        { host: '127.0.0.1', port, path: '/v1/watch', headers: { 'x-phase-agent-token': clientToken } },
+        (res) => {
+          let body = '';
+          res.on('data', (c) => (body += c));
+          res.on('end', () => resolveWatch(body));
+          res.on('error', () => resolveWatch(body));
+        },
+      );
       req.on('error', () => resolveWatch(''));
       req.end();
     });
     await new Promise((r) => setTimeout(r, 300));
     const secret = await new Promise<string>((resolveGet, reject) => {
-      const req = request({ host: '127.0.0.1', port, path: '/v1/secrets/CLI_KEY', headers: { 'x-phase-agent-token': clientToken } }, (res) => {
-        let body = '';
-        res.on('data', (c) => (body += c));
-        res.on('end', () => resolveGet(body));
-      });
+      const req = request(
+        {
+          host: '127.0.0.1',
+          port,
+          path: '/v1/secrets/CLI_KEY',
+          headers: { 'x-phase-agent-token': clientToken },
+        },
+        (res) => {
+          let body = '';
+          res.on('data', (c) => (body += c));
+          res.on('end', () => resolveGet(body));
+        },
+      );
       req.on('error', reject);
       req.end();
     });
@@ -111,7 +156,9 @@ test('agent: probe reports readiness; SIGTERM ends watch streams and exits 0; lo
 });
 
 test('run: the child gets the secrets, SIGTERM to the runner reaches the child, its exit code comes back', async () => {
-  const prov = await provision(srv.url, srv.ownerToken, { Development: [{ key: 'RUN_VALUE', value: 'hello-run' }] });
+  const prov = await provision(srv.url, srv.ownerToken, {
+    Development: [{ key: 'RUN_VALUE', value: 'hello-run' }],
+  });
   const dir = mkdtempSync(join(tmpdir(), 'agent-cli-run-'));
   const out = join(dir, 'out');
   const script = `
@@ -119,10 +166,25 @@ test('run: the child gets the secrets, SIGTERM to the runner reaches the child, 
     fs.writeFileSync(${JSON.stringify(out)}, 'value=' + process.env.RUN_VALUE + '\\n');
     process.on('SIGTERM', () => { fs.appendFileSync(${JSON.stringify(out)}, 'got SIGTERM\\n'); process.exit(42); });
     setInterval(() => {}, 1000);`;
-  const r = cli(['run', '--app', prov.appName, '--env', 'Development', '--data-dir', dir, '--', process.execPath, '-e', script], {
-    PHASE_SERVICE_TOKEN: prov.token,
-    PHASE_HOST: srv.url,
-  });
+  const r = cli(
+    [
+      'run',
+      '--app',
+      prov.appName,
+      '--env',
+      'Development',
+      '--data-dir',
+      dir,
+      '--',
+      process.execPath,
+      '-e',
+      script,
+    ],
+    {
+      PHASE_SERVICE_TOKEN: prov.token,
+      PHASE_HOST: srv.url,
+    },
+  );
   try {
     await until(() => existsSync(out) && readFileSync(out, 'utf8').includes('value='), 15_000, 100);
     expect(readFileSync(out, 'utf8')).toBe('value=hello-run\n');

@@ -33,7 +33,13 @@ describe('agent configuration', () => {
   test('environment: PHASE_SERVICE_TOKEN wins over PHASE_TOKEN, scope from PHASE_APP/PHASE_ENV', () => {
     const other = TOKEN.replace('v2:aaaa', 'v2:eeee');
     const cfg = buildConfig([
-      envLayer({ PHASE_TOKEN: other, PHASE_SERVICE_TOKEN: TOKEN, PHASE_APP: 'shop', PHASE_ENV: 'Production', PHASE_HOST: 'http://127.0.0.1:9' }),
+      envLayer({
+        PHASE_TOKEN: other,
+        PHASE_SERVICE_TOKEN: TOKEN,
+        PHASE_APP: 'shop',
+        PHASE_ENV: 'Production',
+        PHASE_HOST: 'http://127.0.0.1:9',
+      }),
     ]);
     expect(cfg.token).toBe(TOKEN);
     expect(cfg.host).toBe('http://127.0.0.1:9');
@@ -44,7 +50,10 @@ describe('agent configuration', () => {
   });
 
   test('flags override environment field by field; --scope gives several scopes', () => {
-    const cfg = configFromOptions({ env: 'Staging', refresh: '5s' }, { PHASE_SERVICE_TOKEN: TOKEN, PHASE_APP: 'shop', PHASE_ENV: 'Production' });
+    const cfg = configFromOptions(
+      { env: 'Staging', refresh: '5s' },
+      { PHASE_SERVICE_TOKEN: TOKEN, PHASE_APP: 'shop', PHASE_ENV: 'Production' },
+    );
     expect(cfg.scopes[0]).toMatchObject({ app: 'shop', env: 'Staging' });
     expect(cfg.refreshInterval).toBe(5000);
     const multi = configFromOptions(
@@ -60,7 +69,10 @@ describe('agent configuration', () => {
   test('config file, overridden by flags; token file beats a file token', () => {
     const dir = mkdtempSync(join(tmpdir(), 'agent-cfg-'));
     const file = join(dir, 'agent.json');
-    writeFileSync(file, JSON.stringify({ token: TOKEN, scopes: [{ app: 'a', env: 'dev' }], port: 9999, maxStale: '2h' }));
+    writeFileSync(
+      file,
+      JSON.stringify({ token: TOKEN, scopes: [{ app: 'a', env: 'dev' }], port: 9999, maxStale: '2h' }),
+    );
     const cfg = configFromOptions({ config: file, port: '1234', tokenFile: join(dir, 'tok') }, {});
     expect(cfg.port).toBe(1234);
     expect(cfg.maxStale).toBe(7_200_000);
@@ -72,8 +84,16 @@ describe('agent configuration', () => {
   test('one clear error per bad setting, naming where it came from', () => {
     const dir = mkdtempSync(join(tmpdir(), 'agent-cfg-'));
     const file = join(dir, 'agent.json');
-    writeFileSync(file, JSON.stringify({ scopes: [{ env: 'dev' }], refreshInterval: 'often', colour: 'blue' }));
-    const got = issues(() => configFromOptions({ config: file, port: '99999', jitter: '2' }, { PHASE_SERVICE_TOKEN: 'pss_service:v2:nope' }));
+    writeFileSync(
+      file,
+      JSON.stringify({ scopes: [{ env: 'dev' }], refreshInterval: 'often', colour: 'blue' }),
+    );
+    const got = issues(() =>
+      configFromOptions(
+        { config: file, port: '99999', jitter: '2' },
+        { PHASE_SERVICE_TOKEN: 'pss_service:v2:nope' },
+      ),
+    );
     const by = Object.fromEntries(got.map((i) => [i.setting, i]));
     expect(by.port.source).toBe('--port');
     expect(by.port.message).toMatch(/0-65535/);
@@ -95,7 +115,9 @@ describe('agent configuration', () => {
   });
 
   test('non-loopback listening needs the explicit flag and TLS', () => {
-    const got = issues(() => configFromOptions({ listen: '0.0.0.0', app: 'a', env: 'b' }, { PHASE_SERVICE_TOKEN: TOKEN }));
+    const got = issues(() =>
+      configFromOptions({ listen: '0.0.0.0', app: 'a', env: 'b' }, { PHASE_SERVICE_TOKEN: TOKEN }),
+    );
     expect(got.find((i) => i.setting === 'listenHost')?.message).toMatch(/--allow-non-loopback/);
     expect(got.find((i) => i.setting === 'tlsCert')?.message).toMatch(/TLS/);
     const ok = configFromOptions(

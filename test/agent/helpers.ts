@@ -29,7 +29,11 @@ export interface Provisioned {
 let counter = 0;
 
 /** A fresh app (Development/Staging/Production) and a service account with access to all three. */
-export async function provision(url: string, ownerToken: string, secrets: Record<string, Array<{ key: string; value: string; path?: string; tags?: string[] }>> = {}): Promise<Provisioned> {
+export async function provision(
+  url: string,
+  ownerToken: string,
+  secrets: Record<string, Array<{ key: string; value: string; path?: string; tags?: string[] }>> = {},
+): Promise<Provisioned> {
   const owner = new PhaseClient({ host: url, token: ownerToken, retries: 0 });
   const appName = `agent-${process.pid}-${Date.now()}-${counter++}`;
   const app = await owner.createApp({ name: appName });
@@ -41,7 +45,15 @@ export async function provision(url: string, ownerToken: string, secrets: Record
   for (const [env, list] of Object.entries(secrets)) {
     if (list.length) await owner.createSecrets({ appId: app.id, env }, list);
   }
-  return { owner, appId: app.id, appName, envIds, saId: sa.id, token: sa.initialToken.token, tokenId: sa.initialToken.id };
+  return {
+    owner,
+    appId: app.id,
+    appName,
+    envIds,
+    saId: sa.id,
+    token: sa.initialToken.token,
+    tokenId: sa.initialToken.id,
+  };
 }
 
 /** An agent config for tests: loopback, port 0, fast refresh, generous budget, its own data dir, silent logs. */
@@ -69,7 +81,10 @@ export function testConfig(values: Record<string, unknown>): AgentConfig {
 }
 
 /** Counts upstream calls by kind, through the real fetch transport. */
-export function countingFactory(host: string): { factory: ClientFactory; calls: { bootstrap: number; secrets: number } } {
+export function countingFactory(host: string): {
+  factory: ClientFactory;
+  calls: { bootstrap: number; secrets: number };
+} {
   const calls = { bootstrap: 0, secrets: 0 };
   const factory: ClientFactory = (token, transport) => {
     const counted: Transport = (req, t) => {
@@ -90,26 +105,38 @@ export interface Reply {
 }
 
 /** GET (or another method) against the agent with the client token unless headers override it. */
-export function call(agent: AgentHandle, path: string, headers: Record<string, string | undefined> = {}, method = 'GET'): Promise<Reply> {
+export function call(
+  agent: AgentHandle,
+  path: string,
+  headers: Record<string, string | undefined> = {},
+  method = 'GET',
+): Promise<Reply> {
   const h: Record<string, string> = { [CLIENT_TOKEN_HEADER]: agent.clientToken };
   for (const [k, v] of Object.entries(headers)) {
     if (v === undefined) delete h[k.toLowerCase()];
     else h[k] = v;
   }
   return new Promise((resolve, reject) => {
-    const req = request({ host: '127.0.0.1', port: agent.port, path, method, headers: h, agent: false }, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (c) => (body += c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
-    });
+    const req = request(
+      { host: '127.0.0.1', port: agent.port, path, method, headers: h, agent: false },
+      (res) => {
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (c) => (body += c));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
+      },
+    );
     req.on('error', reject);
     req.end();
   });
 }
 
 /** Polls until `fn` returns a truthy value or the timeout passes. */
-export async function until<T>(fn: () => Promise<T> | T, timeoutMs = 10_000, stepMs = 50): Promise<NonNullable<T>> {
+export async function until<T>(
+  fn: () => Promise<T> | T,
+  timeoutMs = 10_000,
+  stepMs = 50,
+): Promise<NonNullable<T>> {
   const end = Date.now() + timeoutMs;
   let last: unknown;
   for (;;) {
@@ -120,7 +147,10 @@ export async function until<T>(fn: () => Promise<T> | T, timeoutMs = 10_000, ste
     } catch (err) {
       last = err;
     }
-    if (Date.now() > end) throw new Error(`condition not met within ${timeoutMs} ms (last: ${last instanceof Error ? last.message : String(last)})`);
+    if (Date.now() > end)
+      throw new Error(
+        `condition not met within ${timeoutMs} ms (last: ${last instanceof Error ? last.message : String(last)})`,
+      );
     await new Promise((r) => setTimeout(r, stepMs));
   }
 }

@@ -40,8 +40,19 @@ test('run: secrets injected (overriding inherited variables), shell syntax in va
   const lines: string[] = [];
   const code = await runCommand(
     testConfig({ host: srv.url, token: p.token, scopes: [{ app: p.appName, env: 'Development' }] }),
-    [node, '-e', `require('fs').writeFileSync(${JSON.stringify(out)}, JSON.stringify(process.env)); process.exit(7)`],
-    { onChange: 'none', signal: 'SIGHUP', debounceMs: 50, killGraceMs: 1000, shell: false, out: (l) => lines.push(l) },
+    [
+      node,
+      '-e',
+      `require('fs').writeFileSync(${JSON.stringify(out)}, JSON.stringify(process.env)); process.exit(7)`,
+    ],
+    {
+      onChange: 'none',
+      signal: 'SIGHUP',
+      debounceMs: 50,
+      killGraceMs: 1000,
+      shell: false,
+      out: (l) => lines.push(l),
+    },
     { logger: silent },
   );
   delete process.env.HOME_OVERRIDE;
@@ -64,7 +75,14 @@ test('run: a failed first fetch does not start the command', async () => {
     runCommand(
       testConfig({ host: srv.url, token: p.token, scopes: [{ app: p.appName, env: 'NoSuchEnv' }] }),
       [node, '-e', `require('fs').writeFileSync(${JSON.stringify(marker)}, 'x')`],
-      { onChange: 'none', signal: 'SIGHUP', debounceMs: 50, killGraceMs: 1000, shell: false, out: () => undefined },
+      {
+        onChange: 'none',
+        signal: 'SIGHUP',
+        debounceMs: 50,
+        killGraceMs: 1000,
+        shell: false,
+        out: () => undefined,
+      },
       { logger: silent },
     ),
   ).rejects.toThrow(/could not fetch the secrets.*NoSuchEnv/);
@@ -83,8 +101,25 @@ test('run: restart on change (debounced), signals forwarded, signal mode', async
     process.on('SIGUSR2', () => { fs.appendFileSync(log, 'SIGUSR2\\n'); process.exit(3); });
     process.on('SIGTERM', () => { fs.appendFileSync(log, 'SIGTERM\\n'); process.exit(0); });
     setInterval(() => {}, 1000);`;
-  const cfg = testConfig({ host: srv.url, token: p.token, scopes: [{ app: p.appName, env: 'Development' }], refreshInterval: '100ms' });
-  const running = runCommand(cfg, [node, '-e', script], { onChange: 'restart', signal: 'SIGHUP', debounceMs: 300, killGraceMs: 2000, shell: false, out: () => undefined }, { logger: silent });
+  const cfg = testConfig({
+    host: srv.url,
+    token: p.token,
+    scopes: [{ app: p.appName, env: 'Development' }],
+    refreshInterval: '100ms',
+  });
+  const running = runCommand(
+    cfg,
+    [node, '-e', script],
+    {
+      onChange: 'restart',
+      signal: 'SIGHUP',
+      debounceMs: 300,
+      killGraceMs: 2000,
+      shell: false,
+      out: () => undefined,
+    },
+    { logger: silent },
+  );
   const read = (): string => (existsSync(log) ? readFileSync(log, 'utf8') : '');
   await until(() => read().includes('start v1'));
   // Two quick changes inside the debounce window: one restart.
@@ -94,7 +129,9 @@ test('run: restart on change (debounced), signals forwarded, signal mode', async
   await p.owner.updateSecrets({ appId: p.appId, env: 'Development' }, [{ id: secret.id, value: 'v3' }]);
   await until(() => read().includes('start v3'), 10_000);
   await new Promise((r) => setTimeout(r, 600));
-  const starts = read().split('\n').filter((l) => l.startsWith('start'));
+  const starts = read()
+    .split('\n')
+    .filter((l) => l.startsWith('start'));
   expect(starts[0]).toBe('start v1');
   expect(starts[starts.length - 1]).toBe('start v3');
   expect(starts.length).toBeLessThanOrEqual(3); // v2 may or may not be seen alone, never more restarts
@@ -116,14 +153,35 @@ test('run: --on-change signal sends the signal instead of restarting', async () 
     process.on('SIGUSR2', () => { fs.appendFileSync(log, 'reload\\n'); });
     process.on('SIGTERM', () => process.exit(0));
     setInterval(() => {}, 1000);`;
-  const cfg = testConfig({ host: srv.url, token: p.token, scopes: [{ app: p.appName, env: 'Development' }], refreshInterval: '100ms' });
-  const running = runCommand(cfg, [node, '-e', script], { onChange: 'signal', signal: 'SIGUSR2', debounceMs: 50, killGraceMs: 2000, shell: false, out: () => undefined }, { logger: silent });
+  const cfg = testConfig({
+    host: srv.url,
+    token: p.token,
+    scopes: [{ app: p.appName, env: 'Development' }],
+    refreshInterval: '100ms',
+  });
+  const running = runCommand(
+    cfg,
+    [node, '-e', script],
+    {
+      onChange: 'signal',
+      signal: 'SIGUSR2',
+      debounceMs: 50,
+      killGraceMs: 2000,
+      shell: false,
+      out: () => undefined,
+    },
+    { logger: silent },
+  );
   const read = (): string => (existsSync(log) ? readFileSync(log, 'utf8') : '');
   await until(() => read().includes('start'));
   const [secret] = await p.owner.listSecrets({ appId: p.appId, env: 'Development' });
   await p.owner.updateSecrets({ appId: p.appId, env: 'Development' }, [{ id: secret.id, value: 'b' }]);
   await until(() => read().includes('reload'));
-  expect(read().split('\n').filter((l) => l === 'start')).toHaveLength(1);
+  expect(
+    read()
+      .split('\n')
+      .filter((l) => l === 'start'),
+  ).toHaveLength(1);
   process.emit('SIGTERM', 'SIGTERM');
   expect(await running).toBe(0);
 });
@@ -131,11 +189,20 @@ test('run: --on-change signal sends the signal instead of restarting', async () 
 test('render: mode 0600 from the first write, atomic replacement under concurrent readers, no temp files left', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'agent-render-'));
   const file = join(dir, 'out', 'app.env');
-  const initial = Array.from({ length: 50 }, (_, i) => ({ key: `K${i}`, value: `value-${i}-${'x'.repeat(200)}` }));
+  const initial = Array.from({ length: 50 }, (_, i) => ({
+    key: `K${i}`,
+    value: `value-${i}-${'x'.repeat(200)}`,
+  }));
   const p = await provision(srv.url, srv.ownerToken, { Development: initial });
   const old = process.umask(0o000); // even a permissive umask must not widen the file
   const a = await startAgent(
-    testConfig({ host: srv.url, token: p.token, scopes: [{ app: p.appName, env: 'Development' }], refreshInterval: '50ms', render: { file, format: 'dotenv' } }),
+    testConfig({
+      host: srv.url,
+      token: p.token,
+      scopes: [{ app: p.appName, env: 'Development' }],
+      refreshInterval: '50ms',
+      render: { file, format: 'dotenv' },
+    }),
     { logger: silent },
   );
   try {
@@ -181,7 +248,13 @@ test('--once style: the first sync renders, then the agent can stop', async () =
   const file = join(dir, 'vars.json');
   const p = await provision(srv.url, srv.ownerToken, { Production: [{ key: 'ONE', value: '1' }] });
   const a = await startAgent(
-    testConfig({ host: srv.url, token: p.token, scopes: [{ app: p.appName, env: 'Production' }], render: { file, format: 'json' }, once: true }),
+    testConfig({
+      host: srv.url,
+      token: p.token,
+      scopes: [{ app: p.appName, env: 'Production' }],
+      render: { file, format: 'json' },
+      once: true,
+    }),
     { logger: silent },
   );
   await a.engine.firstSync;

@@ -20,7 +20,12 @@ const VALUE = 'sup3r-s3cret-value';
 beforeAll(async () => {
   srv = await startTestServer();
   const p = await provision(srv.url, srv.ownerToken, { Development: [{ key: 'KEY', value: VALUE }] });
-  const cfg = testConfig({ host: srv.url, token: p.token, scopes: [{ app: p.appName, env: 'Development' }], refreshInterval: '5s' });
+  const cfg = testConfig({
+    host: srv.url,
+    token: p.token,
+    scopes: [{ app: p.appName, env: 'Development' }],
+    refreshInterval: '5s',
+  });
   agent = await startAgent({ ...cfg, socket: join(cfg.dataDir, 'agent.sock') }, { logger: silent });
   await agent.engine.firstSync;
 });
@@ -37,7 +42,14 @@ test('the client token file is 0640 and holds the token', () => {
 
 test('with the client token: 200; missing or wrong token: 403 without the value', async () => {
   expect((await call(agent, '/v1/secrets/KEY')).status).toBe(200);
-  for (const token of [undefined, '', 'x', agent.clientToken.slice(0, -1), agent.clientToken + 'a', agent.clientToken.toUpperCase()]) {
+  for (const token of [
+    undefined,
+    '',
+    'x',
+    agent.clientToken.slice(0, -1),
+    agent.clientToken + 'a',
+    agent.clientToken.toUpperCase(),
+  ]) {
     const r = await call(agent, '/v1/secrets/KEY', { 'x-phase-agent-token': token });
     expect(r.status).toBe(403);
     expect(r.body).not.toContain(VALUE);
@@ -132,10 +144,17 @@ test('fuzzed paths, query strings and headers: never a 500, never a crash', asyn
   const pathChars = fc.constantFrom(...'abcXYZ019/._~-%?&=;:@!$\'()*+,[]{}|\\^`"<>#'.split(''));
   const pathArb = fc.oneof(
     fc.string({ unit: pathChars, maxLength: 80 }).map((s) => `/${s}`),
-    fc.constantFrom('/v1/secrets', '/v1/secrets/', '/v1/secrets/KEY', '/v1/env', '/v1/watch', '/v1/status').chain((base) =>
-      fc.string({ unit: pathChars, maxLength: 60 }).map((s) => `${base}${s}`),
+    fc
+      .constantFrom('/v1/secrets', '/v1/secrets/', '/v1/secrets/KEY', '/v1/env', '/v1/watch', '/v1/status')
+      .chain((base) => fc.string({ unit: pathChars, maxLength: 60 }).map((s) => `${base}${s}`)),
+    fc.constantFrom(
+      '/v1/secrets/%',
+      '/v1/secrets/%zz',
+      '/v1/secrets/%00',
+      '/v1/secrets/' + 'A'.repeat(5000),
+      '/v1/env?format=%',
+      '/v1/secrets?scope=%ff',
     ),
-    fc.constantFrom('/v1/secrets/%', '/v1/secrets/%zz', '/v1/secrets/%00', '/v1/secrets/' + 'A'.repeat(5000), '/v1/env?format=%', '/v1/secrets?scope=%ff'),
   );
   const headerName = fc.stringMatching(/^[A-Za-z][A-Za-z0-9-]{0,20}$/);
   const headerValue = fc.string({ unit: fc.constantFrom(...'abc 019;=,"\'/\\:-_'.split('')), maxLength: 40 });
@@ -145,7 +164,15 @@ test('fuzzed paths, query strings and headers: never a 500, never a crash', asyn
   const statuses = new Set<number>();
   await fc.assert(
     fc.asyncProperty(method, pathArb, extra, withToken, async (m, path, headers, tok) => {
-      const lines = [`${m} ${path} HTTP/1.1`, 'Host: 127.0.0.1', ...(tok ? [`X-Phase-Agent-Token: ${agent.clientToken}`] : []), ...headers.map(([k, v]) => `${k}: ${v}`), 'Connection: close', '', ''];
+      const lines = [
+        `${m} ${path} HTTP/1.1`,
+        'Host: 127.0.0.1',
+        ...(tok ? [`X-Phase-Agent-Token: ${agent.clientToken}`] : []),
+        ...headers.map(([k, v]) => `${k}: ${v}`),
+        'Connection: close',
+        '',
+        '',
+      ];
       const status = await raw(lines.join('\r\n'));
       statuses.add(status);
       expect(status).not.toBe(500);
@@ -155,7 +182,12 @@ test('fuzzed paths, query strings and headers: never a 500, never a crash', asyn
     { numRuns: 300 },
   );
   // Garbage that is not HTTP at all.
-  for (const junk of ['\x00\x01\x02\r\n\r\n', 'GET\r\n\r\n', `GET /${'a'.repeat(20000)} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n`, 'GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nX: ' + 'b'.repeat(70000) + '\r\n\r\n']) {
+  for (const junk of [
+    '\x00\x01\x02\r\n\r\n',
+    'GET\r\n\r\n',
+    `GET /${'a'.repeat(20000)} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n`,
+    'GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nX: ' + 'b'.repeat(70000) + '\r\n\r\n',
+  ]) {
     const s = await raw(junk);
     expect(s === 0 || (s >= 400 && s < 500)).toBe(true);
   }
@@ -188,14 +220,36 @@ test('TLS: with a certificate the agent serves HTTPS (the mode required beyond l
   const certFile = join(dir, 'tls.crt');
   const keyFile = join(dir, 'tls.key');
   writeFileSync(certFile, cert.toString('pem'));
-  writeFileSync(keyFile, `-----BEGIN PRIVATE KEY-----\n${pkcs8.toString('base64').replace(/.{64}/g, '$&\n')}\n-----END PRIVATE KEY-----\n`, { mode: 0o600 });
+  writeFileSync(
+    keyFile,
+    `-----BEGIN PRIVATE KEY-----\n${pkcs8.toString('base64').replace(/.{64}/g, '$&\n')}\n-----END PRIVATE KEY-----\n`,
+    { mode: 0o600 },
+  );
   const base = agent.engine['cfg'];
-  const tls = await startAgent({ ...base, socket: undefined, port: 0, tlsCert: certFile, tlsKey: keyFile, dataDir: dir, snapshot: false }, { logger: silent });
+  const tls = await startAgent(
+    {
+      ...base,
+      socket: undefined,
+      port: 0,
+      tlsCert: certFile,
+      tlsKey: keyFile,
+      dataDir: dir,
+      snapshot: false,
+    },
+    { logger: silent },
+  );
   try {
     expect(tls.url).toMatch(/^https:\/\/127\.0\.0\.1:\d+$/);
     const body = await new Promise<{ status: number; body: string }>((resolveGet, reject) => {
       const req = https.request(
-        { host: '127.0.0.1', port: tls.port, path: '/v1/secrets/KEY', ca: cert.toString('pem'), headers: { 'x-phase-agent-token': tls.clientToken }, agent: false },
+        {
+          host: '127.0.0.1',
+          port: tls.port,
+          path: '/v1/secrets/KEY',
+          ca: cert.toString('pem'),
+          headers: { 'x-phase-agent-token': tls.clientToken },
+          agent: false,
+        },
         (res) => {
           let b = '';
           res.on('data', (c) => (b += c));
