@@ -518,3 +518,37 @@ test('shutdown: a request in flight is answered before close() (what SIGTERM cal
     hole.close();
   }
 });
+
+test('path and tag scopes; references into paths and environments outside the scope follow their changes', async () => {
+  const p = await provision(srv.url, srv.ownerToken, {
+    Production: [
+      { key: 'ROOT_ONLY', value: 'root' },
+      { key: 'API_KEY', value: 'k1', path: '/backend', tags: ['api'] },
+      { key: 'API_URL', value: 'https://${ROOT_ONLY}.example/${/shared/SUFFIX}', path: '/backend' },
+      { key: 'UNTAGGED', value: 'u', path: '/backend' },
+      { key: 'SUFFIX', value: 'v1', path: '/shared' },
+    ],
+    Staging: [{ key: 'UPSTREAM', value: 'stage-1' }],
+  });
+  await p.owner.createSecrets({ appId: p.appId, env: 'Production' }, [
+    { key: 'FROM_STAGING', value: '${staging.UPSTREAM}', path: '/backend' },
+  ]);
+  const a = await agentFor({
+    token: p.token,
+    scopes: [
+      { app: p.appName, env: 'Production', path: '/backend', name: 'backend' },
+      { app: p.appName, env: 'Production', path: '/backend', tags: ['api'], name: 'api-only' },
+    ],
+  });
+  expect(JSON.parse((await call(a, '/v1/secrets?scope=backend')).body)).toEqual({
+    API_KEY: 'k1',
+    API_URL: 'https://root.example/v1',
+    UNTAGGED: 'u',
+    FROM_STAGING: 'stage-1',
+  });
+  expect(JSON.parse((await call(a, '/v1/secrets?scope=api-only')).body)).toEqual({ API_KEY: 'k1' });
+  // A change in Staging (not a configured scope) reaches the referencing value at the next refresh.
+  const [up] = await p.owner.listSecrets({ appId: p.appId, env: 'Staging' });
+  await p.owner.updateSecrets({ appId: p.appId, env: 'Staging' }, [{ id: up.id, value: 'stage-2' }]);
+  await until(async () => (await call(a, '/v1/secrets/FROM_STAGING?scope=backend')).body === 'stage-2');
+});
