@@ -191,6 +191,13 @@ export async function startPostgres(opts: { startTimeoutMs?: number } = {}): Pro
       cleanup();
       throw err;
     }
+    // If our process exits without stop() (an uncaught error, process.exit), do not leave postgres running:
+    // SIGQUIT is PostgreSQL's immediate shutdown and can be sent synchronously from an exit handler.
+    const onExit = (): void => {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGQUIT');
+    };
+    process.once('exit', onExit);
+    child.once('exit', () => process.off('exit', onExit));
     let stopped: Promise<void> | undefined;
     const stop = (): Promise<void> => {
       stopped ??= new Promise<void>((resolve) => {
