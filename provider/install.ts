@@ -60,16 +60,31 @@ export function installProvider(opts: InstallOptions = {}): InstallResult {
   const { VERSION } = require('../core/version') as typeof import('../core/version');
   const version = opts.version ?? VERSION;
   if (!/^\d+\.\d+\.\d+(-[0-9A-Za-z.-]+)?$/.test(version)) {
-    throw new PhaseBridgeError('provider_install', `version "${version}" is not a semantic version like 0.1.0`);
+    throw new PhaseBridgeError(
+      'provider_install',
+      `version "${version}" is not a semantic version like 0.1.0`,
+    );
   }
   const home = resolve(opts.home ?? homedir());
   const entry = resolve(opts.entry ?? join(repoRoot(), 'dist', 'provider', 'main.js'));
   const node = opts.node ?? process.execPath;
-  const dir = join(home, '.terraform.d', 'plugins', PROVIDER_HOST, PROVIDER_NAMESPACE, PROVIDER_TYPE, version, terraformPlatform());
+  const dir = join(
+    home,
+    '.terraform.d',
+    'plugins',
+    PROVIDER_HOST,
+    PROVIDER_NAMESPACE,
+    PROVIDER_TYPE,
+    version,
+    terraformPlatform(),
+  );
   mkdirSync(dir, { recursive: true });
   const path = join(dir, `terraform-provider-${PROVIDER_TYPE}_v${version}`);
   const q = (s: string): string => `'${s.replace(/'/g, `'\\''`)}'`;
-  writeFileSync(path, `#!/bin/sh\n# phase-bridge Terraform provider launcher (written by \`phase-bridge provider install\`)\nexec ${q(node)} ${q(entry)} "$@"\n`);
+  writeFileSync(
+    path,
+    `#!/bin/sh\n# phase-bridge Terraform provider launcher (written by \`phase-bridge provider install\`)\nexec ${q(node)} ${q(entry)} "$@"\n`,
+  );
   chmodSync(path, 0o755);
   return { path, version, source: `${PROVIDER_NAMESPACE}/${PROVIDER_TYPE}`, entryExists: existsSync(entry) };
 }

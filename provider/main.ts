@@ -16,14 +16,14 @@ export function main(): void {
     );
     process.exit(1);
   }
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
   const { serve } = require('./plugin/serve') as typeof import('./plugin/serve');
   serve({
     // Resources, the framework and the msgpack codec load on the first RPC, after the handshake line.
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
     provider: () => (require('./phase/provider') as typeof import('./phase/provider')).providerService(),
   }).catch((err: unknown) => {
-    process.stderr.write(`[ERROR] phase-bridge provider failed to start: ${(err as Error)?.message ?? String(err)}\n`);
+    process.stderr.write(
+      `[ERROR] phase-bridge provider failed to start: ${(err as Error)?.message ?? String(err)}\n`,
+    );
     process.exit(1);
   });
 }

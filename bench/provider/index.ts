@@ -33,7 +33,12 @@ function launchOnce(args: string[], clientCertPem: string): Promise<number> {
   return new Promise((resolve, reject) => {
     const t0 = process.hrtime.bigint();
     const child = spawn(process.execPath, args, {
-      env: { ...process.env, TF_PLUGIN_MAGIC_COOKIE: COOKIE, PLUGIN_PROTOCOL_VERSIONS: '5,6', PLUGIN_CLIENT_CERT: clientCertPem },
+      env: {
+        ...process.env,
+        TF_PLUGIN_MAGIC_COOKIE: COOKIE,
+        PLUGIN_PROTOCOL_VERSIONS: '5,6',
+        PLUGIN_CLIENT_CERT: clientCertPem,
+      },
       stdio: ['ignore', 'pipe', 'ignore'],
     });
     let out = '';
@@ -64,9 +69,18 @@ export async function launchToHandshake(runs = 15): Promise<BenchResult[]> {
     bare.push(await launchOnce(['-e', 'process.stdout.write("x\\n")'], cert));
   }
   return [
-    { name: 'provider launch → handshake, median', value: round(percentile(times, 50)), unit: 'ms', note: `${runs} launches, target < 400 ms` },
+    {
+      name: 'provider launch → handshake, median',
+      value: round(percentile(times, 50)),
+      unit: 'ms',
+      note: `${runs} launches, target < 400 ms`,
+    },
     { name: 'provider launch → handshake, p95', value: round(percentile(times, 95)), unit: 'ms' },
-    { name: 'bare node start → first line, median (baseline)', value: round(percentile(bare, 50)), unit: 'ms' },
+    {
+      name: 'bare node start → first line, median (baseline)',
+      value: round(percentile(bare, 50)),
+      unit: 'ms',
+    },
   ];
 }
 
@@ -76,7 +90,9 @@ function tf(dir: string, args: string[], env: NodeJS.ProcessEnv): Promise<void> 
     let err = '';
     child.stderr.on('data', (d: Buffer) => (err += d.toString()));
     child.on('error', (e) => reject(new Error(`cannot run ${TERRAFORM}: ${e.message}`)));
-    child.on('close', (code) => (code === 0 ? resolve() : reject(new Error(`terraform ${args[0]} exited ${code}: ${err.slice(0, 500)}`))));
+    child.on('close', (code) =>
+      code === 0 ? resolve() : reject(new Error(`terraform ${args[0]} exited ${code}: ${err.slice(0, 500)}`)),
+    );
   });
 }
 
@@ -86,9 +102,16 @@ export async function planHundred(resources = 100, runs = 3): Promise<BenchResul
   const { PhaseClient } = require('../../core/client') as typeof import('../../core/client');
   const root = mkdtempSync(join(tmpdir(), 'pb-bench-provider-'));
   const serverSecret = randomBytes(32).toString('hex');
-  const server = await createServer({ database: `sqlite:${join(root, 'phase.db')}`, serverSecret, logLevel: 'silent' });
+  const server = await createServer({
+    database: `sqlite:${join(root, 'phase.db')}`,
+    serverSecret,
+    logLevel: 'silent',
+  });
   try {
-    const { ownerToken } = await initOrganisation(server.store, serverSecret, { orgName: 'bench', ownerEmail: 'bench@example.com' });
+    const { ownerToken } = await initOrganisation(server.store, serverSecret, {
+      orgName: 'bench',
+      ownerEmail: 'bench@example.com',
+    });
     const { url } = await server.listen(0, '127.0.0.1');
     const appId = (await new PhaseClient({ host: url, token: ownerToken }).createApp({ name: 'bench' })).id;
     const home = join(root, 'home');
@@ -100,7 +123,8 @@ export async function planHundred(resources = 100, runs = 3): Promise<BenchResul
     mkdirSync(dir);
     const blocks = Array.from(
       { length: resources },
-      (_, i) => `resource "phase_secret" "s${i}" {\n  app_id = "${appId}"\n  env    = "Development"\n  key    = "KEY_${i}"\n  value  = "value-${i}"\n}\n`,
+      (_, i) =>
+        `resource "phase_secret" "s${i}" {\n  app_id = "${appId}"\n  env    = "Development"\n  key    = "KEY_${i}"\n  value  = "value-${i}"\n}\n`,
     );
     writeFileSync(
       join(dir, 'main.tf'),
@@ -143,7 +167,12 @@ export async function run(): Promise<BenchResult[]> {
 
 if (require.main === module) {
   run().then(
-    (rs) => rs.forEach((r) => process.stdout.write(`${r.name.padEnd(58)} ${String(r.value).padStart(8)} ${r.unit}${r.note ? `  (${r.note})` : ''}\n`)),
+    (rs) =>
+      rs.forEach((r) =>
+        process.stdout.write(
+          `${r.name.padEnd(58)} ${String(r.value).padStart(8)} ${r.unit}${r.note ? `  (${r.note})` : ''}\n`,
+        ),
+      ),
     (e: unknown) => {
       process.stderr.write(`${(e as Error).message}\n`);
       process.exitCode = 1;

@@ -8,14 +8,25 @@ import { str } from '../phase/values';
 import { roleState } from '../resources/role';
 
 const idOrName = (what: string): Record<string, AttributeDef> => ({
-  id: { type: 'string', optional: true, computed: true, description: `The ${what} id. Set \`id\` or \`name\`.` },
-  name: { type: 'string', optional: true, computed: true, description: `The ${what} name (exact match). Set \`id\` or \`name\`.` },
+  id: {
+    type: 'string',
+    optional: true,
+    computed: true,
+    description: `The ${what} id. Set \`id\` or \`name\`.`,
+  },
+  name: {
+    type: 'string',
+    optional: true,
+    computed: true,
+    description: `The ${what} name (exact match). Set \`id\` or \`name\`.`,
+  },
 });
 
 function checkIdOrName(config: TfObject, diags: import('../framework/diagnostics').Diagnostic[]): void {
   if (isUnknown(config.id) || isUnknown(config.name)) return;
   const n = [config.id, config.name].filter((v) => v !== null).length;
-  if (n !== 1) diags.push(error('Invalid lookup', 'Set exactly one of id or name.', [n === 0 ? 'name' : 'id']));
+  if (n !== 1)
+    diags.push(error('Invalid lookup', 'Set exactly one of id or name.', [n === 0 ? 'name' : 'id']));
 }
 
 /** Picks the single object matching the configured id or name, with a clear error otherwise. */
@@ -28,7 +39,9 @@ function pick<T extends { id: string; name: string }>(list: T[], config: TfObjec
   throw new DiagnosticsError([
     found.length === 0
       ? error(`${what} not found`, `No ${what} with ${which} is visible to this token.`, [id ? 'id' : 'name'])
-      : error(`Ambiguous ${what} name`, `${found.length} objects are named "${name}"; look it up by id.`, ['name']),
+      : error(`Ambiguous ${what} name`, `${found.length} objects are named "${name}"; look it up by id.`, [
+          'name',
+        ]),
   ]);
 }
 
@@ -42,8 +55,16 @@ export const appDataSource: DataSourceDef<Client> = {
       attributes: {
         ...idOrName('app'),
         description: { type: 'string', computed: true, description: 'Description.' },
-        sse_enabled: { type: 'bool', computed: true, description: 'Whether server-side encryption is on (needed by `phase_secret`).' },
-        environments: { type: ['list', 'string'], computed: true, description: 'Environment names in display order.' },
+        sse_enabled: {
+          type: 'bool',
+          computed: true,
+          description: 'Whether server-side encryption is on (needed by `phase_secret`).',
+        },
+        environments: {
+          type: ['list', 'string'],
+          computed: true,
+          description: 'Environment names in display order.',
+        },
         environment_ids: { type: ['map', 'string'], computed: true, description: 'Environment ids by name.' },
         created_at: { type: 'string', computed: true, description: 'Creation time.' },
         updated_at: { type: 'string', computed: true, description: 'Last change.' },
@@ -79,8 +100,16 @@ export const roleDataSource: DataSourceDef<Client> = {
         description: { type: 'string', computed: true, description: 'Description.' },
         color: { type: 'string', computed: true, description: 'Display colour.' },
         is_default: { type: 'bool', computed: true, description: 'Whether this is a built-in role.' },
-        permissions: { type: ['map', ['list', 'string']], computed: true, description: 'Organisation-level permissions.' },
-        app_permissions: { type: ['map', ['list', 'string']], computed: true, description: 'App-level permissions.' },
+        permissions: {
+          type: ['map', ['list', 'string']],
+          computed: true,
+          description: 'Organisation-level permissions.',
+        },
+        app_permissions: {
+          type: ['map', ['list', 'string']],
+          computed: true,
+          description: 'App-level permissions.',
+        },
         created_at: { type: 'string', computed: true, description: 'Creation time.' },
       },
     },
@@ -103,8 +132,16 @@ export const serviceAccountDataSource: DataSourceDef<Client> = {
         ...idOrName('service account'),
         role_id: { type: 'string', computed: true, description: 'Role id.' },
         role_name: { type: 'string', computed: true, description: 'Role name.' },
-        app_ids: { type: ['list', 'string'], computed: true, description: 'Apps the service account can use.' },
-        token_ids: { type: ['list', 'string'], computed: true, description: 'Ids of its live tokens (expired ones included).' },
+        app_ids: {
+          type: ['list', 'string'],
+          computed: true,
+          description: 'Apps the service account can use.',
+        },
+        token_ids: {
+          type: ['list', 'string'],
+          computed: true,
+          description: 'Ids of its live tokens (expired ones included).',
+        },
         created_at: { type: 'string', computed: true, description: 'Creation time.' },
         updated_at: { type: 'string', computed: true, description: 'Last change.' },
       },

@@ -20,7 +20,9 @@ function parseHandle(priv: Buffer | undefined): Handle {
   } catch {
     // fall through
   }
-  throw new DiagnosticsError([error('Invalid ephemeral handle', 'Terraform passed private data this provider did not write.')]);
+  throw new DiagnosticsError([
+    error('Invalid ephemeral handle', 'Terraform passed private data this provider did not write.'),
+  ]);
 }
 
 export const serviceAccountTokenEphemeral: EphemeralDef<Client> = {
@@ -42,12 +44,23 @@ export const serviceAccountTokenEphemeral: EphemeralDef<Client> = {
           type: 'number',
           optional: true,
           computed: true,
-          description: 'Upper bound on the lifetime in seconds (default 3600); the token is deleted at close anyway.',
+          description:
+            'Upper bound on the lifetime in seconds (default 3600); the token is deleted at close anyway.',
           validators: [positiveInteger],
         },
         id: { type: 'string', computed: true, description: 'Token id.' },
-        token: { type: 'string', computed: true, sensitive: true, description: 'The full `pss_service:v2:...` token.' },
-        bearer_token: { type: 'string', computed: true, sensitive: true, description: 'The REST API token `ServiceAccount <hex>`.' },
+        token: {
+          type: 'string',
+          computed: true,
+          sensitive: true,
+          description: 'The full `pss_service:v2:...` token.',
+        },
+        bearer_token: {
+          type: 'string',
+          computed: true,
+          sensitive: true,
+          description: 'The REST API token `ServiceAccount <hex>`.',
+        },
         expires_at: { type: 'string', computed: true, description: 'When the token expires at the latest.' },
       },
     },
@@ -60,7 +73,15 @@ export const serviceAccountTokenEphemeral: EphemeralDef<Client> = {
     const t = await client.createServiceAccountToken(sa, { name, expires_in: expiresIn });
     const handle: Handle = { sa, id: t.id };
     return {
-      result: { service_account_id: sa, name, expires_in: expiresIn, id: t.id, token: t.token, bearer_token: t.bearerToken, expires_at: t.expiresAt ?? null },
+      result: {
+        service_account_id: sa,
+        name,
+        expires_in: expiresIn,
+        id: t.id,
+        token: t.token,
+        bearer_token: t.bearerToken,
+        expires_at: t.expiresAt ?? null,
+      },
       private: Buffer.from(JSON.stringify(handle)),
     };
   },

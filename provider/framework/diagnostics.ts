@@ -50,7 +50,9 @@ export interface WireDiagnostic {
   severity: 'ERROR' | 'WARNING';
   summary: string;
   detail: string;
-  attribute?: { steps: Array<{ attribute_name?: string; element_key_string?: string; element_key_int?: number }> };
+  attribute?: {
+    steps: Array<{ attribute_name?: string; element_key_string?: string; element_key_int?: number }>;
+  };
 }
 
 export function toWire(d: Diagnostic): WireDiagnostic {

@@ -44,7 +44,8 @@ function toWire(type: TfType, v: TfValue | undefined, path: AttrPath): unknown {
   if (v === null || v === undefined) return null;
   if (v instanceof Unknown) return v.refinements ? refinedUnknown(v.refinements) : PLAIN_UNKNOWN;
   if (type === 'dynamic') {
-    if (!(v instanceof DynamicValue)) throw new EncodeError('a dynamic value needs its type (DynamicValue)', path);
+    if (!(v instanceof DynamicValue))
+      throw new EncodeError('a dynamic value needs its type (DynamicValue)', path);
     if (v.value instanceof Unknown) return PLAIN_UNKNOWN;
     return [new TextEncoder().encode(JSON.stringify(v.type)), toWire(v.type, v.value, path)];
   }
@@ -53,7 +54,8 @@ function toWire(type: TfType, v: TfValue | undefined, path: AttrPath): unknown {
     return v.normalize('NFC');
   }
   if (type === 'number') {
-    if (typeof v !== 'number' || !Number.isFinite(v)) throw new EncodeError(`expected a number, got ${describe(v)}`, path);
+    if (typeof v !== 'number' || !Number.isFinite(v))
+      throw new EncodeError(`expected a number, got ${describe(v)}`, path);
     return v;
   }
   if (type === 'bool') {
@@ -67,7 +69,8 @@ function toWire(type: TfType, v: TfValue | undefined, path: AttrPath): unknown {
       if (!Array.isArray(v)) throw new EncodeError(`expected a ${kind}, got ${describe(v)}`, path);
       return v.map((x, i) => toWire(inner, x, [...path, i]));
     case 'tuple':
-      if (!Array.isArray(v) || v.length !== inner.length) throw new EncodeError(`expected ${typeName(type)}`, path);
+      if (!Array.isArray(v) || v.length !== inner.length)
+        throw new EncodeError(`expected ${typeName(type)}`, path);
       return v.map((x, i) => toWire(inner[i], x, [...path, i]));
     case 'map': {
       if (typeof v !== 'object' || Array.isArray(v) || v instanceof DynamicValue) {
@@ -143,7 +146,13 @@ function isPlainMap(raw: unknown): raw is Record<string, unknown> {
  * Converts decoded msgpack (or parsed JSON when `json` is set) to a value of `type`, collecting type errors.
  * In JSON form a dynamic value is `{"type": T, "value": V}` (spec §5.4).
  */
-export function fromRaw(type: TfType, raw: unknown, path: AttrPath, diags: Diagnostic[], json = false): TfValue {
+export function fromRaw(
+  type: TfType,
+  raw: unknown,
+  path: AttrPath,
+  diags: Diagnostic[],
+  json = false,
+): TfValue {
   const bad = (what: string): TfValue => {
     diags.push(
       error(
@@ -156,7 +165,9 @@ export function fromRaw(type: TfType, raw: unknown, path: AttrPath, diags: Diagn
   };
   if (raw === null || raw === undefined) return null;
   if (raw instanceof ExtData) {
-    return new Unknown(raw.type === 12 && raw.data instanceof Uint8Array ? parseRefinements(raw.data) : undefined);
+    return new Unknown(
+      raw.type === 12 && raw.data instanceof Uint8Array ? parseRefinements(raw.data) : undefined,
+    );
   }
   // The default codec turns extension type -1 into a Date; Terraform treats every extension as unknown.
   if (raw instanceof Date) return new Unknown();
@@ -195,12 +206,14 @@ export function fromRaw(type: TfType, raw: unknown, path: AttrPath, diags: Diagn
       if (!Array.isArray(raw)) return bad(`a ${kind}`);
       return raw.map((x, i) => fromRaw(inner, x, [...path, i], diags, json));
     case 'tuple':
-      if (!Array.isArray(raw) || raw.length !== inner.length) return bad(`a tuple of ${inner.length} elements`);
+      if (!Array.isArray(raw) || raw.length !== inner.length)
+        return bad(`a tuple of ${inner.length} elements`);
       return raw.map((x, i) => fromRaw(inner[i], x, [...path, i], diags, json));
     case 'map': {
       if (!isPlainMap(raw)) return bad('a map');
       const out: Record<string, TfValue> = {};
-      for (const [k, x] of Object.entries(raw)) out[k] = fromRaw(inner, x, [...path, { key: k }], diags, json);
+      for (const [k, x] of Object.entries(raw))
+        out[k] = fromRaw(inner, x, [...path, { key: k }], diags, json);
       return out;
     }
     case 'object': {
@@ -208,7 +221,9 @@ export function fromRaw(type: TfType, raw: unknown, path: AttrPath, diags: Diagn
       const out: Record<string, TfValue> = {};
       for (const k of Object.keys(raw)) {
         if (!(k in inner)) {
-          diags.push(error('Unsupported attribute', `An attribute named "${k}" is not expected here.`, [...path, k]));
+          diags.push(
+            error('Unsupported attribute', `An attribute named "${k}" is not expected here.`, [...path, k]),
+          );
         }
       }
       for (const [k, t] of Object.entries(inner)) out[k] = fromRaw(t, raw[k], [...path, k], diags, json);
@@ -219,7 +234,10 @@ export function fromRaw(type: TfType, raw: unknown, path: AttrPath, diags: Diagn
 }
 
 function pathText(path: AttrPath): string {
-  return path.map((s) => (typeof s === 'string' ? `.${s}` : typeof s === 'number' ? `[${s}]` : `["${s.key}"]`)).join('').replace(/^\./, '');
+  return path
+    .map((s) => (typeof s === 'string' ? `.${s}` : typeof s === 'number' ? `[${s}]` : `["${s.key}"]`))
+    .join('')
+    .replace(/^\./, '');
 }
 
 /** Checks that `t` is a well-formed type constraint (it may come from the client). */
@@ -230,7 +248,12 @@ export function isValidType(t: unknown): t is TfType {
   if (kind === 'list' || kind === 'set' || kind === 'map') return isValidType(inner);
   if (kind === 'tuple') return Array.isArray(inner) && inner.every(isValidType);
   if (kind === 'object') {
-    return inner !== null && typeof inner === 'object' && !Array.isArray(inner) && Object.values(inner).every(isValidType);
+    return (
+      inner !== null &&
+      typeof inner === 'object' &&
+      !Array.isArray(inner) &&
+      Object.values(inner).every(isValidType)
+    );
   }
   return false;
 }
@@ -241,7 +264,9 @@ export function decodeValue(type: TfType, bytes: Uint8Array, diags: Diagnostic[]
   try {
     raw = decode(bytes);
   } catch (e) {
-    diags.push(error('Invalid msgpack from Terraform', `The value could not be decoded: ${(e as Error).message}`));
+    diags.push(
+      error('Invalid msgpack from Terraform', `The value could not be decoded: ${(e as Error).message}`),
+    );
     return null;
   }
   return fromRaw(type, raw, [], diags);
@@ -260,7 +285,9 @@ export function decodeDynamic(
     try {
       raw = JSON.parse(Buffer.from(dv.json).toString('utf8'));
     } catch (e) {
-      diags.push(error('Invalid JSON from Terraform', `The value could not be parsed: ${(e as Error).message}`));
+      diags.push(
+        error('Invalid JSON from Terraform', `The value could not be parsed: ${(e as Error).message}`),
+      );
       return null;
     }
     return fromRaw(type, raw, [], diags, true);

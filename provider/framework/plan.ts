@@ -42,7 +42,12 @@ export interface PlanResult {
  * Plans one object. `prior` null means create. Computed attributes the configuration leaves null become unknown
  * on create and on any change (unless `useStateForUnknown`), and keep their prior value otherwise.
  */
-export function planObject(block: BlockDef, prior: TfObject | null, proposed: TfObject, config: TfObject): PlanResult {
+export function planObject(
+  block: BlockDef,
+  prior: TfObject | null,
+  proposed: TfObject,
+  config: TfObject,
+): PlanResult {
   const base = baseValues(block, proposed, config);
   const changed = prior === null || configurableChanged(block, base, prior);
   const requiresReplace: AttrPath[] = [];
@@ -54,12 +59,20 @@ export function planObject(block: BlockDef, prior: TfObject | null, proposed: Tf
     }
     const t = blockType(block);
     for (const [name, nb] of Object.entries(block.blocks ?? {})) {
-      if (nb.requiresReplace && typeof t !== 'string' && t[0] === 'object' && !typedEqual(t[1][name], base[name], prior[name])) {
+      if (
+        nb.requiresReplace &&
+        typeof t !== 'string' &&
+        t[0] === 'object' &&
+        !typedEqual(t[1][name], base[name], prior[name])
+      ) {
         requiresReplace.push([name]);
       }
     }
   }
-  return { planned: fillComputed(block, requiresReplace.length > 0 ? null : prior, base, config, changed), requiresReplace };
+  return {
+    planned: fillComputed(block, requiresReplace.length > 0 ? null : prior, base, config, changed),
+    requiresReplace,
+  };
 }
 
 /** Sets computed attributes per the rules above; `prior` null plans a fresh object (create or replacement). */

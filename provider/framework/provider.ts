@@ -3,11 +3,26 @@
  * async functions; this module implements every tfplugin6.Provider RPC on top of them (spec §6, §7).
  * Handlers never throw to gRPC: every failure becomes a diagnostic.
  */
-import { DiagnosticsError, error, hasErrors, toWire, type AttrPath, type Diagnostic, type WireDiagnostic } from './diagnostics';
+import {
+  DiagnosticsError,
+  error,
+  hasErrors,
+  toWire,
+  type AttrPath,
+  type Diagnostic,
+  type WireDiagnostic,
+} from './diagnostics';
 import { decodeDynamic, encodeValue, EncodeError, fromRaw } from './msgpack';
 import { completeObject, fillComputed, planObject } from './plan';
 import { blockType, checkSchema, schemaToWire, validateBlock, writeOnlySet, type SchemaDef } from './schema';
-import { containsUnknown, isObjectValue, typedEqual, type TfObject, type TfType, type TfValue } from './types';
+import {
+  containsUnknown,
+  isObjectValue,
+  typedEqual,
+  type TfObject,
+  type TfType,
+  type TfValue,
+} from './types';
 
 export interface PlanContext {
   prior: TfObject | null;
@@ -99,7 +114,12 @@ export function buildProviderService<C>(def: ProviderDef<C>): Record<string, (re
       throw new DiagnosticsError(
         configureDiags.length > 0
           ? configureDiags
-          : [error('Provider not configured', 'The provider must be configured before resources can be managed.')],
+          : [
+              error(
+                'Provider not configured',
+                'The provider must be configured before resources can be managed.',
+              ),
+            ],
       );
     }
     return client;
@@ -126,7 +146,13 @@ export function buildProviderService<C>(def: ProviderDef<C>): Record<string, (re
         e instanceof DiagnosticsError
           ? e.diagnostics
           : e instanceof EncodeError
-            ? [error('Provider produced an invalid value', `${e.message}. This is a bug in the provider.`, e.path)]
+            ? [
+                error(
+                  'Provider produced an invalid value',
+                  `${e.message}. This is a bug in the provider.`,
+                  e.path,
+                ),
+              ]
             : def.errorToDiagnostics(e, op, typeName);
       return { [diagField]: [...diags, ...extra].map(toWire) };
     }
@@ -174,7 +200,11 @@ export function buildProviderService<C>(def: ProviderDef<C>): Record<string, (re
         data_source_schemas: map(def.dataSources),
         ephemeral_resource_schemas: map(def.ephemeralResources),
         functions: {},
-        server_capabilities: { plan_destroy: false, get_provider_schema_optional: false, move_resource_state: false },
+        server_capabilities: {
+          plan_destroy: false,
+          get_provider_schema_optional: false,
+          move_resource_state: false,
+        },
         diagnostics: [],
       };
     }
@@ -183,7 +213,11 @@ export function buildProviderService<C>(def: ProviderDef<C>): Record<string, (re
 
   return {
     GetMetadata: async () => ({
-      server_capabilities: { plan_destroy: false, get_provider_schema_optional: false, move_resource_state: false },
+      server_capabilities: {
+        plan_destroy: false,
+        get_provider_schema_optional: false,
+        move_resource_state: false,
+      },
       diagnostics: [],
       resources: def.resources.map((r) => ({ type_name: r.typeName })),
       data_sources: def.dataSources.map((r) => ({ type_name: r.typeName })),
@@ -206,7 +240,11 @@ export function buildProviderService<C>(def: ProviderDef<C>): Record<string, (re
       guard('configure', 'provider', 'diagnostics', async (diags) => {
         const config = decodeObj(blockType(def.schema.block), req.config as DynamicWire, diags);
         const local: Diagnostic[] = [];
-        client = await def.configure(completeObject(def.schema.block, config), String(req.terraform_version ?? ''), local);
+        client = await def.configure(
+          completeObject(def.schema.block, config),
+          String(req.terraform_version ?? ''),
+          local,
+        );
         configureDiags = local;
         diags.push(...local);
         return {};
@@ -269,13 +307,17 @@ export function buildProviderService<C>(def: ProviderDef<C>): Record<string, (re
           try {
             parsed = JSON.parse(Buffer.from(raw.json).toString('utf8'));
           } catch (e) {
-            throw new DiagnosticsError([error('Invalid stored state', `The state JSON does not parse: ${(e as Error).message}`)]);
+            throw new DiagnosticsError([
+              error('Invalid stored state', `The state JSON does not parse: ${(e as Error).message}`),
+            ]);
           }
         }
         // Attributes removed from the schema are dropped; missing ones become null.
         const value = fromRaw(type, dropUnknownKeys(type, parsed), [], diags, true);
         if (hasErrors(diags)) throw new DiagnosticsError(diags.splice(0));
-        return { upgraded_state: encode(type, value === null ? null : completeObject(r.schema.block, value)) };
+        return {
+          upgraded_state: encode(type, value === null ? null : completeObject(r.schema.block, value)),
+        };
       });
     },
 
@@ -289,7 +331,10 @@ export function buildProviderService<C>(def: ProviderDef<C>): Record<string, (re
         if (!isObjectValue(current)) return { new_state: encode(type, null), private: req.private };
         const next = await r.read(needClient(), completeObject(r.schema.block, current));
         return {
-          new_state: encode(type, next === null ? null : writeOnlyNull(r.schema, completeObject(r.schema.block, next))),
+          new_state: encode(
+            type,
+            next === null ? null : writeOnlyNull(r.schema, completeObject(r.schema.block, next)),
+          ),
           private: req.private,
         };
       });
@@ -305,11 +350,20 @@ export function buildProviderService<C>(def: ProviderDef<C>): Record<string, (re
         const proposed = decodeObj(type, req.proposed_new_state as DynamicWire, diags);
         const config = decodeObj(type, req.config as DynamicWire, diags);
         if (!isObjectValue(proposed)) {
-          return { planned_state: encode(type, null), requires_replace: [], planned_private: req.prior_private };
+          return {
+            planned_state: encode(type, null),
+            requires_replace: [],
+            planned_private: req.prior_private,
+          };
         }
         const priorObj = isObjectValue(prior) ? completeObject(r.schema.block, prior) : null;
         const configObj = completeObject(r.schema.block, config);
-        let { planned, requiresReplace } = planObject(r.schema.block, priorObj, completeObject(r.schema.block, proposed), configObj);
+        let { planned, requiresReplace } = planObject(
+          r.schema.block,
+          priorObj,
+          completeObject(r.schema.block, proposed),
+          configObj,
+        );
         const extra = r.modifyPlan?.({ prior: priorObj, planned, config: configObj, requiresReplace }) ?? [];
         if (extra.length > 0 && requiresReplace.length === 0 && priorObj !== null) {
           // A replacement forces every computed value to be new.
@@ -336,7 +390,8 @@ export function buildProviderService<C>(def: ProviderDef<C>): Record<string, (re
         const config = decodeObj(type, req.config as DynamicWire, diags);
         const c = needClient();
         if (!isObjectValue(planned)) {
-          if (isObjectValue(prior)) await named('delete', name, () => r.delete(c, completeObject(r.schema.block, prior)));
+          if (isObjectValue(prior))
+            await named('delete', name, () => r.delete(c, completeObject(r.schema.block, prior)));
           return { new_state: encode(type, null), legacy_type_system: false };
         }
         const plannedObj = completeObject(r.schema.block, planned);
@@ -353,10 +408,17 @@ export function buildProviderService<C>(def: ProviderDef<C>): Record<string, (re
         const stillUnknown = Object.keys(out).filter((k) => containsUnknown(out[k]));
         if (stillUnknown.length > 0) {
           throw new DiagnosticsError([
-            error('Provider produced an incomplete result', `${stillUnknown.join(', ')} stayed unknown after ${op}. This is a bug in the provider.`),
+            error(
+              'Provider produced an incomplete result',
+              `${stillUnknown.join(', ')} stayed unknown after ${op}. This is a bug in the provider.`,
+            ),
           ]);
         }
-        return { new_state: encode(type, writeOnlyNull(r.schema, out)), private: req.planned_private, legacy_type_system: false };
+        return {
+          new_state: encode(type, writeOnlyNull(r.schema, out)),
+          private: req.planned_private,
+          legacy_type_system: false,
+        };
       });
     },
 
@@ -370,13 +432,19 @@ export function buildProviderService<C>(def: ProviderDef<C>): Record<string, (re
         }
         const state = completeObject(r.schema.block, r.importState(String(req.id ?? '')));
         return {
-          imported_resources: [{ type_name: name, state: encode(blockType(r.schema.block), state), private: Buffer.alloc(0) }],
+          imported_resources: [
+            { type_name: name, state: encode(blockType(r.schema.block), state), private: Buffer.alloc(0) },
+          ],
         };
       });
     },
 
     MoveResourceState: async () => ({
-      diagnostics: [toWire(error('Move not supported', 'This provider does not support moving state between resource types.'))],
+      diagnostics: [
+        toWire(
+          error('Move not supported', 'This provider does not support moving state between resource types.'),
+        ),
+      ],
     }),
 
     ReadDataSource: (req) => {
@@ -416,7 +484,10 @@ export function buildProviderService<C>(def: ProviderDef<C>): Record<string, (re
       if (!r) return Promise.resolve(unknownType('ephemeral resource', name));
       return guard('renew', name, 'diagnostics', async () => {
         if (!r.renew) return {};
-        const res = await r.renew(needClient(), req.private ? Buffer.from(req.private as Uint8Array) : undefined);
+        const res = await r.renew(
+          needClient(),
+          req.private ? Buffer.from(req.private as Uint8Array) : undefined,
+        );
         const out: Wire = {};
         if (res.private) out.private = res.private;
         if (res.renewAt) out.renew_at = toTimestamp(res.renewAt);
@@ -446,7 +517,11 @@ function toTimestamp(d: Date): { seconds: number; nanos: number } {
 function pathToWire(path: AttrPath): Wire {
   return {
     steps: path.map((s) =>
-      typeof s === 'string' ? { attribute_name: s } : typeof s === 'number' ? { element_key_int: s } : { element_key_string: s.key },
+      typeof s === 'string'
+        ? { attribute_name: s }
+        : typeof s === 'number'
+          ? { element_key_int: s }
+          : { element_key_string: s.key },
     ),
   };
 }
@@ -457,12 +532,16 @@ function dropUnknownKeys(type: TfType, raw: unknown): unknown {
   const [kind, inner] = type;
   if (kind === 'object' && !Array.isArray(raw)) {
     const out: Record<string, unknown> = {};
-    for (const [k, t] of Object.entries(inner)) if (k in (raw as object)) out[k] = dropUnknownKeys(t, (raw as Record<string, unknown>)[k]);
+    for (const [k, t] of Object.entries(inner))
+      if (k in (raw as object)) out[k] = dropUnknownKeys(t, (raw as Record<string, unknown>)[k]);
     return out;
   }
-  if ((kind === 'list' || kind === 'set') && Array.isArray(raw)) return raw.map((x) => dropUnknownKeys(inner, x));
+  if ((kind === 'list' || kind === 'set') && Array.isArray(raw))
+    return raw.map((x) => dropUnknownKeys(inner, x));
   if (kind === 'map' && !Array.isArray(raw)) {
-    return Object.fromEntries(Object.entries(raw as Record<string, unknown>).map(([k, x]) => [k, dropUnknownKeys(inner, x)]));
+    return Object.fromEntries(
+      Object.entries(raw as Record<string, unknown>).map(([k, x]) => [k, dropUnknownKeys(inner, x)]),
+    );
   }
   return raw;
 }

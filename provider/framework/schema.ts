@@ -119,12 +119,16 @@ export function checkSchema(s: SchemaDef, where: string): string[] {
     for (const [name, a] of Object.entries(b.attributes)) {
       const p = `${where}.${prefix}${name}`;
       const flags = [a.required, a.optional, a.computed].filter(Boolean).length;
-      if (a.required && (a.optional || a.computed)) problems.push(`${p}: required excludes optional and computed`);
+      if (a.required && (a.optional || a.computed))
+        problems.push(`${p}: required excludes optional and computed`);
       if (flags === 0) problems.push(`${p}: needs required, optional or computed`);
-      if (a.writeOnly && (a.computed || inSet)) problems.push(`${p}: write-only cannot be computed or inside a set`);
-      if (a.default !== undefined && !(a.optional && a.computed)) problems.push(`${p}: a default needs optional+computed`);
+      if (a.writeOnly && (a.computed || inSet))
+        problems.push(`${p}: write-only cannot be computed or inside a set`);
+      if (a.default !== undefined && !(a.optional && a.computed))
+        problems.push(`${p}: a default needs optional+computed`);
     }
-    for (const [name, nb] of Object.entries(b.blocks ?? {})) walk(nb.block, `${prefix}${name}.`, inSet || nb.nesting === 'SET');
+    for (const [name, nb] of Object.entries(b.blocks ?? {}))
+      walk(nb.block, `${prefix}${name}.`, inSet || nb.nesting === 'SET');
   };
   walk(s.block, '', false);
   return problems;
@@ -138,11 +142,14 @@ export function validateBlock(block: BlockDef, config: TfValue, path: AttrPath, 
     const v = obj[name] ?? null;
     const p = [...path, name];
     if (v === null) {
-      if (a.required) diags.push(error('Missing required argument', `The argument "${name}" is required.`, p));
+      if (a.required)
+        diags.push(error('Missing required argument', `The argument "${name}" is required.`, p));
       continue;
     }
     if (a.computed && !a.optional && !a.required) {
-      diags.push(error('Invalid configuration', `"${name}" is computed by the provider and cannot be set.`, p));
+      diags.push(
+        error('Invalid configuration', `"${name}" is computed by the provider and cannot be set.`, p),
+      );
       continue;
     }
     if (isKnownDeep(v)) for (const val of a.validators ?? []) diags.push(...val(v, p));

@@ -61,7 +61,13 @@ export function containsUnknown(v: TfValue): boolean {
 }
 
 export function isObjectValue(v: TfValue | undefined): v is TfObject {
-  return v !== null && typeof v === 'object' && !Array.isArray(v) && !(v instanceof Unknown) && !(v instanceof DynamicValue);
+  return (
+    v !== null &&
+    typeof v === 'object' &&
+    !Array.isArray(v) &&
+    !(v instanceof Unknown) &&
+    !(v instanceof DynamicValue)
+  );
 }
 
 /** Structural equality; unknown equals nothing (not even another unknown), as Terraform compares plans. */
@@ -111,7 +117,9 @@ export function typedEqual(type: TfType, a: TfValue | undefined, b: TfValue | un
       const aa = a as TfValue[];
       const bb = b as TfValue[];
       if (!Array.isArray(bb) || aa.length !== bb.length) return false;
-      return aa.every((x, i) => typedEqual(kind === 'list' ? (inner as TfType) : (inner as TfType[])[i], x, bb[i]));
+      return aa.every((x, i) =>
+        typedEqual(kind === 'list' ? (inner as TfType) : (inner as TfType[])[i], x, bb[i]),
+      );
     }
     case 'set': {
       const aa = a as TfValue[];
@@ -143,7 +151,10 @@ export function typedEqual(type: TfType, a: TfValue | undefined, b: TfValue | un
 export function typeName(t: TfType): string {
   if (typeof t === 'string') return t;
   const [kind, inner] = t;
-  if (kind === 'object') return `object({${Object.entries(inner).map(([k, v]) => `${k}=${typeName(v)}`).join(', ')}})`;
+  if (kind === 'object')
+    return `object({${Object.entries(inner)
+      .map(([k, v]) => `${k}=${typeName(v)}`)
+      .join(', ')}})`;
   if (kind === 'tuple') return `tuple([${(inner as TfType[]).map(typeName).join(', ')}])`;
   return `${kind}(${typeName(inner as TfType)})`;
 }

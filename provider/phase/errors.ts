@@ -23,7 +23,8 @@ const PERMISSION: Record<string, (a: Action) => string> = {
       ? 'ServiceAccounts:read (organisation permissions)'
       : `ServiceAccountTokens:${a === 'update' ? 'create' : a} (organisation permissions); only global-access roles (Owner, Admin) may mint tokens for organisation-level service accounts`,
   phase_network_policy: (a) => `NetworkAccessPolicies:${a} (organisation permissions)`,
-  phase_network_policy_attachment: (a) => `NetworkAccessPolicies:${a === 'read' ? 'read' : 'update'} (organisation permissions)`,
+  phase_network_policy_attachment: (a) =>
+    `NetworkAccessPolicies:${a === 'read' ? 'read' : 'update'} (organisation permissions)`,
   phase_secret: (a) => `Secrets:${a} (app permissions) and access to the environment`,
   phase_secrets: () => 'Secrets:read (app permissions) and access to the environment',
 };
@@ -42,7 +43,9 @@ export function permissionFor(typeName: string, op: string): string | undefined 
 export function errorToDiagnostics(e: unknown, op: string, typeName: string): Diagnostic[] {
   const what = typeName === 'provider' ? 'Configuring the provider' : `${op} of ${typeName}`;
   if (e instanceof ApiError) {
-    const upstream = e.phaseError ? `Phase said: "${e.phaseError}".` : `Phase answered HTTP ${e.status} without a message.`;
+    const upstream = e.phaseError
+      ? `Phase said: "${e.phaseError}".`
+      : `Phase answered HTTP ${e.status} without a message.`;
     switch (e.status) {
       case 401:
         return [
@@ -66,26 +69,47 @@ export function errorToDiagnostics(e: unknown, op: string, typeName: string): Di
         ];
       }
       case 404:
-        return [error('Not found', `${what} failed: the object does not exist or belongs to another organisation. ${upstream}`)];
+        return [
+          error(
+            'Not found',
+            `${what} failed: the object does not exist or belongs to another organisation. ${upstream}`,
+          ),
+        ];
       case 409:
-        return [error('Conflict', `${what} failed because it conflicts with an existing object. ${upstream}`)];
+        return [
+          error('Conflict', `${what} failed because it conflicts with an existing object. ${upstream}`),
+        ];
       case 400:
       case 422:
         return [error('Invalid request', `${what} failed validation. ${upstream}`)];
       case 429:
         return [error('Rate limited', `${what} was throttled after retries. ${upstream} Try again later.`)];
       default:
-        return [error(e.status >= 500 ? 'Phase server error' : 'Phase API error', `${what} failed with HTTP ${e.status}. ${upstream}`)];
+        return [
+          error(
+            e.status >= 500 ? 'Phase server error' : 'Phase API error',
+            `${what} failed with HTTP ${e.status}. ${upstream}`,
+          ),
+        ];
     }
   }
   if (e instanceof NetworkError) {
-    return [error('Cannot reach Phase', `${what} failed: ${e.message}. Check host (or PHASE_HOST) and the network.`)];
+    return [
+      error(
+        'Cannot reach Phase',
+        `${what} failed: ${e.message}. Check host (or PHASE_HOST) and the network.`,
+      ),
+    ];
   }
   if (e instanceof ResponseValidationError) {
     return [error('Unexpected response from Phase', `${what} failed: ${e.message}. Is host a Phase server?`)];
   }
   if (e instanceof TokenFormatError) {
-    return [error('Invalid phase_token', `${e.message}. Expected a pss_user:... or pss_service:... token.`, ['phase_token'])];
+    return [
+      error('Invalid phase_token', `${e.message}. Expected a pss_user:... or pss_service:... token.`, [
+        'phase_token',
+      ]),
+    ];
   }
   if (e instanceof PhaseBridgeError) return [error('Provider error', `${what} failed: ${e.message}`)];
   return [error('Unexpected provider error', `${what} failed: ${(e as Error)?.message ?? String(e)}`)];

@@ -54,18 +54,21 @@ export const providerDef: ProviderDef<Client> = {
         host: {
           type: 'string',
           optional: true,
-          description: 'Phase host. Defaults to `PHASE_HOST`, then Phase Cloud (`https://api.phase.dev`). Other hosts get `/service/public` appended.',
+          description:
+            'Phase host. Defaults to `PHASE_HOST`, then Phase Cloud (`https://api.phase.dev`). Other hosts get `/service/public` appended.',
         },
         phase_token: {
           type: 'string',
           optional: true,
           sensitive: true,
-          description: 'A `pss_user:` (personal access) or `pss_service:` token. Defaults to `PHASE_TOKEN`, `PHASE_SERVICE_TOKEN`, then `PHASE_PAT_TOKEN`.',
+          description:
+            'A `pss_user:` (personal access) or `pss_service:` token. Defaults to `PHASE_TOKEN`, `PHASE_SERVICE_TOKEN`, then `PHASE_PAT_TOKEN`.',
         },
         skip_tls_verification: {
           type: 'bool',
           optional: true,
-          description: 'Skip TLS certificate checks for a self-hosted host with a self-signed certificate. Default false.',
+          description:
+            'Skip TLS certificate checks for a self-hosted host with a self-signed certificate. Default false.',
         },
       },
     },
@@ -88,10 +91,16 @@ export const providerDef: ProviderDef<Client> = {
     // The HTTP client (and zod) load only when a configured provider needs them: keeps start-up fast.
     const { PhaseClient } = require('../../core/client') as typeof import('../../core/client');
     try {
-      return new PhaseClient({ host: s.host, token: s.token, skipTlsVerification: s.skipTls, userAgent: 'phase-bridge-terraform' });
+      return new PhaseClient({
+        host: s.host,
+        token: s.token,
+        skipTlsVerification: s.skipTls,
+        userAgent: 'phase-bridge-terraform',
+      });
     } catch (e) {
       const d = errorToDiagnostics(e, 'configure', 'provider');
-      if (s.tokenSource !== 'phase_token') for (const x of d) x.detail += ` (token taken from ${s.tokenSource})`;
+      if (s.tokenSource !== 'phase_token')
+        for (const x of d) x.detail += ` (token taken from ${s.tokenSource})`;
       diags.push(...d);
       return undefined;
     }

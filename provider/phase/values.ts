@@ -33,7 +33,8 @@ export function need(o: TfObject, k: string): string {
 
 /** Servers answer "" for an unset optional text; keep null when the prior state had null. */
 export function textOrNull(server: string | null | undefined, prior: TfValue): string | null {
-  if ((server === '' || server === null || server === undefined) && (prior === null || prior === undefined)) return null;
+  if ((server === '' || server === null || server === undefined) && (prior === null || prior === undefined))
+    return null;
   return server ?? null;
 }
 
@@ -53,17 +54,27 @@ export const isKnown = (v: TfValue | undefined): boolean => !isUnknown(v);
 // ---- validators ----
 
 export const notBlank: Validator = (v, path) =>
-  typeof v === 'string' && v.trim() === '' ? [error('Invalid value', 'The value must not be empty.', path)] : [];
+  typeof v === 'string' && v.trim() === ''
+    ? [error('Invalid value', 'The value must not be empty.', path)]
+    : [];
 
 export function maxLength(n: number): Validator {
   return (v, path) =>
-    typeof v === 'string' && v.length > n ? [error('Value too long', `The value may have at most ${n} characters.`, path)] : [];
+    typeof v === 'string' && v.length > n
+      ? [error('Value too long', `The value may have at most ${n} characters.`, path)]
+      : [];
 }
 
 export function oneOf(...allowed: string[]): Validator {
   return (v, path) =>
     typeof v === 'string' && !allowed.includes(v)
-      ? [error('Invalid value', `Expected one of ${allowed.map((a) => `"${a}"`).join(', ')}, got "${v}".`, path)]
+      ? [
+          error(
+            'Invalid value',
+            `Expected one of ${allowed.map((a) => `"${a}"`).join(', ')}, got "${v}".`,
+            path,
+          ),
+        ]
       : [];
 }
 
@@ -98,7 +109,13 @@ export function parseDuration(s: string): number | undefined {
 
 export const duration: Validator = (v, path) =>
   typeof v === 'string' && parseDuration(v) === undefined
-    ? [error('Invalid duration', `"${v}" is not a duration. Use a number and a unit, such as "30d", "720h", "90m" or "45s".`, path)]
+    ? [
+        error(
+          'Invalid duration',
+          `"${v}" is not a duration. Use a number and a unit, such as "30d", "720h", "90m" or "45s".`,
+          path,
+        ),
+      ]
     : [];
 
 /** An IPv4/IPv6 address or CIDR range. */
@@ -117,7 +134,13 @@ export const ipList: Validator = (v, path) => {
   if (Array.isArray(v)) {
     for (const x of v) {
       if (typeof x === 'string' && !isIpOrCidr(x)) {
-        out.push(error('Invalid IP address or range', `"${x}" is not an IPv4/IPv6 address or CIDR range (e.g. 10.0.0.0/24).`, path));
+        out.push(
+          error(
+            'Invalid IP address or range',
+            `"${x}" is not an IPv4/IPv6 address or CIDR range (e.g. 10.0.0.0/24).`,
+            path,
+          ),
+        );
       }
     }
   }
@@ -129,7 +152,10 @@ export function splitImportId(id: string, parts: string[], example: string): str
   const segs = id.split(':');
   if (segs.length !== parts.length || segs.some((s) => s.trim() === '')) {
     throw new DiagnosticsError([
-      error('Invalid import id', `Expected "${parts.map((x) => `<${x}>`).join(':')}" (for example "${example}"), got "${id}".`),
+      error(
+        'Invalid import id',
+        `Expected "${parts.map((x) => `<${x}>`).join(':')}" (for example "${example}"), got "${id}".`,
+      ),
     ]);
   }
   return segs;

@@ -18,7 +18,8 @@ export const TO_OBJECT: IConversionOptions = { longs: Number, enums: String, def
 export function protoDir(): string {
   const candidates = [join(__dirname, '..', 'proto'), join(__dirname, '..', '..', '..', 'provider', 'proto')];
   const found = candidates.find((d) => existsSync(join(d, 'descriptor.json')));
-  if (!found) throw new Error(`provider/proto/descriptor.json not found (looked in ${candidates.join(', ')})`);
+  if (!found)
+    throw new Error(`provider/proto/descriptor.json not found (looked in ${candidates.join(', ')})`);
   return found;
 }
 

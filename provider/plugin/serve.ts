@@ -16,7 +16,10 @@ export const APP_PROTOCOL_VERSION = 6;
 
 type Handler = (req: Record<string, unknown>) => Promise<Record<string, unknown>>;
 
-function unary(name: string, table: () => Record<string, Handler>): grpc.handleUnaryCall<Record<string, unknown>, Record<string, unknown>> {
+function unary(
+  name: string,
+  table: () => Record<string, Handler>,
+): grpc.handleUnaryCall<Record<string, unknown>, Record<string, unknown>> {
   return (call, callback) => {
     const fn = table()[name];
     if (!fn) {
@@ -26,7 +29,8 @@ function unary(name: string, table: () => Record<string, Handler>): grpc.handleU
     fn(call.request).then(
       (res) => callback(null, res),
       // Handlers turn errors into diagnostics; reaching here is a provider bug, still never a crash.
-      (err: unknown) => callback({ code: grpc.status.INTERNAL, details: String((err as Error)?.message ?? err) }),
+      (err: unknown) =>
+        callback({ code: grpc.status.INTERNAL, details: String((err as Error)?.message ?? err) }),
     );
   };
 }
@@ -49,7 +53,9 @@ export function negotiateVersion(env: string | undefined): number {
     .split(',')
     .map((s) => Number(s.trim()))
     .filter((n) => Number.isInteger(n));
-  return offered.length === 0 || offered.includes(APP_PROTOCOL_VERSION) ? APP_PROTOCOL_VERSION : APP_PROTOCOL_VERSION;
+  return offered.length === 0 || offered.includes(APP_PROTOCOL_VERSION)
+    ? APP_PROTOCOL_VERSION
+    : APP_PROTOCOL_VERSION;
 }
 
 /** Starts the plugin server and prints the handshake line. Resolves once serving. */

@@ -13,7 +13,10 @@ export function buildDescriptor(dir: string): string {
   // Full protobufjs (with the .proto parser) only here, never in the provider's start-up path.
   const protobuf = require('protobufjs') as typeof import('protobufjs');
   const root = new protobuf.Root();
-  root.loadSync(PROTO_FILES.map((f) => join(dir, f)), { keepCase: true });
+  root.loadSync(
+    PROTO_FILES.map((f) => join(dir, f)),
+    { keepCase: true },
+  );
   return `${JSON.stringify(root.toJSON(), null, 1)}\n`;
 }
 

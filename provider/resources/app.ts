@@ -4,7 +4,10 @@ import type { TfObject } from '../framework/types';
 import { createdAt, deleteIgnoringGone, idAttr, orNullIfGone, updatedAt, type Client } from '../phase/common';
 import { maxLength, need, notBlank, str, strList, textOrNull } from '../phase/values';
 
-async function environmentIds(client: Client, appId: string): Promise<{ names: string[]; ids: Record<string, string> }> {
+async function environmentIds(
+  client: Client,
+  appId: string,
+): Promise<{ names: string[]; ids: Record<string, string> }> {
   const envs = await client.listEnvironments(appId);
   envs.sort((a, b) => (a.index ?? 0) - (b.index ?? 0));
   return { names: envs.map((e) => e.name), ids: Object.fromEntries(envs.map((e) => [e.name, e.id])) };
@@ -19,8 +22,18 @@ export const appResource: ResourceDef<Client> = {
       description: 'A Phase application with its environments. Apps created here use server-side encryption.',
       attributes: {
         id: idAttr('app'),
-        name: { type: 'string', required: true, description: 'App name (at most 64 characters).', validators: [notBlank, maxLength(64)] },
-        description: { type: 'string', optional: true, description: 'Free-text description.', validators: [maxLength(10000)] },
+        name: {
+          type: 'string',
+          required: true,
+          description: 'App name (at most 64 characters).',
+          validators: [notBlank, maxLength(64)],
+        },
+        description: {
+          type: 'string',
+          optional: true,
+          description: 'Free-text description.',
+          validators: [maxLength(10000)],
+        },
         environments: {
           type: ['list', 'string'],
           optional: true,
@@ -36,7 +49,12 @@ export const appResource: ResourceDef<Client> = {
           // Renaming the app leaves its environments alone; new ones show up on the next refresh.
           planModifiers: ['useStateForUnknown'],
         },
-        sse_enabled: { type: 'bool', computed: true, description: 'Whether server-side encryption is on.', planModifiers: ['useStateForUnknown'] },
+        sse_enabled: {
+          type: 'bool',
+          computed: true,
+          description: 'Whether server-side encryption is on.',
+          planModifiers: ['useStateForUnknown'],
+        },
         created_at: createdAt,
         updated_at: updatedAt,
       },
@@ -81,9 +99,17 @@ export const appResource: ResourceDef<Client> = {
 
   async update(client, prior, planned) {
     const id = need(prior, 'id');
-    const app = await client.updateApp(id, { name: need(planned, 'name'), description: str(planned, 'description') ?? '' });
+    const app = await client.updateApp(id, {
+      name: need(planned, 'name'),
+      description: str(planned, 'description') ?? '',
+    });
     const envs = await environmentIds(client, id);
-    return { ...planned, environment_ids: envs.ids, sse_enabled: app.sseEnabled, updated_at: app.updatedAt ?? null };
+    return {
+      ...planned,
+      environment_ids: envs.ids,
+      sse_enabled: app.sseEnabled,
+      updated_at: app.updatedAt ?? null,
+    };
   },
 
   async delete(client, state) {

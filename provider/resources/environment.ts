@@ -7,7 +7,13 @@ import type { Validator } from '../framework/schema';
 
 const envName: Validator = (v, path) =>
   typeof v === 'string' && !/^[a-zA-Z0-9\-_]{1,64}$/.test(v)
-    ? [error('Invalid environment name', 'Only letters, numbers, hyphens and underscores are allowed (at most 64 characters).', path)]
+    ? [
+        error(
+          'Invalid environment name',
+          'Only letters, numbers, hyphens and underscores are allowed (at most 64 characters).',
+          path,
+        ),
+      ]
     : [];
 
 export const environmentResource: ResourceDef<Client> = {
@@ -16,13 +22,34 @@ export const environmentResource: ResourceDef<Client> = {
   schema: {
     version: 0,
     block: {
-      description: 'An environment of a Phase app. Renaming updates it in place; moving it to another app re-creates it.',
+      description:
+        'An environment of a Phase app. Renaming updates it in place; moving it to another app re-creates it.',
       attributes: {
         id: idAttr('environment'),
-        app_id: { type: 'string', required: true, description: 'The app the environment belongs to.', planModifiers: ['requiresReplace'] },
-        name: { type: 'string', required: true, description: 'Environment name.', validators: [envName, maxLength(64)] },
-        env_type: { type: 'string', computed: true, description: '`dev`, `staging`, `prod` or `custom`.', planModifiers: ['useStateForUnknown'] },
-        index: { type: 'number', computed: true, description: 'Display order within the app.', planModifiers: ['useStateForUnknown'] },
+        app_id: {
+          type: 'string',
+          required: true,
+          description: 'The app the environment belongs to.',
+          planModifiers: ['requiresReplace'],
+        },
+        name: {
+          type: 'string',
+          required: true,
+          description: 'Environment name.',
+          validators: [envName, maxLength(64)],
+        },
+        env_type: {
+          type: 'string',
+          computed: true,
+          description: '`dev`, `staging`, `prod` or `custom`.',
+          planModifiers: ['useStateForUnknown'],
+        },
+        index: {
+          type: 'number',
+          computed: true,
+          description: 'Display order within the app.',
+          planModifiers: ['useStateForUnknown'],
+        },
         created_at: createdAt,
         updated_at: updatedAt,
       },

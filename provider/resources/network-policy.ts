@@ -2,7 +2,17 @@
 import type { ResourceDef } from '../framework/provider';
 import type { TfObject } from '../framework/types';
 import { createdAt, deleteIgnoringGone, idAttr, orNullIfGone, updatedAt, type Client } from '../phase/common';
-import { bool, ipList, maxLength, need, notBlank, oneOf, splitImportId, stableList, strList } from '../phase/values';
+import {
+  bool,
+  ipList,
+  maxLength,
+  need,
+  notBlank,
+  oneOf,
+  splitImportId,
+  stableList,
+  strList,
+} from '../phase/values';
 import type { NetworkPolicy } from '../../core/schemas';
 import type { AccountType } from '../../core/client';
 
@@ -29,14 +39,25 @@ export const networkPolicyResource: ResourceDef<Client> = {
         'to every account; otherwise attach it with `phase_network_policy_attachment`.',
       attributes: {
         id: idAttr('network policy'),
-        name: { type: 'string', required: true, description: 'Policy name.', validators: [notBlank, maxLength(64)] },
+        name: {
+          type: 'string',
+          required: true,
+          description: 'Policy name.',
+          validators: [notBlank, maxLength(64)],
+        },
         allowed_ips: {
           type: ['set', 'string'],
           required: true,
           description: 'IPv4/IPv6 addresses or CIDR ranges, e.g. `["10.0.0.0/24", "2001:db8::/32"]`.',
           validators: [ipList],
         },
-        is_global: { type: 'bool', optional: true, computed: true, default: false, description: 'Apply to every account of the organisation. Default false.' },
+        is_global: {
+          type: 'bool',
+          optional: true,
+          computed: true,
+          default: false,
+          description: 'Apply to every account of the organisation. Default false.',
+        },
         created_at: createdAt,
         updated_at: updatedAt,
       },
@@ -81,10 +102,21 @@ export const networkPolicyAttachmentResource: ResourceDef<Client> = {
   schema: {
     version: 0,
     block: {
-      description: 'Attaches a network policy to a service account or a member. Every change re-creates the attachment.',
+      description:
+        'Attaches a network policy to a service account or a member. Every change re-creates the attachment.',
       attributes: {
-        id: { type: 'string', computed: true, description: '`<policy_id>:<account_id>`.', planModifiers: ['useStateForUnknown'] },
-        policy_id: { type: 'string', required: true, description: 'The network policy.', planModifiers: ['requiresReplace'] },
+        id: {
+          type: 'string',
+          computed: true,
+          description: '`<policy_id>:<account_id>`.',
+          planModifiers: ['useStateForUnknown'],
+        },
+        policy_id: {
+          type: 'string',
+          required: true,
+          description: 'The network policy.',
+          planModifiers: ['requiresReplace'],
+        },
         account_type: {
           type: 'string',
           optional: true,
@@ -94,7 +126,12 @@ export const networkPolicyAttachmentResource: ResourceDef<Client> = {
           validators: [oneOf('service_account', 'member')],
           planModifiers: ['requiresReplace'],
         },
-        account_id: { type: 'string', required: true, description: 'Service account id or organisation member id.', planModifiers: ['requiresReplace'] },
+        account_id: {
+          type: 'string',
+          required: true,
+          description: 'Service account id or organisation member id.',
+          planModifiers: ['requiresReplace'],
+        },
       },
     },
   },
@@ -136,4 +173,3 @@ export const networkPolicyAttachmentResource: ResourceDef<Client> = {
     return { id, policy_id: policyId, account_id: accountId, account_type: 'service_account' };
   },
 };
-

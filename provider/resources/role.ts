@@ -27,7 +27,8 @@ function toPermJson(v: TfValue | undefined): Record<string, string[]> {
 /** Reads one section of a role's permission JSON, keeping prior list order where the set is unchanged. */
 function fromPermJson(json: unknown, prior: TfValue | undefined): Record<string, string[]> {
   const out: Record<string, string[]> = {};
-  const priorMap = prior && typeof prior === 'object' && !Array.isArray(prior) ? (prior as Record<string, TfValue>) : {};
+  const priorMap =
+    prior && typeof prior === 'object' && !Array.isArray(prior) ? (prior as Record<string, TfValue>) : {};
   if (json && typeof json === 'object' && !Array.isArray(json)) {
     for (const [k, list] of Object.entries(json as Record<string, unknown>)) {
       if (Array.isArray(list)) out[k] = stableList(list.map(String), priorMap[k] ?? null);
@@ -61,12 +62,32 @@ export const roleResource: ResourceDef<Client> = {
       description: 'A custom role: organisation-level `permissions` and per-app `app_permissions`.',
       attributes: {
         id: idAttr('role'),
-        name: { type: 'string', required: true, description: 'Role name, unique in the organisation.', validators: [notBlank, maxLength(64)] },
-        description: { type: 'string', optional: true, description: 'Description (at most 500 characters).', validators: [maxLength(500)] },
-        color: { type: 'string', optional: true, description: 'Display colour such as `#3b82f6`.', validators: [maxLength(7)] },
+        name: {
+          type: 'string',
+          required: true,
+          description: 'Role name, unique in the organisation.',
+          validators: [notBlank, maxLength(64)],
+        },
+        description: {
+          type: 'string',
+          optional: true,
+          description: 'Description (at most 500 characters).',
+          validators: [maxLength(500)],
+        },
+        color: {
+          type: 'string',
+          optional: true,
+          description: 'Display colour such as `#3b82f6`.',
+          validators: [maxLength(7)],
+        },
         permissions: permMap('Organisation-level'),
         app_permissions: permMap('App-level'),
-        is_default: { type: 'bool', computed: true, description: 'Always false for roles managed here.', planModifiers: ['useStateForUnknown'] },
+        is_default: {
+          type: 'bool',
+          computed: true,
+          description: 'Always false for roles managed here.',
+          planModifiers: ['useStateForUnknown'],
+        },
         created_at: createdAt,
       },
     },
@@ -77,7 +98,10 @@ export const roleResource: ResourceDef<Client> = {
       name: need(planned, 'name'),
       description: str(planned, 'description'),
       color: str(planned, 'color'),
-      permissions: { permissions: toPermJson(planned.permissions), app_permissions: toPermJson(planned.app_permissions) },
+      permissions: {
+        permissions: toPermJson(planned.permissions),
+        app_permissions: toPermJson(planned.app_permissions),
+      },
     });
     return roleState(role, planned);
   },
@@ -92,7 +116,10 @@ export const roleResource: ResourceDef<Client> = {
       name: need(planned, 'name'),
       description: str(planned, 'description') ?? '',
       color: str(planned, 'color') ?? '',
-      permissions: { permissions: toPermJson(planned.permissions), app_permissions: toPermJson(planned.app_permissions) },
+      permissions: {
+        permissions: toPermJson(planned.permissions),
+        app_permissions: toPermJson(planned.app_permissions),
+      },
     });
     return roleState(role, planned);
   },

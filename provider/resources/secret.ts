@@ -31,7 +31,10 @@ function overrideFrom(o: TfObject): { value: string; isActive: boolean } | undef
 }
 
 function secretState(s: SseSecret, prior: TfObject, opts: { keepValueNull: boolean }): TfObject {
-  const tags = s.tags.length === 0 && (prior.tags === null || prior.tags === undefined) ? null : stableList(s.tags, prior.tags ?? null);
+  const tags =
+    s.tags.length === 0 && (prior.tags === null || prior.tags === undefined)
+      ? null
+      : stableList(s.tags, prior.tags ?? null);
   return {
     ...prior,
     id: s.id,
@@ -68,16 +71,37 @@ export const secretResource: ResourceDef<Client> = {
         'Set exactly one of `value` (stored in state, sensitive) or `value_wo` (write-only, never stored).',
       attributes: {
         id: idAttr('secret'),
-        app_id: { type: 'string', required: true, description: 'The app id.', planModifiers: ['requiresReplace'] },
-        env: { type: 'string', required: true, description: 'Environment name (case-insensitive), e.g. `Development`.', planModifiers: ['requiresReplace'] },
-        key: { type: 'string', required: true, description: 'Secret key; the server stores it upper-case.', validators: [notBlank] },
-        value: { type: 'string', optional: true, sensitive: true, description: 'Secret value (stored in state, marked sensitive).' },
+        app_id: {
+          type: 'string',
+          required: true,
+          description: 'The app id.',
+          planModifiers: ['requiresReplace'],
+        },
+        env: {
+          type: 'string',
+          required: true,
+          description: 'Environment name (case-insensitive), e.g. `Development`.',
+          planModifiers: ['requiresReplace'],
+        },
+        key: {
+          type: 'string',
+          required: true,
+          description: 'Secret key; the server stores it upper-case.',
+          validators: [notBlank],
+        },
+        value: {
+          type: 'string',
+          optional: true,
+          sensitive: true,
+          description: 'Secret value (stored in state, marked sensitive).',
+        },
         value_wo: {
           type: 'string',
           optional: true,
           sensitive: true,
           writeOnly: true,
-          description: 'Write-only secret value: sent to Phase, never stored in plan or state. Change `value_wo_version` to push a new value.',
+          description:
+            'Write-only secret value: sent to Phase, never stored in plan or state. Change `value_wo_version` to push a new value.',
         },
         value_wo_version: {
           type: 'number',
@@ -85,9 +109,23 @@ export const secretResource: ResourceDef<Client> = {
           description: 'Any change writes `value_wo` again (the write-only value itself is never compared).',
         },
         comment: { type: 'string', optional: true, description: 'Comment shown next to the secret.' },
-        path: { type: 'string', optional: true, computed: true, default: '/', description: 'Folder path, default `/`.' },
-        tags: { type: ['list', 'string'], optional: true, description: 'Tag names (created in the organisation if missing).' },
-        version: { type: 'number', computed: true, description: 'Secret version, incremented by every update.' },
+        path: {
+          type: 'string',
+          optional: true,
+          computed: true,
+          default: '/',
+          description: 'Folder path, default `/`.',
+        },
+        tags: {
+          type: ['list', 'string'],
+          optional: true,
+          description: 'Tag names (created in the organisation if missing).',
+        },
+        version: {
+          type: 'number',
+          computed: true,
+          description: 'Secret version, incremented by every update.',
+        },
         created_at: createdAt,
         updated_at: updatedAt,
       },
@@ -112,10 +150,20 @@ export const secretResource: ResourceDef<Client> = {
     const wo = config.value_wo;
     const set = (x: TfValue): boolean => x !== null;
     if (isUnknown(v) || isUnknown(wo)) return;
-    if (set(v) && set(wo)) diags.push(error('Conflicting arguments', 'Set either value or value_wo, not both.', ['value_wo']));
-    if (!set(v) && !set(wo)) diags.push(error('Missing value', 'Set value, or value_wo for a value that never reaches state.', ['value']));
+    if (set(v) && set(wo))
+      diags.push(error('Conflicting arguments', 'Set either value or value_wo, not both.', ['value_wo']));
+    if (!set(v) && !set(wo))
+      diags.push(
+        error('Missing value', 'Set value, or value_wo for a value that never reaches state.', ['value']),
+      );
     if (set(config.value_wo_version) && !set(wo)) {
-      diags.push(error('value_wo_version without value_wo', 'value_wo_version only has an effect together with value_wo.', ['value_wo_version']));
+      diags.push(
+        error(
+          'value_wo_version without value_wo',
+          'value_wo_version only has an effect together with value_wo.',
+          ['value_wo_version'],
+        ),
+      );
     }
   },
 
@@ -135,7 +183,9 @@ export const secretResource: ResourceDef<Client> = {
     } catch (e) {
       // Like the official provider: an existing secret with this key is taken over and updated.
       if (!(e instanceof ConflictError)) throw e;
-      const existing = (await client.listSecrets({ ...scope(planned), key: input.key })).find((s) => s.path === normalisePath(input.path));
+      const existing = (await client.listSecrets({ ...scope(planned), key: input.key })).find(
+        (s) => s.path === normalisePath(input.path),
+      );
       if (!existing) throw e;
       [created] = await client.updateSecrets(scope(planned), [{ id: existing.id, ...input }]);
     }
@@ -154,7 +204,11 @@ export const secretResource: ResourceDef<Client> = {
   async update(client, prior, planned, config) {
     const useWo = planned.value === null;
     const woChanged = useWo && num(prior, 'value_wo_version') !== num(planned, 'value_wo_version');
-    const value = useWo ? (woChanged || prior.value !== null ? str(config, 'value_wo') : undefined) : str(planned, 'value');
+    const value = useWo
+      ? woChanged || prior.value !== null
+        ? str(config, 'value_wo')
+        : undefined
+      : str(planned, 'value');
     const [updated] = await client.updateSecrets(scope(planned), [
       {
         id: need(prior, 'id'),
@@ -178,7 +232,10 @@ export const secretResource: ResourceDef<Client> = {
     const parts = id.split(':');
     if (parts.length < 4 || parts.slice(0, 2).some((p) => p === '') || parts[parts.length - 1] === '') {
       throw new DiagnosticsError([
-        error('Invalid import id', `Expected "<app_id>:<env>:<path>:<key>" (for example "3f0c…:Production:/:DATABASE_URL"), got "${id}".`),
+        error(
+          'Invalid import id',
+          `Expected "<app_id>:<env>:<path>:<key>" (for example "3f0c…:Production:/:DATABASE_URL"), got "${id}".`,
+        ),
       ]);
     }
     const [appId, env] = parts;

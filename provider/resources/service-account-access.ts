@@ -47,7 +47,12 @@ export const serviceAccountAccessResource: ResourceDef<Client> = {
         'Which apps and environments a service account may use, optionally restricted to secret paths. ' +
         'Apps not listed are revoked; destroying the resource revokes all access. Only server-side-encrypted apps can be granted.',
       attributes: {
-        id: { type: 'string', computed: true, description: 'Same as `service_account_id`.', planModifiers: ['useStateForUnknown'] },
+        id: {
+          type: 'string',
+          computed: true,
+          description: 'Same as `service_account_id`.',
+          planModifiers: ['useStateForUnknown'],
+        },
         service_account_id: {
           type: 'string',
           required: true,
@@ -62,11 +67,16 @@ export const serviceAccountAccessResource: ResourceDef<Client> = {
             description: 'One app the service account can use.',
             attributes: {
               app_id: { type: 'string', required: true, description: 'App id.' },
-              environments: { type: ['set', 'string'], required: true, description: 'Environment ids in that app (at least one).' },
+              environments: {
+                type: ['set', 'string'],
+                required: true,
+                description: 'Environment ids in that app (at least one).',
+              },
               paths: {
                 type: ['set', 'string'],
                 optional: true,
-                description: 'Restrict access to secrets under these paths (phase-bridge extension), e.g. `["/backend"]`.',
+                description:
+                  'Restrict access to secrets under these paths (phase-bridge extension), e.g. `["/backend"]`.',
               },
             },
           },
@@ -81,11 +91,23 @@ export const serviceAccountAccessResource: ResourceDef<Client> = {
       if (!isObjectValue(a)) return;
       const envs = a.environments;
       if (Array.isArray(envs) && envs.length === 0) {
-        diags.push(error('No environments', 'Each app block needs at least one environment; remove the block to revoke the app.', ['app', i, 'environments']));
+        diags.push(
+          error(
+            'No environments',
+            'Each app block needs at least one environment; remove the block to revoke the app.',
+            ['app', i, 'environments'],
+          ),
+        );
       }
       const paths = a.paths;
       if (Array.isArray(paths) && paths.length === 0) {
-        diags.push(error('Empty paths', 'Leave `paths` out to grant every path, or list at least one path.', ['app', i, 'paths']));
+        diags.push(
+          error('Empty paths', 'Leave `paths` out to grant every path, or list at least one path.', [
+            'app',
+            i,
+            'paths',
+          ]),
+        );
       }
       if (Array.isArray(paths)) {
         paths.forEach((p) => {

@@ -7,7 +7,18 @@ import type { ResourceDef } from '../framework/provider';
 import { error, warning } from '../framework/diagnostics';
 import { isUnknown, type TfObject } from '../framework/types';
 import { createdAt, deleteIgnoringGone, idAttr, orNullIfGone, type Client } from '../phase/common';
-import { duration, maxLength, need, notBlank, num, parseDuration, positiveInteger, rfc3339, splitImportId, str } from '../phase/values';
+import {
+  duration,
+  maxLength,
+  need,
+  notBlank,
+  num,
+  parseDuration,
+  positiveInteger,
+  rfc3339,
+  splitImportId,
+  str,
+} from '../phase/values';
 
 /** True when the token's age has reached `rotate_after`. */
 export function rotationDue(createdAtIso: string, rotateAfter: string, now = Date.now()): boolean {
@@ -33,13 +44,25 @@ export const serviceAccountTokenResource: ResourceDef<Client> = {
         'A token that expired or was revoked outside Terraform is planned for re-creation.',
       attributes: {
         id: idAttr('token'),
-        service_account_id: { type: 'string', required: true, description: 'The service account.', planModifiers: ['requiresReplace'] },
-        name: { type: 'string', required: true, description: 'Token name (at most 64 characters).', validators: [notBlank, maxLength(64)], planModifiers: ['requiresReplace'] },
+        service_account_id: {
+          type: 'string',
+          required: true,
+          description: 'The service account.',
+          planModifiers: ['requiresReplace'],
+        },
+        name: {
+          type: 'string',
+          required: true,
+          description: 'Token name (at most 64 characters).',
+          validators: [notBlank, maxLength(64)],
+          planModifiers: ['requiresReplace'],
+        },
         expires_at: {
           type: 'string',
           optional: true,
           computed: true,
-          description: 'Expiry as an RFC 3339 timestamp with a timezone. Computed from `expires_in` when that is used; null = never expires.',
+          description:
+            'Expiry as an RFC 3339 timestamp with a timezone. Computed from `expires_in` when that is used; null = never expires.',
           validators: [rfc3339],
           planModifiers: ['requiresReplace', 'useStateForUnknown'],
         },
@@ -69,7 +92,8 @@ export const serviceAccountTokenResource: ResourceDef<Client> = {
           type: 'string',
           computed: true,
           sensitive: true,
-          description: 'The REST API token `ServiceAccount <hex>` (send as `Authorization: Bearer <bearer_token>`). Stored in state.',
+          description:
+            'The REST API token `ServiceAccount <hex>` (send as `Authorization: Bearer <bearer_token>`). Stored in state.',
           planModifiers: ['useStateForUnknown'],
         },
         created_at: createdAt,
@@ -78,8 +102,15 @@ export const serviceAccountTokenResource: ResourceDef<Client> = {
   },
 
   validate(config, diags) {
-    if (config.expires_at !== null && config.expires_in !== null && !isUnknown(config.expires_at) && !isUnknown(config.expires_in)) {
-      diags.push(error('Conflicting arguments', 'Set either expires_at or expires_in, not both.', ['expires_in']));
+    if (
+      config.expires_at !== null &&
+      config.expires_in !== null &&
+      !isUnknown(config.expires_at) &&
+      !isUnknown(config.expires_in)
+    ) {
+      diags.push(
+        error('Conflicting arguments', 'Set either expires_at or expires_in, not both.', ['expires_in']),
+      );
     }
     const at = str(config, 'expires_at');
     if (at && !Number.isNaN(Date.parse(at)) && Date.parse(at) <= Date.now()) {
@@ -90,7 +121,11 @@ export const serviceAccountTokenResource: ResourceDef<Client> = {
     const rotMs = rot ? parseDuration(rot) : undefined;
     if (rotMs !== undefined && ttl !== undefined && rotMs >= ttl * 1000) {
       diags.push(
-        warning('Token expires before rotation', 'rotate_after is not shorter than expires_in: the token will expire before Terraform rotates it.', ['rotate_after']),
+        warning(
+          'Token expires before rotation',
+          'rotate_after is not shorter than expires_in: the token will expire before Terraform rotates it.',
+          ['rotate_after'],
+        ),
       );
     }
   },
@@ -133,7 +168,9 @@ export const serviceAccountTokenResource: ResourceDef<Client> = {
       ...state,
       name: t.name,
       expires_at: sameInstant(prior, t.expiresAt) ? (prior as string) : (t.expiresAt ?? null),
-      created_at: sameInstant(str(state, 'created_at'), t.createdAt) ? state.created_at : (t.createdAt ?? state.created_at),
+      created_at: sameInstant(str(state, 'created_at'), t.createdAt)
+        ? state.created_at
+        : (t.createdAt ?? state.created_at),
     };
   },
 
@@ -143,7 +180,9 @@ export const serviceAccountTokenResource: ResourceDef<Client> = {
   },
 
   async delete(client, state) {
-    await deleteIgnoringGone(() => client.deleteServiceAccountToken(need(state, 'service_account_id'), need(state, 'id')));
+    await deleteIgnoringGone(() =>
+      client.deleteServiceAccountToken(need(state, 'service_account_id'), need(state, 'id')),
+    );
   },
 
   importState(id): TfObject {

@@ -14,11 +14,17 @@ export const serviceAccountResource: ResourceDef<Client> = {
         'revokes it at once, because nobody could hold it: manage tokens with `phase_service_account_token`.',
       attributes: {
         id: idAttr('service account'),
-        name: { type: 'string', required: true, description: 'Name (at most 64 characters).', validators: [notBlank, maxLength(64)] },
+        name: {
+          type: 'string',
+          required: true,
+          description: 'Name (at most 64 characters).',
+          validators: [notBlank, maxLength(64)],
+        },
         role_id: {
           type: 'string',
           required: true,
-          description: 'Role id (for example from the `phase_role` data source). Roles with global access (Owner, Admin) are refused.',
+          description:
+            'Role id (for example from the `phase_role` data source). Roles with global access (Owner, Admin) are refused.',
         },
         role_name: { type: 'string', computed: true, description: 'Name of the role.' },
         created_at: createdAt,
@@ -28,7 +34,10 @@ export const serviceAccountResource: ResourceDef<Client> = {
   },
 
   async create(client, planned) {
-    const sa = await client.createServiceAccount({ name: need(planned, 'name'), role_id: need(planned, 'role_id') });
+    const sa = await client.createServiceAccount({
+      name: need(planned, 'name'),
+      role_id: need(planned, 'role_id'),
+    });
     // The initial token is shown once and would never expire; nobody holds it, so revoke it.
     await deleteIgnoringGone(() => client.deleteServiceAccountToken(sa.id, sa.initialToken.id));
     return {
@@ -54,7 +63,10 @@ export const serviceAccountResource: ResourceDef<Client> = {
   },
 
   async update(client, prior, planned) {
-    const sa = await client.updateServiceAccount(need(prior, 'id'), { name: need(planned, 'name'), role_id: need(planned, 'role_id') });
+    const sa = await client.updateServiceAccount(need(prior, 'id'), {
+      name: need(planned, 'name'),
+      role_id: need(planned, 'role_id'),
+    });
     return { ...planned, role_name: sa.role?.name ?? null, updated_at: sa.updatedAt ?? null };
   },
 

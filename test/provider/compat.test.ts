@@ -133,7 +133,11 @@ describe('configurations written for the official Phase provider', () => {
     expect((await out('db_password_read')) === 'super-secret-password').toBe(true);
     // An active personal override wins in phase_secrets, as in the official provider.
     expect((await out('debug_value')) === 'true').toBe(true);
-    expect(JSON.parse((await ws.tf(dir, ['output', '-json', 'all_secret_keys'])).stdout)).toEqual(['DATABASE_PASSWORD', 'DEBUG', 'EXISTING']);
+    expect(JSON.parse((await ws.tf(dir, ['output', '-json', 'all_secret_keys'])).stdout)).toEqual([
+      'DATABASE_PASSWORD',
+      'DEBUG',
+      'EXISTING',
+    ]);
     expect(await out('managed_secret_version')).toBe('1');
     expect(await out('managed_secret_updated_at')).toMatch(/^\d{4}-\d{2}-\d{2}T/);
   });

@@ -13,9 +13,13 @@ import { startPlugin, type Plugin } from './plugin-client';
 
 type WireDiag = { severity: string; summary: string; detail: string };
 const diagsOf = (res: Record<string, unknown>): WireDiag[] => (res.diagnostics as WireDiag[]) ?? [];
-const resType = (name: string) => blockType(providerDef.resources.find((r) => r.typeName === name)!.schema.block);
-const dsType = (name: string) => blockType(providerDef.dataSources.find((r) => r.typeName === name)!.schema.block);
-const mp = (t: ReturnType<typeof resType>, v: TfObject | null) => ({ msgpack: Buffer.from(encodeValue(t, v)) });
+const resType = (name: string) =>
+  blockType(providerDef.resources.find((r) => r.typeName === name)!.schema.block);
+const dsType = (name: string) =>
+  blockType(providerDef.dataSources.find((r) => r.typeName === name)!.schema.block);
+const mp = (t: ReturnType<typeof resType>, v: TfObject | null) => ({
+  msgpack: Buffer.from(encodeValue(t, v)),
+});
 
 describe('provider diagnostics and data against a real server', () => {
   let srv: TestServer;
@@ -26,12 +30,19 @@ describe('provider diagnostics and data against a real server', () => {
     diagsOf(
       await plugin.call('ConfigureProvider', {
         terraform_version: '1.11.4',
-        config: { msgpack: Buffer.from(encodeValue(blockType(providerDef.schema.block), { host: srv.url, phase_token: token })) },
+        config: {
+          msgpack: Buffer.from(
+            encodeValue(blockType(providerDef.schema.block), { host: srv.url, phase_token: token }),
+          ),
+        },
       }),
     );
 
   /** Plans then applies a create, as Terraform does; returns the new state or the diagnostics. */
-  const create = async (type: string, config: TfObject): Promise<{ state: TfObject | null; diags: WireDiag[] }> => {
+  const create = async (
+    type: string,
+    config: TfObject,
+  ): Promise<{ state: TfObject | null; diags: WireDiag[] }> => {
     const t = resType(type);
     const planRes = await plugin.call('PlanResourceChange', {
       type_name: type,
@@ -59,7 +70,10 @@ describe('provider diagnostics and data against a real server', () => {
     return isObjectValue(v) ? v : null;
   };
 
-  const readData = async (type: string, config: TfObject): Promise<{ state: TfObject | null; diags: WireDiag[] }> => {
+  const readData = async (
+    type: string,
+    config: TfObject,
+  ): Promise<{ state: TfObject | null; diags: WireDiag[] }> => {
     const t = dsType(type);
     const res = await plugin.call('ReadDataSource', { type_name: type, config: mp(t, config) });
     const v = res.state ? decodeValue(t, (res.state as { msgpack: Uint8Array }).msgpack, []) : null;
@@ -77,7 +91,11 @@ describe('provider diagnostics and data against a real server', () => {
   });
 
   it('reports an unknown token as an authentication failure with the upstream message', async () => {
-    expect(await configure(`pss_user:v1:${'ab'.repeat(32)}:${'cd'.repeat(32)}:${'ef'.repeat(32)}:${'01'.repeat(32)}`)).toEqual([]);
+    expect(
+      await configure(
+        `pss_user:v1:${'ab'.repeat(32)}:${'cd'.repeat(32)}:${'ef'.repeat(32)}:${'01'.repeat(32)}`,
+      ),
+    ).toEqual([]);
     const { diags } = await readData('phase_app', { name: 'x' });
     expect(diags).toHaveLength(1);
     expect(diags[0].summary).toBe('Authentication failed');
@@ -98,7 +116,10 @@ describe('provider diagnostics and data against a real server', () => {
 
   it('reports not found, conflict and validation errors with what Phase said', async () => {
     await configure(srv.ownerToken);
-    const nf = await create('phase_environment', { app_id: '00000000-0000-4000-8000-000000000000', name: 'qa' });
+    const nf = await create('phase_environment', {
+      app_id: '00000000-0000-4000-8000-000000000000',
+      name: 'qa',
+    });
     expect(nf.diags[0].summary).toBe('Not found');
     expect(nf.diags[0].detail).toMatch(/create of phase_environment/);
 
@@ -137,11 +158,20 @@ describe('provider diagnostics and data against a real server', () => {
     const ds = await readData('phase_service_account', { name: 'scoped' });
     expect(ds.state).toMatchObject({ id: saId, role_name: 'Service', app_ids: [app.id], token_ids: [] });
     const appDs = await readData('phase_app', { name: 'paths-app' });
-    expect(appDs.state).toMatchObject({ id: app.id, sse_enabled: true, environments: ['Development', 'Staging', 'Production'] });
+    expect(appDs.state).toMatchObject({
+      id: app.id,
+      sse_enabled: true,
+      environments: ['Development', 'Staging', 'Production'],
+    });
     expect((appDs.state!.environment_ids as Record<string, string>).Development).toBe(dev.id);
     const roleDs = await readData('phase_role', { name: 'Service' });
     expect(roleDs.state).toMatchObject({ id: service.id, is_default: true });
-    expect((roleDs.state!.app_permissions as Record<string, string[]>).Secrets).toEqual(['create', 'read', 'update', 'delete']);
+    expect((roleDs.state!.app_permissions as Record<string, string[]>).Secrets).toEqual([
+      'create',
+      'read',
+      'update',
+      'delete',
+    ]);
 
     await owner.deleteServiceAccount(saId);
     expect(await read('phase_service_account', sa.state!)).toBeNull();

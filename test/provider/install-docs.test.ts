@@ -66,20 +66,35 @@ describe('provider install', () => {
 describe('provider documentation', () => {
   const docs = join(ROOT, 'docs', 'provider');
   const index = readFileSync(join(docs, 'index.md'), 'utf8');
-  const pages: Array<[string, string, { typeName: string; schema: { block: { attributes: object; blocks?: object } }; importIdFormat?: string }]> = [
+  const pages: Array<
+    [
+      string,
+      string,
+      {
+        typeName: string;
+        schema: { block: { attributes: object; blocks?: object } };
+        importIdFormat?: string;
+      },
+    ]
+  > = [
     ...providerDef.resources.map((r) => ['resources', 'resource', r] as [string, string, typeof r]),
     ...providerDef.dataSources.map((r) => ['data-sources', 'data', r] as [string, string, typeof r]),
-    ...providerDef.ephemeralResources.map((r) => ['ephemeral-resources', 'ephemeral', r] as [string, string, typeof r]),
+    ...providerDef.ephemeralResources.map(
+      (r) => ['ephemeral-resources', 'ephemeral', r] as [string, string, typeof r],
+    ),
   ];
 
-  it.each(pages.map(([dir, kind, r]) => [`${kind} ${r.typeName}`, dir, kind, r] as const))('%s has a page with an example, every attribute and its import id', (_label, dir, kind, r) => {
-    const file = `${dir}/${r.typeName.replace(/^phase_/, '')}.md`;
-    const text = readFileSync(join(docs, file), 'utf8');
-    expect(index).toContain(`(${file})`);
-    const keyword = kind === 'resource' ? 'resource' : kind === 'data' ? 'data' : 'ephemeral';
-    expect(text).toContain(`${keyword} "${r.typeName}"`);
-    for (const name of Object.keys(r.schema.block.attributes)) expect(text).toContain(`\`${name}\``);
-    for (const name of Object.keys(r.schema.block.blocks ?? {})) expect(text).toContain(`\`${name}\``);
-    if (kind === 'resource') expect(text).toContain(`Import id: \`${r.importIdFormat}\``);
-  });
+  it.each(pages.map(([dir, kind, r]) => [`${kind} ${r.typeName}`, dir, kind, r] as const))(
+    '%s has a page with an example, every attribute and its import id',
+    (_label, dir, kind, r) => {
+      const file = `${dir}/${r.typeName.replace(/^phase_/, '')}.md`;
+      const text = readFileSync(join(docs, file), 'utf8');
+      expect(index).toContain(`(${file})`);
+      const keyword = kind === 'resource' ? 'resource' : kind === 'data' ? 'data' : 'ephemeral';
+      expect(text).toContain(`${keyword} "${r.typeName}"`);
+      for (const name of Object.keys(r.schema.block.attributes)) expect(text).toContain(`\`${name}\``);
+      for (const name of Object.keys(r.schema.block.blocks ?? {})) expect(text).toContain(`\`${name}\``);
+      if (kind === 'resource') expect(text).toContain(`Import id: \`${r.importIdFormat}\``);
+    },
+  );
 });

@@ -31,12 +31,16 @@ function newestMtime(dir: string, ext: string): { file: string; mtime: number } 
 /** Fails clearly when the provider was not built, or was built before its sources last changed. */
 export function assertProviderBuilt(): void {
   if (!existsSync(PROVIDER_ENTRY)) {
-    throw new Error(`${relative(ROOT, PROVIDER_ENTRY)} is missing: run \`npm run build\` before the provider tests.`);
+    throw new Error(
+      `${relative(ROOT, PROVIDER_ENTRY)} is missing: run \`npm run build\` before the provider tests.`,
+    );
   }
   const src = newestMtime(join(ROOT, 'provider'), '.ts');
   const built = newestMtime(join(ROOT, 'dist', 'provider'), '.js');
   if (src.mtime > built.mtime + 1000) {
-    throw new Error(`dist/provider is older than ${relative(ROOT, src.file)}: run \`npm run build\` before the provider tests.`);
+    throw new Error(
+      `dist/provider is older than ${relative(ROOT, src.file)}: run \`npm run build\` before the provider tests.`,
+    );
   }
 }
 
@@ -62,7 +66,10 @@ export function derToPem(b64Raw: string): string {
   return `-----BEGIN CERTIFICATE-----\n${b64.replace(/(.{64})/g, '$1\n').replace(/\n$/, '')}\n-----END CERTIFICATE-----\n`;
 }
 
-type Unary = (req: unknown, cb: (err: grpc.ServiceError | null, res: Record<string, unknown>) => void) => void;
+type Unary = (
+  req: unknown,
+  cb: (err: grpc.ServiceError | null, res: Record<string, unknown>) => void,
+) => void;
 
 export interface Plugin {
   proc: ChildProcessWithoutNullStreams;
@@ -81,10 +88,15 @@ export interface Plugin {
   kill(): void;
 }
 
-const ctor = (service: string): grpc.ServiceClientConstructor => grpc.makeGenericClientConstructor(serviceDefinition(service), service);
+const ctor = (service: string): grpc.ServiceClientConstructor =>
+  grpc.makeGenericClientConstructor(serviceDefinition(service), service);
 
 export function mtlsCredentials(serverCertPem: string, client: GeneratedCert): grpc.ChannelCredentials {
-  return grpc.credentials.createSsl(Buffer.from(serverCertPem), Buffer.from(client.keyPem), Buffer.from(client.certPem));
+  return grpc.credentials.createSsl(
+    Buffer.from(serverCertPem),
+    Buffer.from(client.keyPem),
+    Buffer.from(client.certPem),
+  );
 }
 
 const CHANNEL_OPTS = { 'grpc.ssl_target_name_override': 'localhost', 'grpc.default_authority': 'localhost' };
@@ -125,9 +137,15 @@ export async function startPlugin(opts: { env?: Record<string, string | undefine
   const handshake = parseHandshake(line);
   const creds = mtlsCredentials(derToPem(handshake.cert), clientCert);
   const target = `unix:${handshake.address}`;
-  const provider = new (ctor('tfplugin6.Provider'))(target, creds, CHANNEL_OPTS) as Record<string, Unary> & grpc.Client;
-  const health = new (ctor('grpc.health.v1.Health'))(target, creds, CHANNEL_OPTS) as Record<string, Unary> & grpc.Client;
-  const controller = new (ctor('plugin.GRPCController'))(target, creds, CHANNEL_OPTS) as Record<string, Unary> & grpc.Client;
+  const provider = new (ctor('tfplugin6.Provider'))(target, creds, CHANNEL_OPTS) as Record<string, Unary> &
+    grpc.Client;
+  const health = new (ctor('grpc.health.v1.Health'))(target, creds, CHANNEL_OPTS) as Record<string, Unary> &
+    grpc.Client;
+  const controller = new (ctor('plugin.GRPCController'))(target, creds, CHANNEL_OPTS) as Record<
+    string,
+    Unary
+  > &
+    grpc.Client;
   const stdio = new (ctor('plugin.GRPCStdio'))(target, creds, CHANNEL_OPTS) as unknown as grpc.Client & {
     StreamStdio(req: unknown): grpc.ClientReadableStream<unknown>;
   };

@@ -15,20 +15,44 @@ import { decodeValue, encodeValue } from '../../provider/framework/msgpack';
 import { blockType } from '../../provider/framework/schema';
 import { UNKNOWN, Unknown, type TfObject } from '../../provider/framework/types';
 import { providerDef } from '../../provider/phase/provider';
-import { PROVIDER_ENTRY, assertProviderBuilt, derToPem, mtlsCredentials, startPlugin, type Plugin } from './plugin-client';
+import {
+  PROVIDER_ENTRY,
+  assertProviderBuilt,
+  derToPem,
+  mtlsCredentials,
+  startPlugin,
+  type Plugin,
+} from './plugin-client';
 
-const typeOf = (name: string) => blockType(providerDef.resources.find((r) => r.typeName === name)!.schema.block);
+const typeOf = (name: string) =>
+  blockType(providerDef.resources.find((r) => r.typeName === name)!.schema.block);
 const dv = (name: string, v: TfObject | null) => ({ msgpack: Buffer.from(encodeValue(typeOf(name), v)) });
-type WireDiag = { severity: string; summary: string; detail: string; attribute?: { steps: Array<Record<string, unknown>> } };
+type WireDiag = {
+  severity: string;
+  summary: string;
+  detail: string;
+  attribute?: { steps: Array<Record<string, unknown>> };
+};
+type WireSchema = {
+  block: { attributes: Array<{ name: string; type: Uint8Array } & Record<string, unknown>> };
+};
+const bytesOf = (v: unknown): Uint8Array => (v as { msgpack: Uint8Array }).msgpack;
+const replacePaths = (res: Record<string, unknown>): unknown[] =>
+  (res.requires_replace as Array<{ steps: Array<{ attribute_name?: string }> }>).map(
+    (p) => p.steps[0].attribute_name,
+  );
 const diagsOf = (res: Record<string, unknown>): WireDiag[] => (res.diagnostics as WireDiag[]) ?? [];
-const stepNames = (d: WireDiag): unknown[] => (d.attribute?.steps ?? []).map((s) => s.attribute_name ?? s.element_key_int ?? s.element_key_string);
+const stepNames = (d: WireDiag): unknown[] =>
+  (d.attribute?.steps ?? []).map((s) => s.attribute_name ?? s.element_key_int ?? s.element_key_string);
 
 describe('provider plugin over gRPC (spec §1–§7)', () => {
   let plugin: Plugin;
 
   beforeAll(async () => {
     assertProviderBuilt();
-    plugin = await startPlugin({ env: { PHASE_TOKEN: undefined, PHASE_SERVICE_TOKEN: undefined, PHASE_PAT_TOKEN: undefined } });
+    plugin = await startPlugin({
+      env: { PHASE_TOKEN: undefined, PHASE_SERVICE_TOKEN: undefined, PHASE_PAT_TOKEN: undefined },
+    });
   });
   afterAll(() => plugin?.kill());
 
@@ -53,7 +77,11 @@ describe('provider plugin over gRPC (spec §1–§7)', () => {
     const stranger = generateCert(1);
     const client = plugin.rawClient(mtlsCredentials(derToPem(plugin.handshake.cert), stranger));
     const err = await new Promise<grpc.ServiceError | null>((resolve) =>
-      (client as any).GetMetadata({}, { deadline: Date.now() + 5000 }, (e: grpc.ServiceError | null) => resolve(e)),
+      (
+        client as unknown as {
+          GetMetadata: (r: object, o: object, cb: (e: grpc.ServiceError | null) => void) => void;
+        }
+      ).GetMetadata({}, { deadline: Date.now() + 5000 }, (e: grpc.ServiceError | null) => resolve(e)),
     );
     client.close();
     expect(err).not.toBeNull();
@@ -63,7 +91,7 @@ describe('provider plugin over gRPC (spec §1–§7)', () => {
   it('serves the full schema: resources, data sources, the ephemeral token, write-only and sensitive flags', async () => {
     const res = await plugin.call('GetProviderSchema');
     expect(diagsOf(res)).toEqual([]);
-    const resources = res.resource_schemas as Record<string, any>;
+    const resources = res.resource_schemas as Record<string, WireSchema>;
     expect(Object.keys(resources).sort()).toEqual(
       [
         'phase_app',
@@ -77,20 +105,32 @@ describe('provider plugin over gRPC (spec §1–§7)', () => {
         'phase_service_account_token',
       ].sort(),
     );
-    expect(Object.keys(res.data_source_schemas as object).sort()).toEqual(['phase_app', 'phase_role', 'phase_secrets', 'phase_service_account']);
+    expect(Object.keys(res.data_source_schemas as object).sort()).toEqual([
+      'phase_app',
+      'phase_role',
+      'phase_secrets',
+      'phase_service_account',
+    ]);
     expect(Object.keys(res.ephemeral_resource_schemas as object)).toEqual(['phase_service_account_token']);
-    const attr = (type: string, name: string) => resources[type].block.attributes.find((a: any) => a.name === name);
-    expect(attr('phase_secret', 'value_wo')).toMatchObject({ write_only: true, sensitive: true, optional: true });
+    const attr = (type: string, name: string) =>
+      resources[type].block.attributes.find((a) => a.name === name);
+    expect(attr('phase_secret', 'value_wo')).toMatchObject({
+      write_only: true,
+      sensitive: true,
+      optional: true,
+    });
     expect(attr('phase_service_account_token', 'token')).toMatchObject({ sensitive: true, computed: true });
-    expect(Buffer.from(attr('phase_secret', 'tags').type).toString()).toBe('["list","string"]');
-    const provider = (res.provider as any).block.attributes.map((a: any) => a.name).sort();
+    expect(Buffer.from(attr('phase_secret', 'tags')!.type).toString()).toBe('["list","string"]');
+    const provider = (res.provider as WireSchema).block.attributes.map((a) => a.name).sort();
     expect(provider).toEqual(['host', 'phase_token', 'skip_tls_verification']);
   });
 
   it('answers GetMetadata and leaves unimplemented RPCs UNIMPLEMENTED', async () => {
     const md = await plugin.call('GetMetadata');
     expect((md.resources as unknown[]).length).toBe(9);
-    await expect(plugin.call('CallFunction', { name: 'x' })).rejects.toMatchObject({ code: grpc.status.UNIMPLEMENTED });
+    await expect(plugin.call('CallFunction', { name: 'x' })).rejects.toMatchObject({
+      code: grpc.status.UNIMPLEMENTED,
+    });
   });
 
   it('points validation diagnostics at the attribute path', async () => {
@@ -106,14 +146,20 @@ describe('provider plugin over gRPC (spec §1–§7)', () => {
       client_capabilities: { write_only_attributes_allowed: true },
     });
     const d = diagsOf(res);
-    expect(d.map((x) => stepNames(x)[0]).sort()).toEqual(['expires_at', 'expires_in', 'expires_in', 'rotate_after'].sort());
+    expect(d.map((x) => stepNames(x)[0]).sort()).toEqual(
+      ['expires_at', 'expires_in', 'expires_in', 'rotate_after'].sort(),
+    );
     expect(d.find((x) => stepNames(x)[0] === 'rotate_after')!.detail).toMatch(/"720h"/);
   });
 
   it('refuses a write-only attribute when Terraform does not support write-only attributes', async () => {
     const cfg = { app_id: 'a', env: 'Development', key: 'K', value_wo: 'secret', value_wo_version: 1 };
     const refused = diagsOf(
-      await plugin.call('ValidateResourceConfig', { type_name: 'phase_secret', config: dv('phase_secret', cfg), client_capabilities: {} }),
+      await plugin.call('ValidateResourceConfig', {
+        type_name: 'phase_secret',
+        config: dv('phase_secret', cfg),
+        client_capabilities: {},
+      }),
     );
     expect(refused).toHaveLength(1);
     expect(refused[0].summary).toBe('Write-only attribute not supported');
@@ -128,7 +174,14 @@ describe('provider plugin over gRPC (spec §1–§7)', () => {
 
   it('plans a create with unknown computed values and a null write-only value', async () => {
     const t = typeOf('phase_secret');
-    const config = { app_id: UNKNOWN, env: 'Development', key: 'K', value_wo: 'v', value_wo_version: 1, override: [] };
+    const config = {
+      app_id: UNKNOWN,
+      env: 'Development',
+      key: 'K',
+      value_wo: 'v',
+      value_wo_version: 1,
+      override: [],
+    };
     const res = await plugin.call('PlanResourceChange', {
       type_name: 'phase_secret',
       prior_state: dv('phase_secret', null),
@@ -136,7 +189,7 @@ describe('provider plugin over gRPC (spec §1–§7)', () => {
       config: dv('phase_secret', config),
     });
     expect(diagsOf(res)).toEqual([]);
-    const planned = decodeValue(t, (res.planned_state as any).msgpack, []) as TfObject;
+    const planned = decodeValue(t, bytesOf(res.planned_state), []) as TfObject;
     expect(planned.app_id).toBeInstanceOf(Unknown);
     expect(planned.id).toBeInstanceOf(Unknown);
     expect(planned.version).toBeInstanceOf(Unknown);
@@ -159,15 +212,22 @@ describe('provider plugin over gRPC (spec §1–§7)', () => {
       updated_at: '2026-01-01T00:00:00Z',
       override: [],
     };
-    const moved = { ...prior, env: 'Production', id: null, version: null, created_at: null, updated_at: null };
+    const moved = {
+      ...prior,
+      env: 'Production',
+      id: null,
+      version: null,
+      created_at: null,
+      updated_at: null,
+    };
     const res = await plugin.call('PlanResourceChange', {
       type_name: 'phase_secret',
       prior_state: dv('phase_secret', prior),
       proposed_new_state: dv('phase_secret', { ...prior, env: 'Production' }),
       config: dv('phase_secret', moved),
     });
-    expect((res.requires_replace as any[]).map((p) => p.steps[0].attribute_name)).toEqual(['env']);
-    const planned = decodeValue(t, (res.planned_state as any).msgpack, []) as TfObject;
+    expect(replacePaths(res)).toEqual(['env']);
+    const planned = decodeValue(t, bytesOf(res.planned_state), []) as TfObject;
     expect(planned.id).toBeInstanceOf(Unknown);
 
     const rename = await plugin.call('PlanResourceChange', {
@@ -177,7 +237,7 @@ describe('provider plugin over gRPC (spec §1–§7)', () => {
       config: dv('phase_secret', { ...moved, env: 'Development', value: 'v2' }),
     });
     expect(rename.requires_replace).toEqual([]);
-    const p2 = decodeValue(t, (rename.planned_state as any).msgpack, []) as TfObject;
+    const p2 = decodeValue(t, bytesOf(rename.planned_state), []) as TfObject;
     expect(p2.id).toBe('s1');
     expect(p2.created_at).toBe('2026-01-01T00:00:00Z');
     expect(p2.version).toBeInstanceOf(Unknown);
@@ -202,8 +262,8 @@ describe('provider plugin over gRPC (spec §1–§7)', () => {
       config: dv('phase_service_account_token', config),
     });
     expect(diagsOf(res)).toEqual([]);
-    expect((res.requires_replace as any[]).map((p) => p.steps[0].attribute_name)).toEqual(['created_at']);
-    const planned = decodeValue(t, (res.planned_state as any).msgpack, []) as TfObject;
+    expect(replacePaths(res)).toEqual(['created_at']);
+    const planned = decodeValue(t, bytesOf(res.planned_state), []) as TfObject;
     expect(planned.token).toBeInstanceOf(Unknown);
     expect(planned.created_at).toBeInstanceOf(Unknown);
 
@@ -215,7 +275,11 @@ describe('provider plugin over gRPC (spec §1–§7)', () => {
       config: dv('phase_service_account_token', config),
     });
     expect(noop.requires_replace).toEqual([]);
-    expect(decodeValue(t, (noop.planned_state as any).msgpack, [])).toEqual({ ...fresh, expires_at: null, expires_in: null });
+    expect(decodeValue(t, bytesOf(noop.planned_state), [])).toEqual({
+      ...fresh,
+      expires_at: null,
+      expires_in: null,
+    });
   });
 
   it('answers bad input from the client with diagnostics, and keeps serving', async () => {
@@ -235,16 +299,29 @@ describe('provider plugin over gRPC (spec §1–§7)', () => {
     expect(d.map((x) => stepNames(x)[0]).sort()).toEqual(['bogus', 'description', 'name']);
     expect(d.every((x) => x.severity === 'ERROR')).toBe(true);
 
-    const badJson = await plugin.call('UpgradeResourceState', { type_name: 'phase_app', version: 0, raw_state: { json: Buffer.from('{"id":') } });
+    const badJson = await plugin.call('UpgradeResourceState', {
+      type_name: 'phase_app',
+      version: 0,
+      raw_state: { json: Buffer.from('{"id":') },
+    });
     expect(diagsOf(badJson)[0].summary).toBe('Invalid stored state');
 
-    const unknownType = await plugin.call('ReadResource', { type_name: 'phase_nope', current_state: { msgpack: Buffer.from([0xc0]) } });
+    const unknownType = await plugin.call('ReadResource', {
+      type_name: 'phase_nope',
+      current_state: { msgpack: Buffer.from([0xc0]) },
+    });
     expect(diagsOf(unknownType)[0].summary).toBe('Unknown resource type');
 
-    const badImport = await plugin.call('ImportResourceState', { type_name: 'phase_environment', id: 'no-colon' });
+    const badImport = await plugin.call('ImportResourceState', {
+      type_name: 'phase_environment',
+      id: 'no-colon',
+    });
     expect(diagsOf(badImport)[0].detail).toMatch(/<app_id>:<environment_id>|app_id:environment_id/);
 
-    const badHandle = await plugin.call('CloseEphemeralResource', { type_name: 'phase_service_account_token', private: Buffer.from('{') });
+    const badHandle = await plugin.call('CloseEphemeralResource', {
+      type_name: 'phase_service_account_token',
+      private: Buffer.from('{'),
+    });
     expect(diagsOf(badHandle).length).toBe(1);
 
     expect(await plugin.health('plugin')).toBe('SERVING');
@@ -254,10 +331,12 @@ describe('provider plugin over gRPC (spec §1–§7)', () => {
     const res = await plugin.call('UpgradeResourceState', {
       type_name: 'phase_environment',
       version: 0,
-      raw_state: { json: Buffer.from(JSON.stringify({ id: 'e1', app_id: 'a1', name: 'qa', removed_attr: 1 })) },
+      raw_state: {
+        json: Buffer.from(JSON.stringify({ id: 'e1', app_id: 'a1', name: 'qa', removed_attr: 1 })),
+      },
     });
     expect(diagsOf(res)).toEqual([]);
-    const v = decodeValue(typeOf('phase_environment'), (res.upgraded_state as any).msgpack, []) as TfObject;
+    const v = decodeValue(typeOf('phase_environment'), bytesOf(res.upgraded_state), []) as TfObject;
     expect(v).toMatchObject({ id: 'e1', app_id: 'a1', name: 'qa', env_type: null });
   });
 
@@ -279,7 +358,9 @@ describe('provider plugin over gRPC (spec §1–§7)', () => {
     expect(diagsOf(later)).toEqual([]);
     const read = await plugin.call('ReadDataSource', {
       type_name: 'phase_app',
-      config: { msgpack: Buffer.from(encodeValue(blockType(providerDef.dataSources[1].schema.block), { name: 'x' })) },
+      config: {
+        msgpack: Buffer.from(encodeValue(blockType(providerDef.dataSources[1].schema.block), { name: 'x' })),
+      },
     });
     expect(diagsOf(read)[0].summary).toBe('Provider not configured');
   });
@@ -305,16 +386,32 @@ describe('provider plugin over gRPC (spec §1–§7)', () => {
 describe('provider process without Terraform', () => {
   it('ships a protobuf descriptor that matches the .proto files', () => {
     const dir = protoDir();
-    expect(readFileSync(join(dir, 'descriptor.json'), 'utf8')).toBe(buildDescriptor(dir));
+    expect(JSON.parse(readFileSync(join(dir, 'descriptor.json'), 'utf8'))).toEqual(JSON.parse(buildDescriptor(dir)));
   });
 
   it('describes every tfplugin6.Provider RPC of protocol 6.8', () => {
     expect(Object.keys(serviceDefinition('tfplugin6.Provider')).sort()).toEqual(
       [
-        'GetMetadata', 'GetProviderSchema', 'ValidateProviderConfig', 'ValidateResourceConfig', 'ValidateDataResourceConfig',
-        'UpgradeResourceState', 'ConfigureProvider', 'ReadResource', 'PlanResourceChange', 'ApplyResourceChange',
-        'ImportResourceState', 'MoveResourceState', 'ReadDataSource', 'ValidateEphemeralResourceConfig', 'OpenEphemeralResource',
-        'RenewEphemeralResource', 'CloseEphemeralResource', 'GetFunctions', 'CallFunction', 'StopProvider',
+        'GetMetadata',
+        'GetProviderSchema',
+        'ValidateProviderConfig',
+        'ValidateResourceConfig',
+        'ValidateDataResourceConfig',
+        'UpgradeResourceState',
+        'ConfigureProvider',
+        'ReadResource',
+        'PlanResourceChange',
+        'ApplyResourceChange',
+        'ImportResourceState',
+        'MoveResourceState',
+        'ReadDataSource',
+        'ValidateEphemeralResourceConfig',
+        'OpenEphemeralResource',
+        'RenewEphemeralResource',
+        'CloseEphemeralResource',
+        'GetFunctions',
+        'CallFunction',
+        'StopProvider',
       ].sort(),
     );
     expect(serviceDefinition('plugin.GRPCStdio').StreamStdio.responseStream).toBe(true);

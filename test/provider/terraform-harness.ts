@@ -14,7 +14,10 @@ export const TERRAFORM = process.env.TERRAFORM_BIN || 'terraform';
 
 /** Throws a clear error when terraform is missing or older than 1.11 (write-only attributes). */
 export function requireTerraform(): string {
-  const r = spawnSync(TERRAFORM, ['version', '-json'], { encoding: 'utf8', env: { ...process.env, CHECKPOINT_DISABLE: '1' } });
+  const r = spawnSync(TERRAFORM, ['version', '-json'], {
+    encoding: 'utf8',
+    env: { ...process.env, CHECKPOINT_DISABLE: '1' },
+  });
   if (r.error || r.status !== 0) {
     throw new Error(
       `The provider tests need the terraform binary (>= 1.11) on PATH or in TERRAFORM_BIN; "${TERRAFORM}" could not run: ` +
@@ -23,7 +26,8 @@ export function requireTerraform(): string {
   }
   const version = (JSON.parse(r.stdout) as { terraform_version: string }).terraform_version;
   const [maj, min] = version.split('.').map(Number);
-  if (maj < 1 || (maj === 1 && min < 11)) throw new Error(`terraform ${version} is too old: the provider tests need 1.11 or newer`);
+  if (maj < 1 || (maj === 1 && min < 11))
+    throw new Error(`terraform ${version} is too old: the provider tests need 1.11 or newer`);
   return version;
 }
 
@@ -58,8 +62,13 @@ export interface TfResource {
   type: string;
   name: string;
   mode: string;
-  values: Record<string, any>;
+  // Attribute values as `terraform show -json` prints them.
+  values: Record<string, TfJson>;
 }
+
+/** JSON values from terraform's JSON output. */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- arbitrary JSON read by tests
+export type TfJson = any;
 
 export interface TfState {
   values?: { root_module?: { resources?: TfResource[] } };
@@ -74,8 +83,23 @@ export function createWorkspace(phaseEnv: Record<string, string>): Workspace {
   // Empty CLI configuration: no provider_installation block, so the implied local mirror in $HOME is used.
   writeFileSync(rc, '');
   installProvider({ home, entry: PROVIDER_ENTRY });
-  const env: NodeJS.ProcessEnv = { ...process.env, HOME: home, CHECKPOINT_DISABLE: '1', TF_CLI_CONFIG_FILE: rc, TF_IN_AUTOMATION: '1' };
-  for (const k of ['PHASE_HOST', 'PHASE_TOKEN', 'PHASE_SERVICE_TOKEN', 'PHASE_PAT_TOKEN', 'TF_LOG', 'TF_DISABLE_PLUGIN_TLS', 'TF_PLUGIN_CACHE_DIR']) delete env[k];
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    HOME: home,
+    CHECKPOINT_DISABLE: '1',
+    TF_CLI_CONFIG_FILE: rc,
+    TF_IN_AUTOMATION: '1',
+  };
+  for (const k of [
+    'PHASE_HOST',
+    'PHASE_TOKEN',
+    'PHASE_SERVICE_TOKEN',
+    'PHASE_PAT_TOKEN',
+    'TF_LOG',
+    'TF_DISABLE_PLUGIN_TLS',
+    'TF_PLUGIN_CACHE_DIR',
+  ])
+    delete env[k];
   Object.assign(env, phaseEnv);
 
   const run = (dir: string, args: string[], ok: number[] = [0]): Promise<TfResult> =>
@@ -94,7 +118,11 @@ export function createWorkspace(phaseEnv: Record<string, string>): Workspace {
         clearTimeout(timer);
         const res = { code: code ?? -1, stdout, stderr };
         if (!ok.includes(res.code)) {
-          reject(new Error(`terraform ${args.join(' ')} exited ${res.code}\n--- stdout\n${stdout}\n--- stderr\n${stderr}`));
+          reject(
+            new Error(
+              `terraform ${args.join(' ')} exited ${res.code}\n--- stdout\n${stdout}\n--- stderr\n${stderr}`,
+            ),
+          );
         } else resolve(res);
       });
     });
@@ -111,7 +139,8 @@ export function createWorkspace(phaseEnv: Record<string, string>): Workspace {
       return d;
     },
     tf: run,
-    stateText: (dir) => (existsSync(join(dir, 'terraform.tfstate')) ? readFileSync(join(dir, 'terraform.tfstate'), 'utf8') : ''),
+    stateText: (dir) =>
+      existsSync(join(dir, 'terraform.tfstate')) ? readFileSync(join(dir, 'terraform.tfstate'), 'utf8') : '',
     state: async (dir) => JSON.parse((await run(dir, ['show', '-json', '-no-color'])).stdout) as TfState,
     async planActions(dir, extraArgs = []) {
       await run(dir, ['plan', '-input=false', '-no-color', '-out=tfplan', ...extraArgs]);
@@ -120,7 +149,10 @@ export function createWorkspace(phaseEnv: Record<string, string>): Workspace {
       };
       const out: Record<string, string[]> = {};
       for (const rc of plan.resource_changes ?? []) {
-        if (!(rc.change.actions.length === 1 && (rc.change.actions[0] === 'no-op' || rc.change.actions[0] === 'read'))) {
+        if (!(
+          rc.change.actions.length === 1 &&
+          (rc.change.actions[0] === 'no-op' || rc.change.actions[0] === 'read')
+        )) {
           out[rc.address] = rc.change.actions;
         }
       }

@@ -6,7 +6,14 @@
  */
 import { PhaseClient } from '../../core/client';
 import { startTestServer, type TestServer } from '../support/server';
-import { createWorkspace, requireTerraform, resource, resources, type Workspace } from './terraform-harness';
+import {
+  createWorkspace,
+  requireTerraform,
+  resource,
+  resources,
+  type TfJson,
+  type Workspace,
+} from './terraform-harness';
 
 jest.setTimeout(240_000);
 
@@ -140,7 +147,8 @@ describe('terraform with the phase-bridge provider', () => {
     ws.write('main', { 'main.tf': mainConfig({ ...opts, ...o }) });
     return ws.planActions(dir);
   };
-  const st = async (address: string): Promise<Record<string, any>> => resource(await ws.state(dir), address).values;
+  const st = async (address: string): Promise<Record<string, TfJson>> =>
+    resource(await ws.state(dir), address).values;
   const appId = async (): Promise<string> => (await st('phase_app.app')).id as string;
 
   beforeAll(async () => {
@@ -207,7 +215,14 @@ describe('terraform with the phase-bridge provider', () => {
   });
 
   it('updates in place: app, service account and environment names, a secret value, a write-only version bump', async () => {
-    const changes = { appName: 'tf-app-renamed', saName: 'ci-renamed', qaName: 'qa2', dbValue: 'postgres://db-two', woValue: WO_VALUE_2, woVersion: 2 };
+    const changes = {
+      appName: 'tf-app-renamed',
+      saName: 'ci-renamed',
+      qaName: 'qa2',
+      dbValue: 'postgres://db-two',
+      woValue: WO_VALUE_2,
+      woVersion: 2,
+    };
     const actions = await plan(changes);
     expect(actions).toEqual({
       'phase_app.app': ['update'],
@@ -237,14 +252,21 @@ describe('terraform with the phase-bridge provider', () => {
     const newId = (await st('phase_secret.db')).id;
     expect(newId).not.toBe(oldId);
     expect(await owner.listSecrets({ appId: await appId(), env: 'Development', key: 'DB_URL' })).toEqual([]);
-    expect((await owner.listSecrets({ appId: await appId(), env: 'Staging', key: 'DB_URL' })).map((s) => s.id)).toEqual([newId]);
+    expect(
+      (await owner.listSecrets({ appId: await appId(), env: 'Staging', key: 'DB_URL' })).map((s) => s.id),
+    ).toEqual([newId]);
     expect(await plan()).toEqual({});
   });
 
   it('imports existing objects by their documented ids', async () => {
     const id = await appId();
-    await owner.createSecrets({ appId: id, env: 'Production' }, [{ key: 'IMPORTED', value: 'from-outside', path: '/imp' }]);
-    const role = await owner.createRole({ name: 'outside-role', permissions: { permissions: { Apps: ['read'] }, app_permissions: {} } });
+    await owner.createSecrets({ appId: id, env: 'Production' }, [
+      { key: 'IMPORTED', value: 'from-outside', path: '/imp' },
+    ]);
+    const role = await owner.createRole({
+      name: 'outside-role',
+      permissions: { permissions: { Apps: ['read'] }, app_permissions: {} },
+    });
     const extra = `
 resource "phase_secret" "imported" {
   app_id = phase_app.app.id
@@ -260,13 +282,23 @@ resource "phase_role" "imported" {
 `;
     opts = { ...opts, extra };
     ws.write('main', { 'main.tf': mainConfig(opts) });
-    await ws.tf(dir, ['import', '-input=false', '-no-color', 'phase_secret.imported', `${id}:Production:/imp:IMPORTED`]);
+    await ws.tf(dir, [
+      'import',
+      '-input=false',
+      '-no-color',
+      'phase_secret.imported',
+      `${id}:Production:/imp:IMPORTED`,
+    ]);
     await ws.tf(dir, ['import', '-input=false', '-no-color', 'phase_role.imported', role.id]);
     expect((await st('phase_secret.imported')).path).toBe('/imp');
     expect((await st('phase_role.imported')).id).toBe(role.id);
     expect(await plan()).toEqual({});
     // A malformed import id is a diagnostic that says what is expected.
-    const bad = await ws.tf(dir, ['import', '-input=false', '-no-color', 'phase_environment.qa', 'not-an-id'], [1]);
+    const bad = await ws.tf(
+      dir,
+      ['import', '-input=false', '-no-color', 'phase_environment.qa', 'not-an-id'],
+      [1],
+    );
     expect(bad.stderr).toMatch(/<app_id>:<environment_id>/);
   });
 
@@ -332,7 +364,11 @@ resource "phase_secret" "by_ci" {
     await apply({ extra: (opts.extra ?? '') + ephemeral });
     const saId = (await st('phase_service_account.ci')).id;
     // The secret was written with the ephemeral token: the service account's own credentials worked during apply.
-    const [written] = await owner.listSecrets({ appId: await appId(), env: 'Development', key: 'WRITTEN_BY_CI' });
+    const [written] = await owner.listSecrets({
+      appId: await appId(),
+      env: 'Development',
+      key: 'WRITTEN_BY_CI',
+    });
     expect(written?.value).toBe('ok');
     const sa = await owner.getServiceAccount(saId);
     expect(sa.tokens.map((t) => t.name)).toEqual(['ci-token']);
