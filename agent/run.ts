@@ -140,9 +140,16 @@ export async function runCommand(
         if (old.exitCode === null && old.signalCode === null) old.kill('SIGTERM');
         else old.emit('exit', old.exitCode, old.signalCode);
       };
-      const onChange = (e: { scope: string; kind: string }): void => {
-        if (opts.onChange === 'none' || e.kind !== 'updated') return;
+      const onChange = (e: { scope: string; kind: string; reason?: string }): void => {
         if (opts.scope && e.scope !== opts.scope) return;
+        if (e.kind === 'unavailable') {
+          // The child's environment cannot be taken back; say so, and restart nothing with missing secrets.
+          out(
+            `phase-bridge: secrets of ${e.scope} are no longer available (${e.reason ?? 'unknown reason'}); the command keeps the values it started with`,
+          );
+          return;
+        }
+        if (opts.onChange === 'none') return;
         if (debounce) clearTimeout(debounce);
         debounce = setTimeout(() => {
           debounce = undefined;

@@ -263,3 +263,26 @@ test('--once style: the first sync renders, then the agent can stop', async () =
   expect(JSON.parse(readFileSync(file, 'utf8'))).toEqual({ ONE: '1' });
   expect(a.url).toBeUndefined(); // once mode does not listen
 });
+
+test('render: when the token is revoked the rendered file is removed (fail closed)', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'agent-render-'));
+  const file = join(dir, 'app.env');
+  const p = await provision(srv.url, srv.ownerToken, { Development: [{ key: 'GONE', value: 'soon' }] });
+  const a = await startAgent(
+    testConfig({
+      host: srv.url,
+      token: p.token,
+      scopes: [{ app: p.appName, env: 'Development' }],
+      refreshInterval: '100ms',
+      render: { file, format: 'dotenv' },
+    }),
+    { logger: silent },
+  );
+  try {
+    await until(() => existsSync(file));
+    await p.owner.deleteServiceAccountToken(p.saId, p.tokenId);
+    await until(() => !existsSync(file), 5000);
+  } finally {
+    await a.close();
+  }
+});
