@@ -756,6 +756,32 @@ describe.each(STORES)('authorisation (%s)', (store) => {
       expect((await w.owner.req('GET', `/v1/service-accounts/${victim.id}/`)).status).toBe(404);
     });
 
+    test('personal access tokens: an expired PAT and the PAT of a removed member are refused', async () => {
+      const member = await server.addMember('Developer');
+      await w.owner.grantMember(member.id, [{ id: w.app.id, environments: [w.app.envs.Development] }]);
+      const short = await server.mintMemberToken(member.id, { name: 'short', expiresAt: new Date(Date.now() + 1200).toISOString() });
+      const auth = authFor(short.token);
+      await expectAccepted(auth, 'fresh PAT');
+      await sleep(Math.max(0, 1500));
+      await expectRefused(auth, 'expired PAT');
+
+      await expectAccepted(authFor(member.token), 'member PAT before removal');
+      expect((await w.owner.req('DELETE', `/v1/members/${member.id}/`)).status).toBe(204);
+      // Upstream finds the PAT, then fails the member lookup (§4.3: 404 User not found); revoking the PATs (401) is
+      // as good. Never a 2xx, never a secret.
+      for (const [path, headers] of [
+        ['/v1/apps/', {}],
+        [sec(w), {}],
+        ['/service/secrets/', { Environment: w.app.envs.Development }],
+      ] as Array<[string, Record<string, string>]>) {
+        const r = await call(w.url, 'GET', path, { auth: authFor(member.token), headers });
+        expect([path, [401, 404].includes(r.status)]).toEqual([path, true]);
+        expect(r.text).not.toContain('HIDDEN_FROM_OTHERS');
+      }
+      const tokens = await call(w.url, 'GET', '/service/secrets/tokens/', { auth: authFor(member.token) });
+      expect(tokens.status).toBe(403);
+    });
+
     test('the token value is all that authenticates: a wrong type or a near-miss value is refused', async () => {
       const hex = sa.bearer.split(' ')[1];
       const flipped = hex.slice(0, -1) + (hex.endsWith('0') ? '1' : '0');

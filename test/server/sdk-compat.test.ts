@@ -279,6 +279,22 @@ describe.each(STORES)('official Node SDK 3.1.1 against the server (%s)', (store)
     expect((await v1List('Development')).map((s) => s.key)).not.toContain('ONLY_STAGING');
   });
 
+  test('every write, through either API, changes environment.updated_at (§15 item 4)', async () => {
+    const envPath = `/v1/environments/${app.envs.Staging}/`;
+    const stamp = async (): Promise<string> => (await owner.ok('GET', envPath, undefined, 200)).updatedAt as string;
+    const seen = [await stamp()];
+    const sp = owner.secretsPath(app.id, 'Staging');
+    const [made] = await owner.ok('POST', sp, { secrets: [{ key: 'STAMP', value: '1' }] }, 200);
+    seen.push(await stamp());
+    await owner.ok('PUT', sp, { secrets: [{ id: made.id, value: '2' }] }, 200);
+    seen.push(await stamp());
+    await withTimeout(sdk.update({ appId: app.id, envName: 'Staging', secrets: [{ id: made.id, value: '3' }] }), SDK_TIMEOUT, 'sdk.update');
+    seen.push(await stamp());
+    await withTimeout(sdk.delete({ appId: app.id, envName: 'Staging', secretIds: [made.id] }), SDK_TIMEOUT, 'sdk.delete');
+    seen.push(await stamp());
+    for (let i = 1; i < seen.length; i++) expect([i, seen[i] > seen[i - 1]]).toEqual([i, true]);
+  });
+
   test('an environment the account was not granted is invisible to the SDK', async () => {
     await owner.ok('POST', owner.secretsPath(app.id, 'Production'), { secrets: [{ key: 'PROD_ONLY', value: 'p' }] }, 200);
     await expect(sdk.get({ appId: app.id, envName: 'Production' })).rejects.toMatch(/Invalid environment name/);
