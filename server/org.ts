@@ -204,6 +204,13 @@ async function insertMember(
       deleted_at: null,
     })
     .execute();
+  // Joining consumes a pending invite for this email.
+  await trx
+    .updateTable('invites')
+    .set({ valid: 0 })
+    .where('org_id', '=', orgId)
+    .where('invitee_email', '=', email)
+    .execute();
   const minted = mintAccountToken('user', identity.keyring);
   await trx
     .insertInto('user_tokens')

@@ -259,9 +259,28 @@ const m001: Migration = {
   },
 };
 
+const m002: Migration = {
+  async up(db: Kysely<unknown>): Promise<void> {
+    await db.schema
+      .createTable('invites')
+      .addColumn('id', 'text', (c) => c.primaryKey())
+      .addColumn('org_id', 'text', (c) => c.notNull())
+      .addColumn('invitee_email', 'text', (c) => c.notNull())
+      .addColumn('role_id', 'text')
+      .addColumn('invited_by_member', 'text')
+      .addColumn('invited_by_sa', 'text')
+      .addColumn('valid', 'integer', (c) => c.notNull())
+      .addColumn('created_at', ts, (c) => c.notNull())
+      .addColumn('expires_at', ts, (c) => c.notNull())
+      .execute();
+    await db.schema.createIndex('invites_org').on('invites').columns(['org_id', 'invitee_email']).execute();
+  },
+};
+
 /** All migrations, in order. Names sort lexically, so keep the zero-padded prefix. */
 export const MIGRATIONS: Record<string, Migration> = {
   '001_initial': m001,
+  '002_invites': m002,
 };
 
 export const migrationProvider: MigrationProvider = {

@@ -218,6 +218,18 @@ export interface AuditEventTable {
   user_agent: string | null;
 }
 
+export interface InviteTable {
+  id: string;
+  org_id: string;
+  invitee_email: string;
+  role_id: string | null;
+  invited_by_member: string | null;
+  invited_by_sa: string | null;
+  valid: number;
+  created_at: string;
+  expires_at: string;
+}
+
 export interface DB {
   organisations: OrganisationTable;
   roles: RoleTable;
@@ -238,4 +250,5 @@ export interface DB {
   network_policies: NetworkPolicyTable;
   network_policy_attachments: NetworkPolicyAttachmentTable;
   audit_events: AuditEventTable;
+  invites: InviteTable;
 }

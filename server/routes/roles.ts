@@ -216,6 +216,14 @@ export function registerRoles(r: Router, ctx: ServerContext, auth: RequestHandle
         .where('deleted_at', 'is', null)
         .executeTakeFirst();
       if (sa) throw conflict('Cannot delete a role that has service accounts assigned to it.');
+      const invite = await db
+        .selectFrom('invites')
+        .select('id')
+        .where('role_id', '=', role.id)
+        .where('valid', '=', 1)
+        .where('expires_at', '>=', nowIso())
+        .executeTakeFirst();
+      if (invite) throw conflict('Cannot delete a role that has pending invites assigned to it.');
       await db.transaction().execute(async (trx) => {
         await trx.deleteFrom('roles').where('id', '=', role.id).execute();
         await audit(trx, p, {

@@ -4,6 +4,7 @@ import { authenticate } from '../auth';
 import type { ServerContext } from '../context';
 import { registerApps } from './apps';
 import { registerExtensions } from './extensions';
+import { registerInvites } from './invites';
 import { registerMembers } from './members';
 import { registerRoles } from './roles';
 import { registerServiceAccounts } from './service-accounts';
@@ -16,6 +17,7 @@ export function v1Router(ctx: ServerContext): Router {
   registerServiceAccounts(r, ctx, auth);
   registerV1Secrets(r, ctx, auth);
   registerRoles(r, ctx, auth);
+  registerInvites(r, ctx, auth);
   registerMembers(r, ctx, auth);
   registerExtensions(r, ctx, auth);
   return r;

@@ -199,6 +199,63 @@ describe.each(STORES)('organisation API on %s', (store) => {
     expect((await caller(srv, expired.token)('GET', '/v1/apps/')).status).toBe(401);
   });
 
+  test("invites: create with Phase's checks, list, consumed by add-member, cancel", async () => {
+    const r = await owner('POST', '/v1/members/invites/', {
+      email: ' New.Person@Example.com ',
+      role_id: roles.Developer.id,
+    });
+    expect(r.status).toBe(201);
+    expect(r.body).toMatchObject({
+      inviteeEmail: 'new.person@example.com',
+      role: { id: roles.Developer.id, name: 'Developer' },
+      invitedBy: { type: 'member', email: 'owner@example.com' },
+      valid: true,
+    });
+    expect(new Date(r.body.expiresAt).getTime() - Date.now()).toBeGreaterThan(13 * 86_400_000);
+    const errs: Array<[unknown, number, string]> = [
+      [{ email: 'nope', role_id: roles.Developer.id }, 400, "'nope' is not a valid email address."],
+      [{ email: 'a@example.com' }, 400, 'Missing required field: role_id'],
+      [
+        { email: 'a@example.com', role_id: roles.Admin.id },
+        400,
+        "Members cannot be invited with the 'Admin' role.",
+      ],
+      [
+        { email: 'a@example.com', role_id: roles.Manager.id },
+        400,
+        'Members cannot be invited with a role that allows creating service account tokens.',
+      ],
+      [
+        { email: 'owner@example.com', role_id: roles.Developer.id },
+        409,
+        "'owner@example.com' is already a member of this organisation.",
+      ],
+      [
+        { email: 'new.person@example.com', role_id: roles.Developer.id },
+        409,
+        "An active invite already exists for 'new.person@example.com'.",
+      ],
+    ];
+    for (const [body, status, msg] of errs) {
+      const e = await owner('POST', '/v1/members/invites/', body);
+      expect({ status: e.status, body: e.body }).toEqual({ status, body: { error: msg } });
+    }
+    expect((await owner('GET', '/v1/members/invites/')).body.data.map((i: any) => i.id)).toContain(r.body.id);
+    await srv.addMember('Developer', 'new.person@example.com');
+    expect((await owner('GET', '/v1/members/invites/')).body.data.map((i: any) => i.id)).not.toContain(
+      r.body.id,
+    );
+    const other = await owner('POST', '/v1/members/invites/', {
+      email: 'later@example.com',
+      role_id: roles.Service.id,
+    });
+    expect(other.status).toBe(201);
+    expect((await owner('DELETE', `/v1/members/invites/${other.body.id}/`)).status).toBe(204);
+    expect((await owner('DELETE', `/v1/members/invites/${other.body.id}/`)).body).toEqual({
+      error: 'Invite not found.',
+    });
+  });
+
   test('network policies: CRUD, validation, attachments and enforcement from loopback', async () => {
     const sa = await createSa(owner, 'net-bot');
     const sac = caller(srv, sa.token);
