@@ -4,7 +4,7 @@
  * `app_id:env:path:key`) plus a write-only `value_wo` / `value_wo_version` pair that keeps the value out of
  * plan and state (Terraform ≥ 1.11).
  */
-import { ConflictError } from '../../core/api-errors';
+import { ConflictError, ForbiddenError } from '../../core/api-errors';
 import type { SecretScope, SseSecretInput } from '../../core/client';
 import type { SseSecret } from '../../core/schemas';
 import { DiagnosticsError, error } from '../framework/diagnostics';
@@ -42,7 +42,8 @@ function secretState(s: SseSecret, prior: TfObject, opts: { keepValueNull: boole
     key: typeof prior.key === 'string' && prior.key.toUpperCase() === s.key.toUpperCase() ? prior.key : s.key,
     value: opts.keepValueNull ? null : s.value,
     comment: textOrNull(s.comment, prior.comment ?? null),
-    path: s.path,
+    // Keep the configured spelling of the same path ("backend/" is stored as "/backend").
+    path: typeof prior.path === 'string' && normalisePath(prior.path) === s.path ? prior.path : s.path,
     tags,
     override: s.override ? [{ value: s.override.value, is_active: s.override.isActive }] : [],
     version: s.version ?? null,
@@ -194,7 +195,14 @@ export const secretResource: ResourceDef<Client> = {
   },
 
   async read(client, state) {
-    const s = await orNullIfGone(() => find(client, state));
+    let s: SseSecret | undefined | null;
+    try {
+      s = await orNullIfGone(() => find(client, state));
+    } catch (e) {
+      // The environment itself was deleted: Phase cannot resolve it (403), so the secret is gone too.
+      if (e instanceof ForbiddenError && /^Environment context required/.test(e.phaseError)) return null;
+      throw e;
+    }
     if (!s) return null;
     // With value_wo the value is never read back; after an import (no id yet) the value is filled in.
     const keepValueNull = state.value === null && state.id !== null;

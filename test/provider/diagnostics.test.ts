@@ -177,4 +177,30 @@ describe('provider diagnostics and data against a real server', () => {
     expect(await read('phase_service_account', sa.state!)).toBeNull();
     expect(await read('phase_service_account_access', access.state!)).toBeNull();
   });
+
+  it('keeps the configured path spelling, and reads a secret as gone once its environment is deleted', async () => {
+    await configure(srv.ownerToken);
+    const app = await owner.createApp({ name: 'drift-app' });
+    const env = await owner.createEnvironment(app.id, 'scratch');
+    const created = await create('phase_secret', {
+      app_id: app.id,
+      env: 'scratch',
+      key: 'k1',
+      value: 'v',
+      path: 'backend/',
+      override: [],
+    });
+    expect(created.diags).toEqual([]);
+    expect(created.state).toMatchObject({ key: 'k1', path: 'backend/', version: 1 });
+    const [server] = await owner.listSecrets({ appId: app.id, env: 'scratch' });
+    expect([server.key, server.path]).toEqual(['K1', '/backend']);
+    expect(await read('phase_secret', created.state!)).toMatchObject({
+      key: 'k1',
+      path: 'backend/',
+      comment: null,
+      tags: null,
+    });
+    await owner.deleteEnvironment(env.id);
+    expect(await read('phase_secret', created.state!)).toBeNull();
+  });
 });

@@ -386,7 +386,9 @@ describe('provider plugin over gRPC (spec §1–§7)', () => {
 describe('provider process without Terraform', () => {
   it('ships a protobuf descriptor that matches the .proto files', () => {
     const dir = protoDir();
-    expect(JSON.parse(readFileSync(join(dir, 'descriptor.json'), 'utf8'))).toEqual(JSON.parse(buildDescriptor(dir)));
+    expect(JSON.parse(readFileSync(join(dir, 'descriptor.json'), 'utf8'))).toEqual(
+      JSON.parse(buildDescriptor(dir)),
+    );
   });
 
   it('describes every tfplugin6.Provider RPC of protocol 6.8', () => {
