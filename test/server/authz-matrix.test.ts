@@ -794,3 +794,36 @@ describe.each(STORES)('authorisation (%s)', (store) => {
     });
   });
 });
+
+describe.each(STORES)('rate limiting (§7, §15 item 9) (%s)', (store) => {
+  test('over the limit → 429 with an integer Retry-After and DRF\'s message; other accounts unaffected', async () => {
+    const server = await startTestServer({ store, rateLimit: '5/m' });
+    try {
+      const url = server.url.replace(/\/+$/, '');
+      const owner = new Api(url, authFor(server.ownerToken));
+      const roles = await owner.roles();
+      const sa = await owner.createSA(uniq('rl'), roles.Service);
+      const auth = `Bearer ${sa.bearer}`;
+      const statuses: number[] = [];
+      let throttled: Resp | undefined;
+      for (let i = 0; i < 8; i++) {
+        const r = await call(url, 'GET', '/v1/apps/', { auth });
+        statuses.push(r.status);
+        if (r.status === 429 && !throttled) throttled = r;
+      }
+      expect(statuses.filter((s) => s === 200).length).toBeLessThanOrEqual(5);
+      expect(throttled).toBeDefined();
+      const retry = throttled!.headers.get('retry-after');
+      expect(retry).toMatch(/^[1-9]\d*$/);
+      expect(Number(retry)).toBeLessThanOrEqual(60);
+      expect(throttled!.json).toEqual({
+        error: `Request was throttled. Expected available in ${retry} second${retry === '1' ? '' : 's'}.`,
+      });
+      // A different account has its own budget.
+      const other = await owner.createSA(uniq('rl-other'), roles.Service);
+      expect((await call(url, 'GET', '/v1/apps/', { auth: `Bearer ${other.bearer}` })).status).toBe(200);
+    } finally {
+      await server.close();
+    }
+  });
+});
