@@ -15,7 +15,8 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { STORES } from '../support/stores';
 import { createPgDatabase, startTestServer } from '../support/server';
-import { Api, authFor, call, type AppInfo, sleep, uniq } from './verify-helpers';
+import Phase from '@phase.dev/phase-node';
+import { Api, authFor, call, type AppInfo, sleep, uniq, withTimeout } from './verify-helpers';
 
 const ROOT = resolve(__dirname, '..', '..');
 const BIN = join(ROOT, 'bin', 'phase-bridge.js');
@@ -210,6 +211,20 @@ describe.each(STORES)('no lost updates: concurrent PUTs of one secret through on
       const ok = results.filter((r) => r.status === 200).length;
       const [final] = await owner.listSecrets(app.id, 'Development', '&key=V');
       expect({ version: final.version, valueWasWritten: /^v\d+$/.test(final.value) }).toEqual({ version: 1 + ok, valueWasWritten: true });
+
+      // The same through the E2E endpoint, driven by the official SDK (ciphertext PUTs).
+      const roles = await owner.roles();
+      const sa = await owner.createSA(uniq('lost-update-sa'), roles.Service);
+      await owner.grantSA(sa.id, [{ id: app.id, environments: [app.envs.Development] }]);
+      const sdk = new Phase(sa.token, server.url.replace(/\/+$/, ''));
+      await withTimeout(sdk.init(), 10_000, 'sdk.init');
+      await withTimeout(
+        Promise.all(Array.from({ length: 10 }, (_, i) => sdk.update({ appId: app.id, envName: 'Development', secrets: [{ id: s.id, value: `e${i}` }] }))),
+        20_000,
+        'concurrent sdk.update',
+      );
+      const [afterE2e] = await owner.listSecrets(app.id, 'Development', '&key=V');
+      expect({ version: afterE2e.version, valueWasWritten: /^e\d$/.test(afterE2e.value) }).toEqual({ version: final.version + 10, valueWasWritten: true });
     } finally {
       await server.close();
     }
