@@ -43,6 +43,14 @@ export function microsToIso(micros: number): string {
   return `${base.slice(0, 23)}${sub}Z`;
 }
 
+/** Inverse of microsToIso for our stored format (`…SS.ffffffZ`). */
+export function isoToMicros(iso: string): number {
+  const m = /^(.{19})(?:\.(\d{1,6}))?Z$/.exec(iso);
+  if (!m) return new Date(iso).getTime() * 1000;
+  const frac = (m[2] ?? '').padEnd(6, '0');
+  return Date.parse(`${m[1]}Z`) * 1000 + Number(frac);
+}
+
 /** Any accepted timestamp to our stored format. */
 export function toStoredIso(d: Date): string {
   return microsToIso(d.getTime() * 1000);

@@ -7,7 +7,7 @@ import { sql } from 'kysely';
 import type { Principal } from './context';
 import type { SecretTable } from './db/schema';
 import { isUniqueViolation } from './db/store';
-import { conflict, newId, nowIso } from './http';
+import { conflict, isoToMicros, microsToIso, newId, nowIso } from './http';
 import type { Db } from './keys';
 import { pathAllowed } from './access';
 
@@ -217,9 +217,28 @@ export async function setTags(db: Db, orgId: string, secretId: string, names: st
     .execute();
 }
 
-/** Bumps the environment's `updated_at` (clients detect change by it). */
-export async function bumpEnvironment(db: Db, envId: string): Promise<void> {
-  await db.updateTable('environments').set({ updated_at: nowIso() }).where('id', '=', envId).execute();
+/**
+ * Bumps the environment's `updated_at` (clients detect change by inequality). The new value is strictly greater
+ * than the stored one even when two processes write in the same microsecond: the row is locked (PostgreSQL) and
+ * the stored value read inside the writing transaction.
+ */
+export async function bumpEnvironment(
+  db: Db,
+  envId: string,
+  kind: 'sqlite' | 'postgres' = 'sqlite',
+): Promise<void> {
+  const row =
+    kind === 'postgres'
+      ? (
+          await sql<{
+            updated_at: string;
+          }>`select updated_at from environments where id = ${envId} for update`.execute(db)
+        ).rows[0]
+      : await db.selectFrom('environments').select('updated_at').where('id', '=', envId).executeTakeFirst();
+  if (!row) return;
+  let next = nowIso();
+  if (next <= row.updated_at) next = microsToIso(isoToMicros(row.updated_at) + 1);
+  await db.updateTable('environments').set({ updated_at: next }).where('id', '=', envId).execute();
 }
 
 /** Is there a live secret at (env, path, digest), other than `exceptId`? */

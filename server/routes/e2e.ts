@@ -340,7 +340,7 @@ export function e2eRouter(ctx: ServerContext): Router {
           await upsertOverride(trx, id, p.accountId, s.override.value, true);
         created.push({ id, key_digest: s.keyDigest, path: s.path });
       }
-      await bumpEnvironment(trx, c.env.id);
+      await bumpEnvironment(trx, c.env.id, ctx.store.kind);
       await audit(trx, p, secretEvents('C', c, created));
     });
     res.status(200).end();
@@ -406,7 +406,7 @@ export function e2eRouter(ctx: ServerContext): Router {
         }
         updated.push({ id: cur.id, key_digest: keyDigest, path });
       }
-      await bumpEnvironment(trx, c.env.id);
+      await bumpEnvironment(trx, c.env.id, ctx.store.kind);
       await audit(trx, p, secretEvents('U', c, updated));
     });
     res.status(200).end();
@@ -440,7 +440,7 @@ export function e2eRouter(ctx: ServerContext): Router {
           )
           .execute();
       }
-      await bumpEnvironment(trx, c.env.id);
+      await bumpEnvironment(trx, c.env.id, ctx.store.kind);
       await audit(trx, p, secretEvents('D', c, found));
     });
     res.status(200).end();

@@ -278,7 +278,7 @@ export function registerV1Secrets(r: Router, ctx: ServerContext, auth: RequestHa
             }
             created.push({ id, key_digest: e.digest, path: e.path });
           }
-          await bumpEnvironment(trx, c.env.id);
+          await bumpEnvironment(trx, c.env.id, ctx.store.kind);
           await audit(trx, p, events('C', c, created));
           return created.map((x) => x.id);
         });
@@ -355,7 +355,7 @@ export function registerV1Secrets(r: Router, ctx: ServerContext, auth: RequestHa
             }
             updated.push({ id: cur.id, key_digest: digest, path });
           }
-          await bumpEnvironment(trx, c.env.id);
+          await bumpEnvironment(trx, c.env.id, ctx.store.kind);
           await audit(trx, p, events('U', c, updated));
           return updated.map((u) => u.id);
         });
@@ -389,7 +389,7 @@ export function registerV1Secrets(r: Router, ctx: ServerContext, auth: RequestHa
           if (missing.length)
             throw notFound(`Secret(s) not found in this environment: ${missing.join(', ')}`);
           await trx.updateTable('secrets').set({ deleted_at: nowIso() }).where('id', 'in', unique).execute();
-          await bumpEnvironment(trx, c.env.id);
+          await bumpEnvironment(trx, c.env.id, ctx.store.kind);
           await audit(trx, p, events('D', c, found));
           return found.length;
         });

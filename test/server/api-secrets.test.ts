@@ -491,4 +491,26 @@ describe.each(STORES)('secrets API on %s', (store) => {
       error: 'Access cannot be changed for members with a global access role.',
     });
   });
+
+  test('updated_at increases on every write even when the stored value is ahead of this clock', async () => {
+    const { app, envs } = await createApp(owner);
+    // Another process with a faster clock wrote last.
+    const ahead = '2100-01-01T00:00:00.999999Z';
+    await srv.server.store.db
+      .updateTable('environments')
+      .set({ updated_at: ahead })
+      .where('id', '=', envs.Development.id)
+      .execute();
+    await owner('POST', `/v1/secrets/?app_id=${app.id}&env=Development`, {
+      secrets: [{ key: 'A', value: '1' }],
+    });
+    const first = (await owner('GET', `/v1/environments/${envs.Development.id}/`)).body.updatedAt;
+    expect(first).toBe('2100-01-01T00:00:01.000000Z');
+    await owner('POST', `/v1/secrets/?app_id=${app.id}&env=Development`, {
+      secrets: [{ key: 'B', value: '2' }],
+    });
+    expect((await owner('GET', `/v1/environments/${envs.Development.id}/`)).body.updatedAt).toBe(
+      '2100-01-01T00:00:01.000001Z',
+    );
+  });
 });
