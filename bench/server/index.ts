@@ -21,12 +21,7 @@ import { join, resolve } from 'node:path';
 import { Client } from 'pg';
 import { startPostgres, type PostgresCluster } from '../../scripts/pg-cluster';
 
-export interface BenchResult {
-  name: string;
-  value: number;
-  unit: string;
-  note?: string;
-}
+import type { BenchResult } from '../run';
 
 type Store = 'sqlite' | 'postgres';
 
