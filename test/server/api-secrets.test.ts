@@ -513,4 +513,20 @@ describe.each(STORES)('secrets API on %s', (store) => {
       '2100-01-01T00:00:01.000001Z',
     );
   });
+
+  test('100 concurrent writers: every write is acknowledged once and readable, duplicates refused', async () => {
+    const { app } = await createApp(owner);
+    const q = `?app_id=${app.id}&env=Development`;
+    const writes = await Promise.all(
+      Array.from({ length: 100 }, (_, i) =>
+        owner('POST', `/v1/secrets/${q}`, { secrets: [{ key: `C_${i % 90}`, value: `v${i}` }] }),
+      ),
+    );
+    const statuses = writes.map((w) => w.status);
+    expect(statuses.filter((x) => x === 200)).toHaveLength(90);
+    expect(statuses.filter((x) => x === 409)).toHaveLength(10);
+    const all = (await owner('GET', `/v1/secrets/${q}`)).body;
+    expect(all).toHaveLength(90);
+    expect(new Set(all.map((x: any) => x.key)).size).toBe(90);
+  });
 });
