@@ -2,7 +2,7 @@
  * The store: one kysely instance over SQLite (better-sqlite3, WAL, synchronous=FULL) or PostgreSQL (pg pool).
  * Everything the server needs for correctness lives here, so several processes on one PostgreSQL agree.
  */
-import { mkdirSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import Database from 'better-sqlite3';
 import { Kysely, Migrator, PostgresDialect, SqliteDialect, sql } from 'kysely';
@@ -51,8 +51,11 @@ export async function openStore(url: string): Promise<Store> {
   let closeExtra: () => Promise<void> = async () => {};
   if (kind === 'sqlite') {
     const file = target === ':memory:' ? target : resolve(target);
-    if (file !== ':memory:') mkdirSync(dirname(file), { recursive: true });
+    const fresh = file !== ':memory:' && !existsSync(file);
+    if (file !== ':memory:') mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
     const sqlite = new Database(file);
+    // Token hashes and wrapped keys are not for other local users; SQLite gives -wal/-shm the same mode.
+    if (fresh) chmodSync(file, 0o600);
     // WAL + FULL: every acknowledged commit is fsynced to the WAL before the response, so kill -9 loses nothing.
     sqlite.pragma('journal_mode = WAL');
     sqlite.pragma('synchronous = FULL');

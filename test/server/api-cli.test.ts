@@ -67,6 +67,7 @@ describe('server CLI', () => {
         expect(ownerToken).toMatch(/^pss_user:v1:/);
         expect(stdout).not.toHaveBeenCalled(); // the token went to the file only
         expect(existsSync(join(dir, 'phase.db'))).toBe(store === 'sqlite');
+    if (store === 'sqlite') expect(statSync(join(dir, 'phase.db')).mode & 0o777).toBe(0o600);
 
         await run(['server', 'init', '--data-dir', dir, ...db]);
         expect(process.exitCode).toBe(1);
