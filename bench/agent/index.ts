@@ -24,7 +24,9 @@ export interface BenchResult {
 
 const SECRETS = 1000;
 const DURATION_MS = Number(process.env.AGENT_BENCH_MS ?? 3000);
-const ROUNDS = 6;
+const ROUNDS = Number(process.env.AGENT_BENCH_ROUNDS ?? 6);
+/** AGENT_BENCH_CONNECTIONS=50 measures one column only (quick re-runs). */
+const CONNECTIONS = (process.env.AGENT_BENCH_CONNECTIONS ?? '1,10,50').split(',').map(Number);
 
 function waitMessage<T>(child: ChildProcess, type: string): Promise<T> {
   return new Promise((resolve, reject) => {
@@ -94,6 +96,7 @@ export async function run(): Promise<BenchResult[]> {
       clientToken: string;
       key: string;
       readyMs: number;
+      readyCpuMs: number;
       firstSyncMs: number;
       heap: number;
       resyncMs: number[];
@@ -114,7 +117,7 @@ export async function run(): Promise<BenchResult[]> {
       ['GET /v1/secrets (1,000 secrets)', '/v1/secrets'],
       ['GET /v1/secrets/:key', `/v1/secrets/${ready.key}`],
     ] as const) {
-      for (const connections of [1, 10, 50]) {
+      for (const connections of CONNECTIONS) {
         // Alternating slices, so a swing in the machine's load hits both servers alike.
         const sa: LoadResult[] = [];
         const sb: LoadResult[] = [];
@@ -164,6 +167,12 @@ export async function run(): Promise<BenchResult[]> {
       value: Math.round(ready.readyMs),
       unit: 'ms',
       note: 'startAgent() to first sync done',
+    });
+    results.push({
+      name: 'cold start to ready, agent CPU time (user + system)',
+      value: Math.round(ready.readyCpuMs),
+      unit: 'ms',
+      note: 'what an uncontended core needs, besides waiting for the upstream',
     });
     results.push({
       name: `first sync of ${ready.count} secrets (bootstrap, download, decrypt all, precompute)`,

@@ -10,6 +10,7 @@ async function main(): Promise<void> {
   if (process.env.AGENT_BENCH_V8_RUNTIME)
     require('node:v8').setFlagsFromString(process.env.AGENT_BENCH_V8_RUNTIME);
   const t0 = performance.now();
+  const cpu0 = process.cpuUsage();
   const mem = (label: string): void => {
     if (process.env.AGENT_BENCH_MEM) {
       const m = process.memoryUsage();
@@ -29,6 +30,8 @@ async function main(): Promise<void> {
   mem('started');
   await agent.engine.firstSync;
   const readyMs = performance.now() - t0;
+  const cpu = process.cpuUsage(cpu0);
+  const readyCpuMs = (cpu.user + cpu.system) / 1000;
   const firstSyncMs = agent.engine.lastFetchCycleMs;
   mem('first sync');
   const rssAfterFirstSync = process.memoryUsage().rss;
@@ -65,6 +68,7 @@ async function main(): Promise<void> {
     clientToken: agent.clientToken,
     key,
     readyMs,
+    readyCpuMs,
     firstSyncMs,
     resyncMs: resync,
     rss: rssAfterFirstSync,
