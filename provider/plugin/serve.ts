@@ -128,6 +128,11 @@ export async function serve(opts: ServeOptions): Promise<void> {
   // Terraform handles Ctrl-C itself and sends StopProvider; go-plugin servers ignore SIGINT.
   process.on('SIGINT', () => log('DEBUG', 'interrupt ignored; waiting for Terraform'));
   process.on('SIGTERM', stop);
+  // If Terraform dies without calling Shutdown (SIGKILL, crash), the process is re-parented: exit then.
+  const parent = process.ppid;
+  setInterval(() => {
+    if (process.ppid !== parent) stop();
+  }, 2000).unref();
 
   const version = negotiateVersion(process.env.PLUGIN_PROTOCOL_VERSIONS);
   const certField = cert ? cert.der.toString('base64').replace(/=+$/, '') : '';
