@@ -64,7 +64,9 @@ export function findPgBinaries(): PgBinaries {
   const root = '/usr/lib/postgresql';
   if (existsSync(root)) {
     const versions = readdirSync(root)
-      .filter((v) => existsSync(join(root, v, 'bin', 'initdb')) && existsSync(join(root, v, 'bin', 'postgres')))
+      .filter(
+        (v) => existsSync(join(root, v, 'bin', 'initdb')) && existsSync(join(root, v, 'bin', 'postgres')),
+      )
       .sort((a, b) => Number.parseFloat(b) - Number.parseFloat(a));
     if (versions.length) {
       const bin = join(root, versions[0], 'bin');
@@ -95,7 +97,9 @@ function dropPrivileges(): { prefix: string[]; uid: number; gid: number } | unde
     return { prefix: ['setpriv', `--reuid=${uid}`, `--regid=${g}`, '--init-groups', '--'], uid, gid: g };
   }
   if (onPath('runuser')) return { prefix: ['runuser', '-u', 'postgres', '--'], uid, gid: g };
-  throw new PostgresUnavailableError('running as root but neither runuser nor setpriv is available to drop to the postgres user');
+  throw new PostgresUnavailableError(
+    'running as root but neither runuser nor setpriv is available to drop to the postgres user',
+  );
 }
 
 async function freePort(): Promise<number> {
@@ -111,12 +115,19 @@ async function freePort(): Promise<number> {
   });
 }
 
-async function waitReady(url: string, child: ChildProcess, log: () => string, timeoutMs: number): Promise<void> {
+async function waitReady(
+  url: string,
+  child: ChildProcess,
+  log: () => string,
+  timeoutMs: number,
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   let lastErr = '';
   while (Date.now() < deadline) {
     if (child.exitCode !== null || child.signalCode !== null) {
-      throw new PostgresUnavailableError(`postgres exited during start-up (code ${child.exitCode}):\n${log()}`);
+      throw new PostgresUnavailableError(
+        `postgres exited during start-up (code ${child.exitCode}):\n${log()}`,
+      );
     }
     const c = new Client({ connectionString: url, connectionTimeoutMillis: 1000 });
     try {
@@ -130,7 +141,9 @@ async function waitReady(url: string, child: ChildProcess, log: () => string, ti
       await new Promise((r) => setTimeout(r, 100));
     }
   }
-  throw new PostgresUnavailableError(`postgres did not accept connections within ${timeoutMs} ms (${lastErr}):\n${log()}`);
+  throw new PostgresUnavailableError(
+    `postgres did not accept connections within ${timeoutMs} ms (${lastErr}):\n${log()}`,
+  );
 }
 
 /** Initialises and starts a fresh cluster. Rejects with PostgresUnavailableError naming the fix. */
@@ -148,7 +161,18 @@ export async function startPostgres(opts: { startTimeoutMs?: number } = {}): Pro
 
   const cleanup = (): void => rmSync(base, { recursive: true, force: true });
   // initdb's own fsync of the fresh cluster is skipped (-N): nothing in it is worth keeping; the server runs fsync=on.
-  const [icmd, iargs] = wrap(bins.initdb, ['-D', dataDir, '-A', 'trust', '-U', 'postgres', '-E', 'UTF8', '--locale=C', '-N']);
+  const [icmd, iargs] = wrap(bins.initdb, [
+    '-D',
+    dataDir,
+    '-A',
+    'trust',
+    '-U',
+    'postgres',
+    '-E',
+    'UTF8',
+    '--locale=C',
+    '-N',
+  ]);
   const init = spawnSync(icmd, iargs, { encoding: 'utf8', cwd: base });
   if (init.status !== 0) {
     cleanup();
@@ -161,17 +185,28 @@ export async function startPostgres(opts: { startTimeoutMs?: number } = {}): Pro
   for (let attempt = 0; attempt < 3; attempt++) {
     const port = await freePort();
     const [pcmd, pargs] = wrap(bins.postgres, [
-      '-D', dataDir,
-      '-p', String(port),
-      '-c', 'listen_addresses=127.0.0.1',
-      '-c', `unix_socket_directories=${base}`,
-      '-c', 'fsync=on',
-      '-c', 'synchronous_commit=on',
-      '-c', 'full_page_writes=on',
-      '-c', 'max_connections=300',
-      '-c', 'shared_buffers=64MB',
-      '-c', 'log_min_messages=warning',
-      '-c', 'logging_collector=off',
+      '-D',
+      dataDir,
+      '-p',
+      String(port),
+      '-c',
+      'listen_addresses=127.0.0.1',
+      '-c',
+      `unix_socket_directories=${base}`,
+      '-c',
+      'fsync=on',
+      '-c',
+      'synchronous_commit=on',
+      '-c',
+      'full_page_writes=on',
+      '-c',
+      'max_connections=300',
+      '-c',
+      'shared_buffers=64MB',
+      '-c',
+      'log_min_messages=warning',
+      '-c',
+      'logging_collector=off',
     ]);
     const child = spawn(pcmd, pargs, { cwd: base, stdio: ['ignore', 'pipe', 'pipe'] });
     let output = '';
@@ -250,4 +285,3 @@ async function main(argv: string[]): Promise<void> {
 }
 
 if (require.main === module) void main(process.argv.slice(2));
-

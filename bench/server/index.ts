@@ -25,7 +25,10 @@ import type { BenchResult } from '../run';
 
 type Store = 'sqlite' | 'postgres';
 
-const ROOT = [resolve(__dirname, '..', '..'), resolve(__dirname, '..', '..', '..')].find((d) => existsSync(join(d, 'bin', 'phase-bridge.js'))) ?? process.cwd();
+const ROOT =
+  [resolve(__dirname, '..', '..'), resolve(__dirname, '..', '..', '..')].find((d) =>
+    existsSync(join(d, 'bin', 'phase-bridge.js')),
+  ) ?? process.cwd();
 const BIN = join(ROOT, 'bin', 'phase-bridge.js');
 
 const SECRETS = 1000;
@@ -57,11 +60,21 @@ function percentile(sorted: number[], p: number): number {
 }
 const round = (n: number, d = 2): number => Math.round(n * 10 ** d) / 10 ** d;
 
-async function req(url: string, method: string, auth: string | undefined, body?: unknown, headers: Record<string, string> = {}): Promise<{ status: number; json: any }> { // eslint-disable-line @typescript-eslint/no-explicit-any
+async function req(
+  url: string,
+  method: string,
+  auth: string | undefined,
+  body?: unknown,
+  headers: Record<string, string> = {},
+): Promise<{ status: number; json: any }> {
   const h: Record<string, string> = { ...headers };
   if (auth) h.Authorization = auth;
   if (body !== undefined) h['Content-Type'] = 'application/json';
-  const r = await fetch(url, { method, headers: h, body: body === undefined ? undefined : JSON.stringify(body) });
+  const r = await fetch(url, {
+    method,
+    headers: h,
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
   const text = await r.text();
   let json: unknown;
   try {
@@ -72,9 +85,12 @@ async function req(url: string, method: string, auth: string | undefined, body?:
   return { status: r.status, json };
 }
 
-async function must(url: string, method: string, auth: string, body: unknown, status: number): Promise<any> { // eslint-disable-line @typescript-eslint/no-explicit-any
+async function must(url: string, method: string, auth: string, body: unknown, status: number): Promise<any> {
   const r = await req(url, method, auth, body);
-  if (r.status !== status) throw new Error(`${method} ${url}: expected ${status}, got ${r.status} ${JSON.stringify(r.json)?.slice(0, 200)}`);
+  if (r.status !== status)
+    throw new Error(
+      `${method} ${url}: expected ${status}, got ${r.status} ${JSON.stringify(r.json)?.slice(0, 200)}`,
+    );
   return r.json;
 }
 
@@ -98,11 +114,15 @@ interface ServerProc {
 
 async function startServerProc(database: string, secret: string): Promise<ServerProc> {
   const port = await freePort();
-  const child = spawn(process.execPath, [BIN, 'server', 'start', '--database', database, '--port', String(port), '--log-level', 'warn'], {
-    cwd: ROOT,
-    env: { ...process.env, PHASE_BRIDGE_SERVER_SECRET: secret },
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
+  const child = spawn(
+    process.execPath,
+    [BIN, 'server', 'start', '--database', database, '--port', String(port), '--log-level', 'warn'],
+    {
+      cwd: ROOT,
+      env: { ...process.env, PHASE_BRIDGE_SERVER_SECRET: secret },
+      stdio: ['ignore', 'ignore', 'pipe'],
+    },
+  );
   let err = '';
   child.stderr?.on('data', (d: Buffer) => (err = (err + d.toString()).slice(-2000)));
   const url = `http://127.0.0.1:${port}`;
@@ -133,11 +153,15 @@ async function startServerProc(database: string, secret: string): Promise<Server
 async function benchStore(store: Store, database: string, dir: string): Promise<BenchResult[]> {
   const secret = randomBytes(32).toString('hex');
   const tokenFile = join(dir, `owner-${store}.token`);
-  const init = spawnSync(process.execPath, [BIN, 'server', 'init', '--database', database, '--token-file', tokenFile], {
-    cwd: ROOT,
-    env: { ...process.env, PHASE_BRIDGE_SERVER_SECRET: secret },
-    encoding: 'utf8',
-  });
+  const init = spawnSync(
+    process.execPath,
+    [BIN, 'server', 'init', '--database', database, '--token-file', tokenFile],
+    {
+      cwd: ROOT,
+      env: { ...process.env, PHASE_BRIDGE_SERVER_SECRET: secret },
+      encoding: 'utf8',
+    },
+  );
   if (init.status !== 0) throw new Error(`server init failed: ${init.stderr}`);
   const ownerPss = readFileSync(tokenFile, 'utf8').trim();
   const owner = `Bearer User ${ownerPss.split(':')[2]}`;
@@ -147,11 +171,27 @@ async function benchStore(store: Store, database: string, dir: string): Promise<
   try {
     const u = (p: string): string => srv.url + p;
     const roles = await must(u('/v1/roles/'), 'GET', owner, undefined, 200);
-    const serviceRole = (roles.data as Array<{ id: string; name: string }>).find((r) => r.name === 'Service')!.id;
+    const serviceRole = (roles.data as Array<{ id: string; name: string }>).find(
+      (r) => r.name === 'Service',
+    )!.id;
     const app = await must(u('/v1/apps/'), 'POST', owner, { name: `bench-${store}` }, 201);
-    const envId = (app.environments as Array<{ id: string; name: string }>).find((e) => e.name === 'Development')!.id;
-    const sa = await must(u('/v1/service-accounts/'), 'POST', owner, { name: 'bench', role_id: serviceRole }, 201);
-    await must(u(`/v1/service-accounts/${sa.id}/access/`), 'PUT', owner, { apps: [{ id: app.id, environments: [envId] }] }, 200);
+    const envId = (app.environments as Array<{ id: string; name: string }>).find(
+      (e) => e.name === 'Development',
+    )!.id;
+    const sa = await must(
+      u('/v1/service-accounts/'),
+      'POST',
+      owner,
+      { name: 'bench', role_id: serviceRole },
+      201,
+    );
+    await must(
+      u(`/v1/service-accounts/${sa.id}/access/`),
+      'PUT',
+      owner,
+      { apps: [{ id: app.id, environments: [envId] }] },
+      200,
+    );
     const saAuth = `Bearer ${sa.initialToken.bearerToken}`;
     const secretsPath = u(`/v1/secrets/?app_id=${app.id}&env=Development`);
     for (let b = 0; b < SECRETS / 100; b++) {
@@ -169,13 +209,23 @@ async function benchStore(store: Store, database: string, dir: string): Promise<
     const getAll = async (): Promise<number> => {
       const r = await fetch(e2e, { headers: { Authorization: saAuth, Environment: envId } });
       const body = (await r.json()) as unknown[];
-      if (r.status === 200 && body.length !== SECRETS) throw new Error(`expected ${SECRETS} secrets, got ${body.length}`);
+      if (r.status === 200 && body.length !== SECRETS)
+        throw new Error(`expected ${SECRETS} secrets, got ${body.length}`);
       return r.status;
     };
     await latencies(20, getAll); // warm-up
     const lat = await latencies(READ_SAMPLES, getAll);
-    results.push({ name: `${tag} GET /service/secrets/ (1,000 secrets) p50`, value: round(percentile(lat, 50)), unit: 'ms', note: `${READ_SAMPLES} sequential requests` });
-    results.push({ name: `${tag} GET /service/secrets/ (1,000 secrets) p99`, value: round(percentile(lat, 99)), unit: 'ms' });
+    results.push({
+      name: `${tag} GET /service/secrets/ (1,000 secrets) p50`,
+      value: round(percentile(lat, 50)),
+      unit: 'ms',
+      note: `${READ_SAMPLES} sequential requests`,
+    });
+    results.push({
+      name: `${tag} GET /service/secrets/ (1,000 secrets) p99`,
+      value: round(percentile(lat, 99)),
+      unit: 'ms',
+    });
     let done = 0;
     const t0 = Date.now();
     await Promise.all(
@@ -192,8 +242,21 @@ async function benchStore(store: Store, database: string, dir: string): Promise<
       unit: 'req/s',
       note: `${READ_CONCURRENCY} concurrent clients, ${READ_THROUGHPUT_MS / 1000} s`,
     });
-    const v1 = await latencies(V1_SAMPLES, async () => (await fetch(secretsPath, { headers: { Authorization: saAuth } }).then(async (r) => (await r.arrayBuffer(), r))).status);
-    results.push({ name: `${tag} GET /v1/secrets/ (1,000 secrets, server decrypts) p50`, value: round(percentile(v1, 50)), unit: 'ms', note: `${V1_SAMPLES} sequential requests` });
+    const v1 = await latencies(
+      V1_SAMPLES,
+      async () =>
+        (
+          await fetch(secretsPath, { headers: { Authorization: saAuth } }).then(
+            async (r) => (await r.arrayBuffer(), r),
+          )
+        ).status,
+    );
+    results.push({
+      name: `${tag} GET /v1/secrets/ (1,000 secrets, server decrypts) p50`,
+      value: round(percentile(v1, 50)),
+      unit: 'ms',
+      note: `${V1_SAMPLES} sequential requests`,
+    });
 
     // 2. Token authentication cost: trivial authenticated request vs /health/ (no auth), interleaved.
     const health = u('/health/');
@@ -221,10 +284,28 @@ async function benchStore(store: Store, database: string, dir: string): Promise<
     [h, a, bad].forEach((x) => x.sort((p, q) => p - q));
     const hp50 = percentile(h, 50);
     const ap50 = percentile(a, 50);
-    results.push({ name: `${tag} GET /health/ p50 (baseline, no auth)`, value: round(hp50, 3), unit: 'ms', note: `${AUTH_SAMPLES} requests` });
-    results.push({ name: `${tag} GET /v1/service-accounts/:id/ p50 (PAT auth + RBAC + 1 row)`, value: round(ap50, 3), unit: 'ms' });
-    results.push({ name: `${tag} unknown token → 401 p50 (hash lookup miss)`, value: round(percentile(bad, 50), 3), unit: 'ms' });
-    results.push({ name: `${tag} authenticated / baseline p50 ratio`, value: round(ap50 / hp50, 2), unit: 'x', note: `auth + handler ≈ ${round(ap50 - hp50, 3)} ms over baseline` });
+    results.push({
+      name: `${tag} GET /health/ p50 (baseline, no auth)`,
+      value: round(hp50, 3),
+      unit: 'ms',
+      note: `${AUTH_SAMPLES} requests`,
+    });
+    results.push({
+      name: `${tag} GET /v1/service-accounts/:id/ p50 (PAT auth + RBAC + 1 row)`,
+      value: round(ap50, 3),
+      unit: 'ms',
+    });
+    results.push({
+      name: `${tag} unknown token → 401 p50 (hash lookup miss)`,
+      value: round(percentile(bad, 50), 3),
+      unit: 'ms',
+    });
+    results.push({
+      name: `${tag} authenticated / baseline p50 ratio`,
+      value: round(ap50 / hp50, 2),
+      unit: 'x',
+      note: `auth + handler ≈ ${round(ap50 - hp50, 3)} ms over baseline`,
+    });
 
     // 3. 100 concurrent writers, one secret per request.
     const wl: number[] = [];
@@ -239,7 +320,9 @@ async function benchStore(store: Store, database: string, dir: string): Promise<
             const r = await fetch(secretsPath, {
               method: 'POST',
               headers: { Authorization: saAuth, 'Content-Type': 'application/json' },
-              body: JSON.stringify({ secrets: [{ key: `W_${w}_${i}`, value: randomBytes(16).toString('hex') }] }),
+              body: JSON.stringify({
+                secrets: [{ key: `W_${w}_${i}`, value: randomBytes(16).toString('hex') }],
+              }),
             });
             await r.arrayBuffer();
             if (r.status === 200) written++;
@@ -253,10 +336,28 @@ async function benchStore(store: Store, database: string, dir: string): Promise<
     );
     const wElapsed = (Date.now() - w0) / 1000;
     wl.sort((p, q) => p - q);
-    results.push({ name: `${tag} 100 concurrent writers: throughput`, value: round(written / wElapsed, 1), unit: 'writes/s', note: `${written} acknowledged in ${round(wElapsed, 2)} s` });
-    results.push({ name: `${tag} 100 concurrent writers: p50 latency`, value: round(percentile(wl, 50)), unit: 'ms' });
-    results.push({ name: `${tag} 100 concurrent writers: p99 latency`, value: round(percentile(wl, 99)), unit: 'ms' });
-    results.push({ name: `${tag} 100 concurrent writers: errors`, value: errors, unit: 'requests', note: `of ${WRITERS * WRITES_PER_WRITER}` });
+    results.push({
+      name: `${tag} 100 concurrent writers: throughput`,
+      value: round(written / wElapsed, 1),
+      unit: 'writes/s',
+      note: `${written} acknowledged in ${round(wElapsed, 2)} s`,
+    });
+    results.push({
+      name: `${tag} 100 concurrent writers: p50 latency`,
+      value: round(percentile(wl, 50)),
+      unit: 'ms',
+    });
+    results.push({
+      name: `${tag} 100 concurrent writers: p99 latency`,
+      value: round(percentile(wl, 99)),
+      unit: 'ms',
+    });
+    results.push({
+      name: `${tag} 100 concurrent writers: errors`,
+      value: errors,
+      unit: 'requests',
+      note: `of ${WRITERS * WRITES_PER_WRITER}`,
+    });
     const check = await req(secretsPath, 'GET', owner);
     const stored = (check.json as Array<{ key: string }>).filter((s) => s.key.startsWith('W_')).length;
     if (stored !== written) throw new Error(`${written} writes acknowledged but ${stored} stored`);
@@ -267,7 +368,8 @@ async function benchStore(store: Store, database: string, dir: string): Promise<
 }
 
 export async function run(stores: Store[] = ['sqlite', 'postgres']): Promise<BenchResult[]> {
-  if (!existsSync(join(ROOT, 'dist', 'server', 'cli.js'))) throw new Error('dist/ has no server: run `npm run build` first');
+  if (!existsSync(join(ROOT, 'dist', 'server', 'cli.js')))
+    throw new Error('dist/ has no server: run `npm run build` first');
   const dir = mkdtempSync(join(tmpdir(), 'pb-bench-'));
   const out: BenchResult[] = [];
   let cluster: PostgresCluster | undefined;
@@ -309,7 +411,10 @@ if (require.main === module) {
   const wanted = process.argv.slice(2).filter((a): a is Store => a === 'sqlite' || a === 'postgres');
   run(wanted.length ? wanted : undefined).then(
     (rs) => {
-      for (const r of rs) process.stdout.write(`${r.name.padEnd(64)} ${String(r.value).padStart(10)} ${r.unit}${r.note ? `  (${r.note})` : ''}\n`);
+      for (const r of rs)
+        process.stdout.write(
+          `${r.name.padEnd(64)} ${String(r.value).padStart(10)} ${r.unit}${r.note ? `  (${r.note})` : ''}\n`,
+        );
     },
     (err) => {
       process.stderr.write(`bench/server failed: ${err instanceof Error ? err.message : String(err)}\n`);

@@ -22,7 +22,10 @@ const ROOT = resolve(__dirname, '..', '..');
 const BIN = join(ROOT, 'bin', 'phase-bridge.js');
 
 function requireBuild(): void {
-  if (!existsSync(join(ROOT, 'dist', 'bin', 'cli.js')) || !existsSync(join(ROOT, 'dist', 'server', 'cli.js'))) {
+  if (
+    !existsSync(join(ROOT, 'dist', 'bin', 'cli.js')) ||
+    !existsSync(join(ROOT, 'dist', 'server', 'cli.js'))
+  ) {
     throw new Error('dist/ is missing the CLI: run `npm run build` first (npm test does it)');
   }
 }
@@ -49,11 +52,15 @@ const children = new Set<ChildProcess>();
 
 async function startProc(database: string, secret: string, port?: number): Promise<Proc> {
   const p = port ?? (await freePort());
-  const child = spawn(process.execPath, [BIN, 'server', 'start', '--database', database, '--port', String(p), '--log-level', 'warn'], {
-    cwd: ROOT,
-    env: { ...process.env, PHASE_BRIDGE_SERVER_SECRET: secret },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const child = spawn(
+    process.execPath,
+    [BIN, 'server', 'start', '--database', database, '--port', String(p), '--log-level', 'warn'],
+    {
+      cwd: ROOT,
+      env: { ...process.env, PHASE_BRIDGE_SERVER_SECRET: secret },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
   children.add(child);
   child.on('exit', () => children.delete(child));
   let out = '';
@@ -84,11 +91,15 @@ async function kill9(p: Proc): Promise<void> {
 
 function initDb(database: string, secret: string, dir: string): string {
   const tokenFile = join(dir, `owner-${randomBytes(4).toString('hex')}.token`);
-  const r = spawnSync(process.execPath, [BIN, 'server', 'init', '--database', database, '--token-file', tokenFile], {
-    cwd: ROOT,
-    env: { ...process.env, PHASE_BRIDGE_SERVER_SECRET: secret },
-    encoding: 'utf8',
-  });
+  const r = spawnSync(
+    process.execPath,
+    [BIN, 'server', 'init', '--database', database, '--token-file', tokenFile],
+    {
+      cwd: ROOT,
+      env: { ...process.env, PHASE_BRIDGE_SERVER_SECRET: secret },
+      encoding: 'utf8',
+    },
+  );
   if (r.status !== 0) throw new Error(`server init failed (${r.status}): ${r.stderr}`);
   return readFileSync(tokenFile, 'utf8').trim();
 }
@@ -141,7 +152,10 @@ describe.each(STORES)('crash safety: SIGKILL during acknowledged writes (%s)', (
         const value = `${randomBytes(12).toString('hex')}-ünï-${i}`;
         attempted.set(key, value);
         try {
-          const r = await call(proc.url, 'POST', path, { auth: owner.auth, body: { secrets: [{ key, value, comment: `c${i}` }] } });
+          const r = await call(proc.url, 'POST', path, {
+            auth: owner.auth,
+            body: { secrets: [{ key, value, comment: `c${i}` }] },
+          });
           if (r.status === 200) acked.set(key, value);
           else if (r.status >= 500) return;
         } catch {
@@ -152,7 +166,10 @@ describe.each(STORES)('crash safety: SIGKILL during acknowledged writes (%s)', (
     const updater = async (): Promise<void> => {
       for (let n = 1; !stop; n++) {
         try {
-          const r = await call(proc.url, 'PUT', path, { auth: owner.auth, body: { secrets: [{ id: counter.id, value: String(n) }] } });
+          const r = await call(proc.url, 'PUT', path, {
+            auth: owner.auth,
+            body: { secrets: [{ id: counter.id, value: String(n) }] },
+          });
           if (r.status === 200) lastAckedCounter = n;
           else return;
         } catch {
@@ -205,12 +222,17 @@ describe.each(STORES)('no lost updates: concurrent PUTs of one secret through on
       const path = owner.secretsPath(app.id, 'Development');
       const [s] = await owner.ok('POST', path, { secrets: [{ key: 'V', value: '0' }] }, 200);
       const results = await Promise.all(
-        Array.from({ length: 20 }, (_, i) => owner.req('PUT', path, { secrets: [{ id: s.id, value: `v${i}` }] })),
+        Array.from({ length: 20 }, (_, i) =>
+          owner.req('PUT', path, { secrets: [{ id: s.id, value: `v${i}` }] }),
+        ),
       );
       for (const r of results) expect(r.status).toBeLessThan(500);
       const ok = results.filter((r) => r.status === 200).length;
       const [final] = await owner.listSecrets(app.id, 'Development', '&key=V');
-      expect({ version: final.version, valueWasWritten: /^v\d+$/.test(final.value) }).toEqual({ version: 1 + ok, valueWasWritten: true });
+      expect({ version: final.version, valueWasWritten: /^v\d+$/.test(final.value) }).toEqual({
+        version: 1 + ok,
+        valueWasWritten: true,
+      });
 
       // The same through the E2E endpoint, driven by the official SDK (ciphertext PUTs).
       const roles = await owner.roles();
@@ -219,12 +241,19 @@ describe.each(STORES)('no lost updates: concurrent PUTs of one secret through on
       const sdk = new Phase(sa.token, server.url.replace(/\/+$/, ''));
       await withTimeout(sdk.init(), 10_000, 'sdk.init');
       await withTimeout(
-        Promise.all(Array.from({ length: 10 }, (_, i) => sdk.update({ appId: app.id, envName: 'Development', secrets: [{ id: s.id, value: `e${i}` }] }))),
+        Promise.all(
+          Array.from({ length: 10 }, (_, i) =>
+            sdk.update({ appId: app.id, envName: 'Development', secrets: [{ id: s.id, value: `e${i}` }] }),
+          ),
+        ),
         20_000,
         'concurrent sdk.update',
       );
       const [afterE2e] = await owner.listSecrets(app.id, 'Development', '&key=V');
-      expect({ version: afterE2e.version, valueWasWritten: /^e\d$/.test(afterE2e.value) }).toEqual({ version: final.version + 10, valueWasWritten: true });
+      expect({ version: afterE2e.version, valueWasWritten: /^e\d$/.test(afterE2e.value) }).toEqual({
+        version: final.version + 10,
+        valueWasWritten: true,
+      });
     } finally {
       await server.close();
     }
@@ -269,8 +298,18 @@ describe('scale-out: several server processes on one PostgreSQL behave as one', 
     const saA = new Api(a.url, `Bearer ${sa.bearer}`);
     const saB = new Api(b.url, `Bearer ${sa.bearer}`);
 
-    await saA.ok('POST', saA.secretsPath(app.id, 'Development'), { secrets: [{ key: 'FROM_A', value: 'a-value' }] }, 200);
-    await saB.ok('POST', saB.secretsPath(app.id, 'Development'), { secrets: [{ key: 'FROM_B', value: 'b-value' }] }, 200);
+    await saA.ok(
+      'POST',
+      saA.secretsPath(app.id, 'Development'),
+      { secrets: [{ key: 'FROM_A', value: 'a-value' }] },
+      200,
+    );
+    await saB.ok(
+      'POST',
+      saB.secretsPath(app.id, 'Development'),
+      { secrets: [{ key: 'FROM_B', value: 'b-value' }] },
+      200,
+    );
     const la = await saA.listSecrets(app.id, 'Development');
     const lb = await saB.listSecrets(app.id, 'Development');
     const norm = (l: typeof la) => l.map((s) => [s.id, s.key, s.value, s.version]).sort();
@@ -278,8 +317,16 @@ describe('scale-out: several server processes on one PostgreSQL behave as one', 
     expect(la.map((s) => s.key).sort()).toEqual(['FROM_A', 'FROM_B']);
 
     const fromA = la.find((s) => s.key === 'FROM_A')!;
-    await saB.ok('PUT', saB.secretsPath(app.id, 'Development'), { secrets: [{ id: fromA.id, value: 'changed-on-b' }] }, 200);
-    expect((await saA.listSecrets(app.id, 'Development', '&key=FROM_A'))[0]).toMatchObject({ value: 'changed-on-b', version: 2 });
+    await saB.ok(
+      'PUT',
+      saB.secretsPath(app.id, 'Development'),
+      { secrets: [{ id: fromA.id, value: 'changed-on-b' }] },
+      200,
+    );
+    expect((await saA.listSecrets(app.id, 'Development', '&key=FROM_A'))[0]).toMatchObject({
+      value: 'changed-on-b',
+      version: 2,
+    });
 
     // The E2E bootstrap through B reflects a grant made through A.
     const tokensB = await call(b.url, 'GET', '/service/secrets/tokens/', { auth: `Bearer ${sa.bearer}` });
@@ -291,11 +338,16 @@ describe('scale-out: several server processes on one PostgreSQL behave as one', 
     expect((await call(b.url, 'GET', '/v1/apps/', { auth: `Bearer ${t.bearerToken}` })).status).toBe(200);
     expect((await ownerA.req('DELETE', `/v1/service-accounts/${sa.id}/tokens/${t.id}/`)).status).toBe(204);
     expect((await call(b.url, 'GET', '/v1/apps/', { auth: `Bearer ${t.bearerToken}` })).status).toBe(401);
-    expect((await call(b.url, 'GET', '/service/secrets/tokens/', { auth: `Bearer ${t.bearerToken}` })).status).toBe(403);
+    expect(
+      (await call(b.url, 'GET', '/service/secrets/tokens/', { auth: `Bearer ${t.bearerToken}` })).status,
+    ).toBe(403);
 
     // Access revoked through B is gone on A at once.
     await ownerB.grantSA(sa.id, []);
-    expect((await call(a.url, 'GET', saA.secretsPath(app.id, 'Development'), { auth: `Bearer ${sa.bearer}` })).status).toBe(401);
+    expect(
+      (await call(a.url, 'GET', saA.secretsPath(app.id, 'Development'), { auth: `Bearer ${sa.bearer}` }))
+        .status,
+    ).toBe(401);
   });
 
   test('the same secret created concurrently through both processes is accepted exactly once', async () => {
@@ -327,7 +379,9 @@ describe('scale-out: several server processes on one PostgreSQL behave as one', 
     const path = ownerA.secretsPath(app.id, 'Development');
     const [s] = await ownerA.ok('POST', path, { secrets: [{ key: 'V', value: '0' }] }, 200);
     const results = await Promise.all(
-      Array.from({ length: 20 }, (_, i) => (i % 2 ? ownerA : ownerB).req('PUT', path, { secrets: [{ id: s.id, value: `v${i}` }] })),
+      Array.from({ length: 20 }, (_, i) =>
+        (i % 2 ? ownerA : ownerB).req('PUT', path, { secrets: [{ id: s.id, value: `v${i}` }] }),
+      ),
     );
     const ok = results.filter((r) => r.status === 200).length;
     for (const r of results) expect(r.status).toBeLessThan(500);

@@ -52,18 +52,53 @@ const ENDPOINTS: Endpoint[] = [
   { method: 'GET', path: (f) => `/v1/environments/${f.scratchEnvId}/`, readsBody: false, kind: 'v1' },
   { method: 'PUT', path: (f) => `/v1/environments/${f.scratchEnvId}/`, readsBody: true, kind: 'v1' },
   { method: 'DELETE', path: () => `/v1/environments/${rid}/`, readsBody: false, kind: 'v1' },
-  { method: 'GET', path: (f) => `/v1/secrets/?app_id=${f.app.id}&env=Development`, readsBody: false, kind: 'v1' },
-  { method: 'POST', path: (f) => `/v1/secrets/?app_id=${f.app.id}&env=Development`, readsBody: true, kind: 'v1' },
-  { method: 'PUT', path: (f) => `/v1/secrets/?app_id=${f.app.id}&env=Development`, readsBody: true, kind: 'v1' },
-  { method: 'DELETE', path: (f) => `/v1/secrets/?app_id=${f.app.id}&env=Development`, readsBody: true, kind: 'v1' },
+  {
+    method: 'GET',
+    path: (f) => `/v1/secrets/?app_id=${f.app.id}&env=Development`,
+    readsBody: false,
+    kind: 'v1',
+  },
+  {
+    method: 'POST',
+    path: (f) => `/v1/secrets/?app_id=${f.app.id}&env=Development`,
+    readsBody: true,
+    kind: 'v1',
+  },
+  {
+    method: 'PUT',
+    path: (f) => `/v1/secrets/?app_id=${f.app.id}&env=Development`,
+    readsBody: true,
+    kind: 'v1',
+  },
+  {
+    method: 'DELETE',
+    path: (f) => `/v1/secrets/?app_id=${f.app.id}&env=Development`,
+    readsBody: true,
+    kind: 'v1',
+  },
   { method: 'GET', path: () => '/v1/service-accounts/', readsBody: false, kind: 'v1' },
   { method: 'POST', path: () => '/v1/service-accounts/', readsBody: true, kind: 'v1' },
   { method: 'GET', path: (f) => `/v1/service-accounts/${f.scratchSa.id}/`, readsBody: false, kind: 'v1' },
   { method: 'PUT', path: (f) => `/v1/service-accounts/${f.scratchSa.id}/`, readsBody: true, kind: 'v1' },
   { method: 'DELETE', path: () => `/v1/service-accounts/${rid}/`, readsBody: false, kind: 'v1' },
-  { method: 'PUT', path: (f) => `/v1/service-accounts/${f.scratchSa.id}/access/`, readsBody: true, kind: 'v1' },
-  { method: 'POST', path: (f) => `/v1/service-accounts/${f.scratchSa.id}/tokens/`, readsBody: true, kind: 'v1' },
-  { method: 'DELETE', path: (f) => `/v1/service-accounts/${f.scratchSa.id}/tokens/${rid}/`, readsBody: false, kind: 'v1' },
+  {
+    method: 'PUT',
+    path: (f) => `/v1/service-accounts/${f.scratchSa.id}/access/`,
+    readsBody: true,
+    kind: 'v1',
+  },
+  {
+    method: 'POST',
+    path: (f) => `/v1/service-accounts/${f.scratchSa.id}/tokens/`,
+    readsBody: true,
+    kind: 'v1',
+  },
+  {
+    method: 'DELETE',
+    path: (f) => `/v1/service-accounts/${f.scratchSa.id}/tokens/${rid}/`,
+    readsBody: false,
+    kind: 'v1',
+  },
   { method: 'GET', path: () => '/v1/roles/', readsBody: false, kind: 'v1' },
   { method: 'POST', path: () => '/v1/roles/', readsBody: true, kind: 'v1' },
   { method: 'GET', path: (f) => `/v1/roles/${f.scratchRoleId}/`, readsBody: false, kind: 'v1' },
@@ -80,25 +115,89 @@ const ENDPOINTS: Endpoint[] = [
   { method: 'PUT', path: (f) => `/v1/network-policies/${f.policyId}/`, readsBody: true, kind: 'v1' },
   { method: 'GET', path: () => '/v1/audit-logs/', readsBody: false, kind: 'v1' },
   { method: 'GET', path: () => '/service/secrets/tokens/', readsBody: false, kind: 'tokens' },
-  { method: 'GET', path: () => '/service/secrets/', headers: (f) => ({ Environment: f.app.envs.Development }), readsBody: false, kind: 'e2e' },
-  { method: 'POST', path: () => '/service/secrets/', headers: (f) => ({ Environment: f.app.envs.Development }), readsBody: true, kind: 'e2e' },
-  { method: 'PUT', path: () => '/service/secrets/', headers: (f) => ({ Environment: f.app.envs.Development }), readsBody: true, kind: 'e2e' },
-  { method: 'DELETE', path: () => '/service/secrets/', headers: (f) => ({ Environment: f.app.envs.Development }), readsBody: true, kind: 'e2e' },
+  {
+    method: 'GET',
+    path: () => '/service/secrets/',
+    headers: (f) => ({ Environment: f.app.envs.Development }),
+    readsBody: false,
+    kind: 'e2e',
+  },
+  {
+    method: 'POST',
+    path: () => '/service/secrets/',
+    headers: (f) => ({ Environment: f.app.envs.Development }),
+    readsBody: true,
+    kind: 'e2e',
+  },
+  {
+    method: 'PUT',
+    path: () => '/service/secrets/',
+    headers: (f) => ({ Environment: f.app.envs.Development }),
+    readsBody: true,
+    kind: 'e2e',
+  },
+  {
+    method: 'DELETE',
+    path: () => '/service/secrets/',
+    headers: (f) => ({ Environment: f.app.envs.Development }),
+    readsBody: true,
+    kind: 'e2e',
+  },
   { method: 'GET', path: () => '/health/', readsBody: false, kind: 'open' },
   { method: 'GET', path: () => '/', readsBody: false, kind: 'open' },
 ];
-const label = (e: Endpoint): string => `${e.method} ${e.path({ app: { id: ':app', envs: {} }, scratchSa: { id: ':sa' } } as unknown as Fx)}`;
+const label = (e: Endpoint): string =>
+  `${e.method} ${e.path({ app: { id: ':app', envs: {} }, scratchSa: { id: ':sa' } } as unknown as Fx)}`;
 
 // Field names the handlers look at, so random objects reach deep validation rather than bouncing off the first check.
 const FIELDS = [
-  'name', 'description', 'environments', 'role_id', 'token_name', 'team_id', 'expires_at', 'expires_in', 'expiry',
-  'apps', 'id', 'paths', 'secrets', 'key', 'value', 'comment', 'path', 'tags', 'type', 'override', 'isActive',
-  'keyDigest', 'permissions', 'app_permissions', 'appPermissions', 'global_access', 'color', 'email', 'allowed_ips',
-  'is_global', 'account_type', 'account_id', '__proto__', 'constructor',
+  'name',
+  'description',
+  'environments',
+  'role_id',
+  'token_name',
+  'team_id',
+  'expires_at',
+  'expires_in',
+  'expiry',
+  'apps',
+  'id',
+  'paths',
+  'secrets',
+  'key',
+  'value',
+  'comment',
+  'path',
+  'tags',
+  'type',
+  'override',
+  'isActive',
+  'keyDigest',
+  'permissions',
+  'app_permissions',
+  'appPermissions',
+  'global_access',
+  'color',
+  'email',
+  'allowed_ips',
+  'is_global',
+  'account_type',
+  'account_id',
+  '__proto__',
+  'constructor',
 ];
 
 function bodyArb(f: Fx): fc.Arbitrary<unknown> {
-  const idLike = fc.constantFrom(f.app.id, f.app.envs.Development, f.sa.id, f.scratchSa.id, f.secretId, rid, 'not-a-uuid', '');
+  const idLike = fc.constantFrom(
+    f.app.id,
+    f.app.envs.Development,
+    f.sa.id,
+    f.scratchSa.id,
+    f.secretId,
+    rid,
+    'not-a-uuid',
+    '',
+  );
   const leaf = fc.oneof(
     fc.string({ maxLength: 24 }),
     fc.string({ unit: 'binary', maxLength: 24 }),
@@ -107,7 +206,16 @@ function bodyArb(f: Fx): fc.Arbitrary<unknown> {
     fc.boolean(),
     fc.constant(null),
     idLike,
-    fc.constantFrom('ph:v1:' + 'ab'.repeat(32) + ':AAAA', 'secret', 'sealed', 'config', 'Development', '/a//b/', '2099-01-01T00:00:00Z', 'x'.repeat(300)),
+    fc.constantFrom(
+      'ph:v1:' + 'ab'.repeat(32) + ':AAAA',
+      'secret',
+      'sealed',
+      'config',
+      'Development',
+      '/a//b/',
+      '2099-01-01T00:00:00Z',
+      'x'.repeat(300),
+    ),
   );
   const key = fc.oneof(fc.constantFrom(...FIELDS), fc.string({ maxLength: 8 }));
   const { tree } = fc.letrec((tie) => ({
@@ -118,9 +226,25 @@ function bodyArb(f: Fx): fc.Arbitrary<unknown> {
   const entry = fc.dictionary(key, tree, { maxKeys: 8 });
   return fc.oneof(
     tree,
-    fc.record({ secrets: fc.oneof(fc.array(entry, { maxLength: 3 }), fc.array(idLike, { maxLength: 3 }), tree) }),
-    fc.record({ apps: fc.oneof(fc.array(fc.record({ id: idLike, environments: fc.array(idLike, { maxLength: 3 }), paths: tree }, { requiredKeys: [] }), { maxLength: 3 }), tree) }),
-    fc.record({ name: tree, role_id: idLike, permissions: tree, expires_at: tree, expires_in: tree }, { requiredKeys: [] }),
+    fc.record({
+      secrets: fc.oneof(fc.array(entry, { maxLength: 3 }), fc.array(idLike, { maxLength: 3 }), tree),
+    }),
+    fc.record({
+      apps: fc.oneof(
+        fc.array(
+          fc.record(
+            { id: idLike, environments: fc.array(idLike, { maxLength: 3 }), paths: tree },
+            { requiredKeys: [] },
+          ),
+          { maxLength: 3 },
+        ),
+        tree,
+      ),
+    }),
+    fc.record(
+      { name: tree, role_id: idLike, permissions: tree, expires_at: tree, expires_in: tree },
+      { requiredKeys: [] },
+    ),
   );
 }
 
@@ -131,7 +255,11 @@ const badAuthArb = fc.oneof(
     .tuple(
       fc.constantFrom('Bearer', 'bearer', 'BEARER', 'Basic', 'Token', ''),
       fc.constantFrom('User', 'Service', 'ServiceAccount', 'user', 'serviceaccount', 'Robot', ''),
-      fc.oneof(fc.stringMatching(/^[0-9a-f]{64}$/), fc.stringMatching(/^[0-9A-Za-z]{0,70}$/), fc.constant('')),
+      fc.oneof(
+        fc.stringMatching(/^[0-9a-f]{64}$/),
+        fc.stringMatching(/^[0-9A-Za-z]{0,70}$/),
+        fc.constant(''),
+      ),
       fc.constantFrom(' ', '  ', '\t'),
     )
     .map(([b, t, v, sep]) => [b, t, v].join(sep)),
@@ -141,14 +269,20 @@ const badAuthArb = fc.oneof(
 const headerValueArb = fc.string({ unit: 'grapheme-ascii', maxLength: 60 });
 
 function isErrorBody(r: Resp): boolean {
-  return r.json !== null && typeof r.json === 'object' && !Array.isArray(r.json) && typeof r.json.error === 'string' &&
-    Object.keys(r.json).every((k) => k === 'error');
+  return (
+    r.json !== null &&
+    typeof r.json === 'object' &&
+    !Array.isArray(r.json) &&
+    typeof r.json.error === 'string' &&
+    Object.keys(r.json).every((k) => k === 'error')
+  );
 }
 
 /** The common invariant: no 5xx, and 4xx bodies are `{"error": string}`. */
 function checkAnswer(r: Resp, what: string): void {
   if (r.status >= 500) throw new Error(`${what}: HTTP ${r.status} ${r.text.slice(0, 200)}`);
-  if (r.status >= 400 && !isErrorBody(r)) throw new Error(`${what}: HTTP ${r.status} error body is not {"error": string}: ${r.text.slice(0, 200)}`);
+  if (r.status >= 400 && !isErrorBody(r))
+    throw new Error(`${what}: HTTP ${r.status} error body is not {"error": string}: ${r.text.slice(0, 200)}`);
 }
 
 describe.each(STORES)('fuzzing every endpoint (%s)', (store) => {
@@ -165,18 +299,42 @@ describe.each(STORES)('fuzzing every endpoint (%s)', (store) => {
     await owner.grantSA(sa.id, [{ id: app.id, environments: [app.envs.Development] }]);
     const scratchSa = await owner.createSA(uniq('fuzz-scratch'), roles.Service);
     const env = await owner.ok('POST', `/v1/environments/?app_id=${app.id}`, { name: 'FuzzScratch' }, 201);
-    const role = await owner.ok('POST', '/v1/roles/', { name: uniq('fuzz-role'), permissions: { permissions: {}, app_permissions: {} } }, 201);
+    const role = await owner.ok(
+      'POST',
+      '/v1/roles/',
+      { name: uniq('fuzz-role'), permissions: { permissions: {}, app_permissions: {} } },
+      201,
+    );
     const member = await server.addMember('Developer');
-    const policy = await owner.ok('POST', '/v1/network-policies/', { name: 'fuzz', allowed_ips: ['0.0.0.0/0', '::/0'] }, 201);
+    const policy = await owner.ok(
+      'POST',
+      '/v1/network-policies/',
+      { name: 'fuzz', allowed_ips: ['0.0.0.0/0', '::/0'] },
+      201,
+    );
     const [anchor, secret] = await owner.ok(
       'POST',
       `/v1/secrets/?app_id=${app.id}&env=Development`,
-      { secrets: [{ key: 'FUZZ_ANCHOR', value: 'anchor' }, { key: 'FUZZ_TARGET', value: 'target' }] },
+      {
+        secrets: [
+          { key: 'FUZZ_ANCHOR', value: 'anchor' },
+          { key: 'FUZZ_TARGET', value: 'target' },
+        ],
+      },
       200,
     );
     f = {
-      url, owner, app, sa, scratchSa, scratchEnvId: env.id, scratchRoleId: role.id, scratchMemberId: member.id,
-      policyId: policy.id, secretId: secret.id, anchorId: anchor.id,
+      url,
+      owner,
+      app,
+      sa,
+      scratchSa,
+      scratchEnvId: env.id,
+      scratchRoleId: role.id,
+      scratchMemberId: member.id,
+      policyId: policy.id,
+      secretId: secret.id,
+      anchorId: anchor.id,
     };
   }, 60_000);
 
@@ -207,9 +365,23 @@ describe.each(STORES)('fuzzing every endpoint (%s)', (store) => {
           fc.oneof(
             fc.string({ unit: 'binary', maxLength: 64 }),
             fc.uint8Array({ maxLength: 64 }).map((u) => Buffer.from(u)),
-            fc.constantFrom('{', '{"secrets": [', '[1,,2]', "{'a': 1}", 'NaN', '{"a":1}}', '\u0000', 'undefined'),
+            fc.constantFrom(
+              '{',
+              '{"secrets": [',
+              '[1,,2]',
+              "{'a': 1}",
+              'NaN',
+              '{"a":1}}',
+              '\u0000',
+              'undefined',
+            ),
           ),
-          fc.constantFrom('application/json', 'text/plain', 'application/x-www-form-urlencoded', 'application/octet-stream'),
+          fc.constantFrom(
+            'application/json',
+            'text/plain',
+            'application/x-www-form-urlencoded',
+            'application/octet-stream',
+          ),
           async (raw, contentType) => {
             let isJson = true;
             try {
@@ -225,7 +397,10 @@ describe.each(STORES)('fuzzing every endpoint (%s)', (store) => {
             const what = `${label(e)} raw=${JSON.stringify(Buffer.isBuffer(raw) ? raw.toString('hex') : raw).slice(0, 120)} (${contentType})`;
             checkAnswer(r, what);
             if (e.readsBody && !isJson && (Buffer.isBuffer(raw) ? raw.length : raw.length) > 0) {
-              if (r.status !== 400) throw new Error(`${what}: expected 400 for a body that is not JSON, got ${r.status} ${r.text.slice(0, 120)}`);
+              if (r.status !== 400)
+                throw new Error(
+                  `${what}: expected 400 for a body that is not JSON, got ${r.status} ${r.text.slice(0, 120)}`,
+                );
             }
           },
         ),
@@ -236,7 +411,10 @@ describe.each(STORES)('fuzzing every endpoint (%s)', (store) => {
 
   test('an empty body where one is required → 400', async () => {
     for (const e of ENDPOINTS.filter((x) => x.readsBody)) {
-      const r = await call(f.url, e.method, e.path(f), { auth: f.owner.auth, headers: { ...(e.headers?.(f) ?? {}), 'Content-Type': 'application/json' } });
+      const r = await call(f.url, e.method, e.path(f), {
+        auth: f.owner.auth,
+        headers: { ...(e.headers?.(f) ?? {}), 'Content-Type': 'application/json' },
+      });
       expect([label(e), r.status, isErrorBody(r)]).toEqual([label(e), 400, true]);
     }
   });
@@ -262,31 +440,88 @@ describe.each(STORES)('fuzzing every endpoint (%s)', (store) => {
           const want = e.kind === 'tokens' ? (auth.trim() === '' ? [401, 403] : [403]) : [401];
           const what = `${label(e)} Authorization=${JSON.stringify(auth)}`;
           checkAnswer(r, what);
-          if (!want.includes(r.status)) throw new Error(`${what}: expected ${want.join('/')}, got ${r.status} ${r.text.slice(0, 120)}`);
+          if (!want.includes(r.status))
+            throw new Error(`${what}: expected ${want.join('/')}, got ${r.status} ${r.text.slice(0, 120)}`);
         }),
         { numRuns: RUNS },
       );
-      const none = await call(f.url, e.method, e.path(f), { headers: e.headers?.(f), body: e.method === 'GET' ? undefined : {} });
+      const none = await call(f.url, e.method, e.path(f), {
+        headers: e.headers?.(f),
+        body: e.method === 'GET' ? undefined : {},
+      });
       checkAnswer(none, `${label(e)} without Authorization`);
       // Upstream answers 500 on /secrets/tokens/ without the header (§11); a compatible server must not.
-      expect([label(e), e.kind === 'tokens' ? [401, 403].includes(none.status) : none.status === 401]).toEqual([label(e), true]);
-      if (e.kind === 'v1') expect(none.json).toEqual({ error: 'Authentication credentials were not provided.' });
+      expect([
+        label(e),
+        e.kind === 'tokens' ? [401, 403].includes(none.status) : none.status === 401,
+      ]).toEqual([label(e), true]);
+      if (e.kind === 'v1')
+        expect(none.json).toEqual({ error: 'Authentication credentials were not provided.' });
     }
   });
 
   test('random query strings and headers: never a 5xx', async () => {
-    const qKeys = ['app_id', 'appId', 'env', 'key', 'path', 'tags', 'dynamic', 'lease', 'lease_ttl', 'secret_id', 'limit', 'offset', 'since', 'until', 'event_type', 'actor_id', 'environment_id'];
+    const qKeys = [
+      'app_id',
+      'appId',
+      'env',
+      'key',
+      'path',
+      'tags',
+      'dynamic',
+      'lease',
+      'lease_ttl',
+      'secret_id',
+      'limit',
+      'offset',
+      'since',
+      'until',
+      'event_type',
+      'actor_id',
+      'environment_id',
+    ];
     const qArb = fc.array(
       fc.tuple(
         fc.oneof(fc.constantFrom(...qKeys), fc.string({ maxLength: 6 })),
-        fc.oneof(fc.string({ maxLength: 30 }), fc.constantFrom(f.app.id, f.secretId, 'Development', '-1', '1e309', '%zz', '%', '[]', '', 'x'.repeat(500))),
+        fc.oneof(
+          fc.string({ maxLength: 30 }),
+          fc.constantFrom(
+            f.app.id,
+            f.secretId,
+            'Development',
+            '-1',
+            '1e309',
+            '%zz',
+            '%',
+            '[]',
+            '',
+            'x'.repeat(500),
+          ),
+        ),
         fc.boolean(),
       ),
       { maxLength: 5 },
     );
     const hArb = fc.dictionary(
-      fc.constantFrom('Environment', 'KeyDigest', 'Path', 'Tags', 'lease_ttl', 'lease-ttl', 'dynamic', 'X-Use-Camel-Case', 'X-Forwarded-For', 'X-Real-IP', 'secret_id', 'Accept', 'Content-Type'),
-      fc.oneof(headerValueArb, fc.constantFrom(f.app.envs.Development, f.secretId, rid, 'true', '::1', '999.1.1.1')),
+      fc.constantFrom(
+        'Environment',
+        'KeyDigest',
+        'Path',
+        'Tags',
+        'lease_ttl',
+        'lease-ttl',
+        'dynamic',
+        'X-Use-Camel-Case',
+        'X-Forwarded-For',
+        'X-Real-IP',
+        'secret_id',
+        'Accept',
+        'Content-Type',
+      ),
+      fc.oneof(
+        headerValueArb,
+        fc.constantFrom(f.app.envs.Development, f.secretId, rid, 'true', '::1', '999.1.1.1'),
+      ),
       { maxKeys: 4 },
     );
     for (const e of ENDPOINTS.filter((x) => x.method === 'GET')) {
@@ -294,11 +529,20 @@ describe.each(STORES)('fuzzing every endpoint (%s)', (store) => {
         fc.asyncProperty(qArb, hArb, fc.boolean(), async (q, hs, asSa) => {
           const base = e.path(f);
           // Half the keys raw (possibly malformed %-escapes), half encoded.
-          const qs = q.map(([k, v, enc]) => (enc ? `${encodeURIComponent(k)}=${encodeURIComponent(v)}` : `${k.replace(/[#\s&]/g, '')}=${v.replace(/[#\s&]/g, '')}`)).join('&');
+          const qs = q
+            .map(([k, v, enc]) =>
+              enc
+                ? `${encodeURIComponent(k)}=${encodeURIComponent(v)}`
+                : `${k.replace(/[#\s&]/g, '')}=${v.replace(/[#\s&]/g, '')}`,
+            )
+            .join('&');
           const path = qs ? `${base}${base.includes('?') ? '&' : '?'}${qs}` : base;
           let r: Resp;
           try {
-            r = await call(f.url, e.method, path, { auth: asSa ? `Bearer ${f.sa.bearer}` : f.owner.auth, headers: { ...(e.headers?.(f) ?? {}), ...hs } });
+            r = await call(f.url, e.method, path, {
+              auth: asSa ? `Bearer ${f.sa.bearer}` : f.owner.auth,
+              headers: { ...(e.headers?.(f) ?? {}), ...hs },
+            });
           } catch (err) {
             if (err instanceof TypeError) return; // fetch refused the URL or a header client-side
             throw err;
@@ -312,7 +556,31 @@ describe.each(STORES)('fuzzing every endpoint (%s)', (store) => {
 
   test('random and malformed paths and methods: 404/405 with an error body, never a 5xx', async () => {
     const seg = fc.oneof(
-      fc.constantFrom('v1', 'service', 'public', 'secrets', 'tokens', 'apps', 'environments', 'service-accounts', 'roles', 'members', 'access', 'network-policies', 'audit-logs', 'health', 'metrics', '%zz', '%', '..', '.', '%2e%2e', '%00', rid, 'x'.repeat(300)),
+      fc.constantFrom(
+        'v1',
+        'service',
+        'public',
+        'secrets',
+        'tokens',
+        'apps',
+        'environments',
+        'service-accounts',
+        'roles',
+        'members',
+        'access',
+        'network-policies',
+        'audit-logs',
+        'health',
+        'metrics',
+        '%zz',
+        '%',
+        '..',
+        '.',
+        '%2e%2e',
+        '%00',
+        rid,
+        'x'.repeat(300),
+      ),
       fc.string({ unit: 'grapheme-ascii', maxLength: 12 }).map((s) => s.replace(/[#?\s/\\]/g, '')),
     );
     await fc.assert(
@@ -324,7 +592,10 @@ describe.each(STORES)('fuzzing every endpoint (%s)', (store) => {
           const path = `/${segs.join('/')}${slash ? '/' : ''}`;
           let r: Resp;
           try {
-            r = await call(f.url, method, path, { auth: f.owner.auth, body: ['GET', 'OPTIONS'].includes(method) ? undefined : {} });
+            r = await call(f.url, method, path, {
+              auth: f.owner.auth,
+              body: ['GET', 'OPTIONS'].includes(method) ? undefined : {},
+            });
           } catch (err) {
             if (err instanceof TypeError) return;
             throw err;
@@ -356,11 +627,18 @@ describe.each(STORES)('fuzzing every endpoint (%s)', (store) => {
   test('oversized bodies → 413 with an error body', async () => {
     const big = JSON.stringify({ secrets: [{ key: 'BIG', value: 'x'.repeat(3 * 1024 * 1024) }] });
     for (const e of ENDPOINTS.filter((x) => x.readsBody)) {
-      const r = await call(f.url, e.method, e.path(f), { auth: f.owner.auth, raw: big, headers: { ...(e.headers?.(f) ?? {}), 'Content-Type': 'application/json' } });
+      const r = await call(f.url, e.method, e.path(f), {
+        auth: f.owner.auth,
+        raw: big,
+        headers: { ...(e.headers?.(f) ?? {}), 'Content-Type': 'application/json' },
+      });
       expect([label(e), r.status, isErrorBody(r)]).toEqual([label(e), 413, true]);
     }
     // Also unauthenticated: a stranger cannot make us buffer without bound.
-    const anon = await call(f.url, 'POST', '/v1/apps/', { raw: big, headers: { 'Content-Type': 'application/json' } });
+    const anon = await call(f.url, 'POST', '/v1/apps/', {
+      raw: big,
+      headers: { 'Content-Type': 'application/json' },
+    });
     expect([413, 401]).toContain(anon.status);
     expect((await f.owner.listSecrets(f.app.id, 'Development', '&key=BIG')).length).toBe(0);
   });
@@ -368,13 +646,23 @@ describe.each(STORES)('fuzzing every endpoint (%s)', (store) => {
   test('extension endpoints reject unknown fields with 400', async () => {
     await fc.assert(
       fc.asyncProperty(
-        fc.string({ minLength: 1, maxLength: 12 }).filter((k) => !['name', 'allowed_ips', 'is_global', '__proto__'].includes(k)),
+        fc
+          .string({ minLength: 1, maxLength: 12 })
+          .filter((k) => !['name', 'allowed_ips', 'is_global', '__proto__'].includes(k)),
         fc.jsonValue(),
         async (k, v) => {
-          const create = await call(f.url, 'POST', '/v1/network-policies/', { auth: f.owner.auth, body: { name: 'p', allowed_ips: ['10.0.0.0/8'], [k]: v } });
-          if (create.status !== 400 || !isErrorBody(create)) throw new Error(`POST policies with '${k}': ${create.status} ${create.text.slice(0, 120)}`);
-          const update = await call(f.url, 'PUT', `/v1/network-policies/${f.policyId}/`, { auth: f.owner.auth, body: { name: 'p2', [k]: v } });
-          if (update.status !== 400 || !isErrorBody(update)) throw new Error(`PUT policy with '${k}': ${update.status} ${update.text.slice(0, 120)}`);
+          const create = await call(f.url, 'POST', '/v1/network-policies/', {
+            auth: f.owner.auth,
+            body: { name: 'p', allowed_ips: ['10.0.0.0/8'], [k]: v },
+          });
+          if (create.status !== 400 || !isErrorBody(create))
+            throw new Error(`POST policies with '${k}': ${create.status} ${create.text.slice(0, 120)}`);
+          const update = await call(f.url, 'PUT', `/v1/network-policies/${f.policyId}/`, {
+            auth: f.owner.auth,
+            body: { name: 'p2', [k]: v },
+          });
+          if (update.status !== 400 || !isErrorBody(update))
+            throw new Error(`PUT policy with '${k}': ${update.status} ${update.text.slice(0, 120)}`);
         },
       ),
       { numRuns: RUNS },
@@ -397,7 +685,12 @@ describe.each(STORES)('fuzzing every endpoint (%s)', (store) => {
     expect(h.json).toMatchObject({ status: 'alive' });
     const anchor = await f.owner.listSecrets(f.app.id, 'Development', '&key=FUZZ_ANCHOR');
     expect(anchor.map((s) => [s.id, s.value, s.version])).toEqual([[f.anchorId, 'anchor', 1]]);
-    const viaSa = await call(f.url, 'GET', `/v1/secrets/?app_id=${f.app.id}&env=Development&key=FUZZ_ANCHOR`, { auth: `Bearer ${f.sa.bearer}` });
+    const viaSa = await call(
+      f.url,
+      'GET',
+      `/v1/secrets/?app_id=${f.app.id}&env=Development&key=FUZZ_ANCHOR`,
+      { auth: `Bearer ${f.sa.bearer}` },
+    );
     expect(viaSa.status).toBe(200);
   });
 });

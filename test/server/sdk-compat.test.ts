@@ -10,18 +10,49 @@
  * DELETE carries a JSON body. It digests the key as given but encrypts it uppercased, so keys here are uppercase.
  */
 import Phase from '@phase.dev/phase-node';
-import { initCrypto, keyDigest, reconstructPrivateKey, unwrapEnvironmentKey, x25519PublicKey } from '../../core/crypto';
+import {
+  initCrypto,
+  keyDigest,
+  reconstructPrivateKey,
+  unwrapEnvironmentKey,
+  x25519PublicKey,
+} from '../../core/crypto';
 import { STORES } from '../support/stores';
 import { startTestServer } from '../support/server';
-import { Api, authFor, call, type AppInfo, type SAInfo, type SseSecret, uniq, withTimeout } from './verify-helpers';
+import {
+  Api,
+  authFor,
+  call,
+  type AppInfo,
+  type SAInfo,
+  type SseSecret,
+  uniq,
+  withTimeout,
+} from './verify-helpers';
 
 type SdkSecret = Awaited<ReturnType<Phase['get']>>[number];
 
 const SDK_TIMEOUT = 10_000;
 
 /** Comparable view of a secret: what both APIs must agree on. */
-function view(s: { id: string; key: string; value: string; comment: string; path: string; tags: string[]; version: number }) {
-  return { id: s.id, key: s.key, value: s.value, comment: s.comment, path: s.path, tags: [...s.tags].sort(), version: s.version };
+function view(s: {
+  id: string;
+  key: string;
+  value: string;
+  comment: string;
+  path: string;
+  tags: string[];
+  version: number;
+}) {
+  return {
+    id: s.id,
+    key: s.key,
+    value: s.value,
+    comment: s.comment,
+    path: s.path,
+    tags: [...s.tags].sort(),
+    version: s.version,
+  };
 }
 const byId = <T extends { id: string }>(a: T, b: T): number => a.id.localeCompare(b.id);
 
@@ -47,9 +78,11 @@ describe.each(STORES)('official Node SDK 3.1.1 against the server (%s)', (store)
   let sdk: Phase;
   let url: string;
 
-  const sdkGet = (opts: Omit<Parameters<Phase['get']>[0], 'appId'> & { appId?: string }): Promise<SdkSecret[]> =>
-    withTimeout(sdk.get({ appId: app.id, ...opts }), SDK_TIMEOUT, 'sdk.get');
-  const v1List = (env = 'Development', extra = ''): Promise<SseSecret[]> => owner.listSecrets(app.id, env, extra);
+  const sdkGet = (
+    opts: Omit<Parameters<Phase['get']>[0], 'appId'> & { appId?: string },
+  ): Promise<SdkSecret[]> => withTimeout(sdk.get({ appId: app.id, ...opts }), SDK_TIMEOUT, 'sdk.get');
+  const v1List = (env = 'Development', extra = ''): Promise<SseSecret[]> =>
+    owner.listSecrets(app.id, env, extra);
 
   beforeAll(async () => {
     server = await startTestServer({ store });
@@ -84,46 +117,81 @@ describe.each(STORES)('official Node SDK 3.1.1 against the server (%s)', (store)
     await initCrypto();
     const auth = `Bearer ${sa.bearer}`;
     // Always snake_case, even when the client asks for camelCase (the Node SDK does).
-    const t = await call(url, 'GET', '/service/secrets/tokens/', { auth, headers: { 'X-Use-Camel-Case': 'true' } });
+    const t = await call(url, 'GET', '/service/secrets/tokens/', {
+      auth,
+      headers: { 'X-Use-Camel-Case': 'true' },
+    });
     expect(t.status).toBe(200);
-    expect(t.json).toMatchObject({ account_id: sa.id, offline_enabled: false, organisation: { id: expect.any(String), name: expect.any(String) } });
+    expect(t.json).toMatchObject({
+      account_id: sa.id,
+      offline_enabled: false,
+      organisation: { id: expect.any(String), name: expect.any(String) },
+    });
     expect(t.json.wrapped_key_share).toMatch(/^[0-9a-f]+$/);
     expect(t.json.user_id).toBeUndefined();
     const [, , , pub, share0, wrapKey] = sa.token.split(':');
     const priv = reconstructPrivateKey(t.json.wrapped_key_share, share0, wrapKey);
     // The reconstructed private key belongs to the token's public key (segment 3).
     expect(x25519PublicKey(priv)).toBe(pub);
-    const appEntry = (t.json.apps as any[]).find((a) => a.id === app.id); // eslint-disable-line @typescript-eslint/no-explicit-any
+    const appEntry = (t.json.apps as any[]).find((a) => a.id === app.id);
     expect(appEntry).toMatchObject({ name: app.name, encryption: 'SSE' });
     expect(appEntry.environment_keys).toHaveLength(2);
     for (const k of appEntry.environment_keys) {
-      expect(Object.keys(k.environment).sort()).toEqual(expect.arrayContaining(['id', 'name', 'env_type', 'created_at', 'updated_at']));
+      expect(Object.keys(k.environment).sort()).toEqual(
+        expect.arrayContaining(['id', 'name', 'env_type', 'created_at', 'updated_at']),
+      );
       expect(k).toMatchObject({ service_account: sa.id, paths: null, deleted_at: null });
       // identity_key is the ENVIRONMENT public key: the unwrapped seed derives exactly that key pair.
-      const env = unwrapEnvironmentKey({ wrappedSeed: k.wrapped_seed, wrappedSalt: k.wrapped_salt }, { publicKey: pub, privateKey: priv });
+      const env = unwrapEnvironmentKey(
+        { wrappedSeed: k.wrapped_seed, wrappedSalt: k.wrapped_salt },
+        { publicKey: pub, privateKey: priv },
+      );
       expect(env.publicKey).toBe(k.identity_key);
       expect(env.salt).toMatch(/^[0-9a-f]{64}$/);
       expect(k.environment.updated_at).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$/);
     }
-    const devKey = appEntry.environment_keys.find((k: any) => k.environment.id === app.envs.Development); // eslint-disable-line @typescript-eslint/no-explicit-any
-    const devEnv = unwrapEnvironmentKey({ wrappedSeed: devKey.wrapped_seed, wrappedSalt: devKey.wrapped_salt }, { publicKey: pub, privateKey: priv });
+    const devKey = appEntry.environment_keys.find((k: any) => k.environment.id === app.envs.Development);
+    const devEnv = unwrapEnvironmentKey(
+      { wrappedSeed: devKey.wrapped_seed, wrappedSalt: devKey.wrapped_salt },
+      { publicKey: pub, privateKey: priv },
+    );
 
     // E2E GET: snake_case by default, camelCase only with X-Use-Camel-Case: true; KeyDigest header matching is
     // case-insensitive on the name and treats _ like - (§3.4).
-    await owner.ok('POST', owner.secretsPath(app.id, 'Development'), { secrets: [{ key: 'WIRE_KEY', value: 'wire', tags: ['w'] }] }, 200);
-    const snake = await call(url, 'GET', '/service/secrets/', { auth, headers: { Environment: app.envs.Development } });
+    await owner.ok(
+      'POST',
+      owner.secretsPath(app.id, 'Development'),
+      { secrets: [{ key: 'WIRE_KEY', value: 'wire', tags: ['w'] }] },
+      200,
+    );
+    const snake = await call(url, 'GET', '/service/secrets/', {
+      auth,
+      headers: { Environment: app.envs.Development },
+    });
     expect(snake.status).toBe(200);
-    const wire = (snake.json as any[]).find((x) => x.key_digest === keyDigest('WIRE_KEY', devEnv.salt)); // eslint-disable-line @typescript-eslint/no-explicit-any
+    const wire = (snake.json as any[]).find((x) => x.key_digest === keyDigest('WIRE_KEY', devEnv.salt));
     expect(wire).toBeDefined();
-    expect(wire).toMatchObject({ tags: ['w'], type: 'secret', lifecycle: 'static', path: '/', version: 1, environment: app.envs.Development, override: null });
+    expect(wire).toMatchObject({
+      tags: ['w'],
+      type: 'secret',
+      lifecycle: 'static',
+      path: '/',
+      version: 1,
+      environment: app.envs.Development,
+      override: null,
+    });
     expect(wire.key).toMatch(/^ph:v1:[0-9a-f]{64}:/);
     expect(wire.keyDigest).toBeUndefined();
     const camel = await call(url, 'GET', '/service/secrets/', {
       auth,
-      headers: { environment: app.envs.Development, key_digest: keyDigest('WIRE_KEY', devEnv.salt), 'X-Use-Camel-Case': 'true' },
+      headers: {
+        environment: app.envs.Development,
+        key_digest: keyDigest('WIRE_KEY', devEnv.salt),
+        'X-Use-Camel-Case': 'true',
+      },
     });
     expect(camel.status).toBe(200);
-    expect((camel.json as any[]).map((x) => x.keyDigest)).toEqual([keyDigest('WIRE_KEY', devEnv.salt)]); // eslint-disable-line @typescript-eslint/no-explicit-any
+    expect((camel.json as any[]).map((x) => x.keyDigest)).toEqual([keyDigest('WIRE_KEY', devEnv.salt)]);
     expect(camel.json[0].key_digest).toBeUndefined();
     await owner.ok('DELETE', owner.secretsPath(app.id, 'Development'), { secrets: [wire.id] }, 200);
   });
@@ -135,7 +203,13 @@ describe.each(STORES)('official Node SDK 3.1.1 against the server (%s)', (store)
         envName: 'Development',
         secrets: [
           { key: 'SDK_PLAIN', value: 'plain-value', comment: 'made by the sdk' },
-          { key: 'SDK_PATHED', value: 'ünïcødé ✓ "quoted" \\ back', comment: '', path: '/api', tags: ['alpha'] },
+          {
+            key: 'SDK_PATHED',
+            value: 'ünïcødé ✓ "quoted" \\ back',
+            comment: '',
+            path: '/api',
+            tags: ['alpha'],
+          },
           { key: 'SDK_MULTILINE', value: 'line1\nline2\n', comment: 'multi', tags: ['alpha', 'beta'] },
         ],
       }),
@@ -144,8 +218,18 @@ describe.each(STORES)('official Node SDK 3.1.1 against the server (%s)', (store)
     );
     const v1 = await v1List();
     const got = Object.fromEntries(v1.map((s) => [s.key, s]));
-    expect(got.SDK_PLAIN).toMatchObject({ value: 'plain-value', comment: 'made by the sdk', path: '/', version: 1 });
-    expect(got.SDK_PATHED).toMatchObject({ value: 'ünïcødé ✓ "quoted" \\ back', comment: '', path: '/api', tags: ['alpha'] });
+    expect(got.SDK_PLAIN).toMatchObject({
+      value: 'plain-value',
+      comment: 'made by the sdk',
+      path: '/',
+      version: 1,
+    });
+    expect(got.SDK_PATHED).toMatchObject({
+      value: 'ünïcødé ✓ "quoted" \\ back',
+      comment: '',
+      path: '/api',
+      tags: ['alpha'],
+    });
     expect(got.SDK_MULTILINE).toMatchObject({ value: 'line1\nline2\n', comment: 'multi' });
     expect([...got.SDK_MULTILINE.tags].sort()).toEqual(['alpha', 'beta']);
     // The same through the SA's own bearer on /v1 (SSE): one account, two APIs, one truth.
@@ -175,7 +259,11 @@ describe.each(STORES)('official Node SDK 3.1.1 against the server (%s)', (store)
     // Same set, same ids, same decrypted content — references resolved on both sides (client and server).
     expect(all.map(view).sort(byId)).toEqual(v1.map(view).sort(byId));
     expect(all.find((s) => s.key === 'DB_URL')!.value).toBe('postgres://db.internal:5432');
-    expect(all.find((s) => s.key === 'V1_LOWER_KEY')).toMatchObject({ value: 'from-v1', comment: 'v1 comment', tags: ['gamma'] });
+    expect(all.find((s) => s.key === 'V1_LOWER_KEY')).toMatchObject({
+      value: 'from-v1',
+      comment: 'v1 comment',
+      tags: ['gamma'],
+    });
 
     const one = await sdkGet({ envName: 'development', key: 'v1_lower_key' }); // get() matches env names case-insensitively
     expect(one.map((s) => s.key)).toEqual(['V1_LOWER_KEY']);
@@ -191,7 +279,11 @@ describe.each(STORES)('official Node SDK 3.1.1 against the server (%s)', (store)
     const before = Object.fromEntries((await v1List()).map((s) => [s.key, s]));
     // SDK update of a /v1-made secret: new value; omitted comment and tags are cleared (SDK sends "" and []).
     await withTimeout(
-      sdk.update({ appId: app.id, envName: 'Development', secrets: [{ id: before.V1_LOWER_KEY.id, value: 'sdk-updated' }] }),
+      sdk.update({
+        appId: app.id,
+        envName: 'Development',
+        secrets: [{ id: before.V1_LOWER_KEY.id, value: 'sdk-updated' }],
+      }),
       SDK_TIMEOUT,
       'sdk.update',
     );
@@ -218,7 +310,13 @@ describe.each(STORES)('official Node SDK 3.1.1 against the server (%s)', (store)
     expect((await v1List('Development', '&key=SDK_PLAIN')).length).toBe(0);
     const renamed = await v1List('Development', '&key=sdk_renamed');
     expect(renamed.map(view)).toEqual([
-      view({ ...before.SDK_PLAIN, key: 'SDK_RENAMED', comment: 'kept', tags: ['delta'], version: before.SDK_PLAIN.version + 1 }),
+      view({
+        ...before.SDK_PLAIN,
+        key: 'SDK_RENAMED',
+        comment: 'kept',
+        tags: ['delta'],
+        version: before.SDK_PLAIN.version + 1,
+      }),
     ]);
 
     // /v1 update of an SDK-made secret → the SDK decrypts the new value.
@@ -230,7 +328,11 @@ describe.each(STORES)('official Node SDK 3.1.1 against the server (%s)', (store)
     );
     const sdkView = await sdkGet({ envName: 'Development', key: 'SDK_MULTILINE' });
     expect(sdkView).toHaveLength(1);
-    expect(sdkView[0]).toMatchObject({ value: 'v1-updated', comment: 'v1 says hi', version: before.SDK_MULTILINE.version + 1 });
+    expect(sdkView[0]).toMatchObject({
+      value: 'v1-updated',
+      comment: 'v1 says hi',
+      version: before.SDK_MULTILINE.version + 1,
+    });
     // /v1 PUT without tags keeps them (§9.3 PUT rule 5).
     expect([...sdkView[0].tags].sort()).toEqual(['alpha', 'beta']);
 
@@ -250,7 +352,9 @@ describe.each(STORES)('official Node SDK 3.1.1 against the server (%s)', (store)
     expect(afterSdkDelete.map((s) => s.id)).not.toContain(before.SDK_PATHED.id);
     expect(afterSdkDelete).toHaveLength(Object.keys(before).length - 1);
 
-    const del = await owner.req('DELETE', owner.secretsPath(app.id, 'Development'), { secrets: [before.V1_DEEP.id] });
+    const del = await owner.req('DELETE', owner.secretsPath(app.id, 'Development'), {
+      secrets: [before.V1_DEEP.id],
+    });
     expect(del.status).toBe(200);
     expect(del.json).toEqual({ message: 'Deleted 1 secret' });
     const all = await sdkGet({ envName: 'Development' });
@@ -261,12 +365,16 @@ describe.each(STORES)('official Node SDK 3.1.1 against the server (%s)', (store)
   test('environments stay separate, and a write bumps environment.updated_at', async () => {
     const tokensBefore = await call(url, 'GET', '/service/secrets/tokens/', { auth: `Bearer ${sa.bearer}` });
     expect(tokensBefore.status).toBe(200);
-    const envOf = (body: any, id: string) => // eslint-disable-line @typescript-eslint/no-explicit-any
-      body.apps.flatMap((a: any) => a.environment_keys).find((k: any) => k.environment.id === id).environment; // eslint-disable-line @typescript-eslint/no-explicit-any
+    const envOf = (body: any, id: string) =>
+      body.apps.flatMap((a: any) => a.environment_keys).find((k: any) => k.environment.id === id).environment;
     const stagingBefore = envOf(tokensBefore.json, app.envs.Staging);
 
     await withTimeout(
-      sdk.create({ appId: app.id, envName: 'Staging', secrets: [{ key: 'ONLY_STAGING', value: 's', comment: '' }] }),
+      sdk.create({
+        appId: app.id,
+        envName: 'Staging',
+        secrets: [{ key: 'ONLY_STAGING', value: 's', comment: '' }],
+      }),
       SDK_TIMEOUT,
       'sdk.create staging',
     );
@@ -281,27 +389,48 @@ describe.each(STORES)('official Node SDK 3.1.1 against the server (%s)', (store)
 
   test('every write, through either API, changes environment.updated_at (§15 item 4)', async () => {
     const envPath = `/v1/environments/${app.envs.Staging}/`;
-    const stamp = async (): Promise<string> => (await owner.ok('GET', envPath, undefined, 200)).updatedAt as string;
+    const stamp = async (): Promise<string> =>
+      (await owner.ok('GET', envPath, undefined, 200)).updatedAt as string;
     const seen = [await stamp()];
     const sp = owner.secretsPath(app.id, 'Staging');
     const [made] = await owner.ok('POST', sp, { secrets: [{ key: 'STAMP', value: '1' }] }, 200);
     seen.push(await stamp());
     await owner.ok('PUT', sp, { secrets: [{ id: made.id, value: '2' }] }, 200);
     seen.push(await stamp());
-    await withTimeout(sdk.update({ appId: app.id, envName: 'Staging', secrets: [{ id: made.id, value: '3' }] }), SDK_TIMEOUT, 'sdk.update');
+    await withTimeout(
+      sdk.update({ appId: app.id, envName: 'Staging', secrets: [{ id: made.id, value: '3' }] }),
+      SDK_TIMEOUT,
+      'sdk.update',
+    );
     seen.push(await stamp());
-    await withTimeout(sdk.delete({ appId: app.id, envName: 'Staging', secretIds: [made.id] }), SDK_TIMEOUT, 'sdk.delete');
+    await withTimeout(
+      sdk.delete({ appId: app.id, envName: 'Staging', secretIds: [made.id] }),
+      SDK_TIMEOUT,
+      'sdk.delete',
+    );
     seen.push(await stamp());
     for (let i = 1; i < seen.length; i++) expect([i, seen[i] > seen[i - 1]]).toEqual([i, true]);
   });
 
   test('an environment the account was not granted is invisible to the SDK', async () => {
-    await owner.ok('POST', owner.secretsPath(app.id, 'Production'), { secrets: [{ key: 'PROD_ONLY', value: 'p' }] }, 200);
-    await expect(sdk.get({ appId: app.id, envName: 'Production' })).rejects.toMatch(/Invalid environment name/);
+    await owner.ok(
+      'POST',
+      owner.secretsPath(app.id, 'Production'),
+      { secrets: [{ key: 'PROD_ONLY', value: 'p' }] },
+      200,
+    );
+    await expect(sdk.get({ appId: app.id, envName: 'Production' })).rejects.toMatch(
+      /Invalid environment name/,
+    );
     // A fresh SDK session (re-reads /secrets/tokens/) still lists only the granted environments.
     const fresh = new Phase(sa.token, url);
     await withTimeout(fresh.init(), SDK_TIMEOUT, 'fresh init');
-    expect(fresh.apps.find((a) => a.id === app.id)!.environments.map((e) => e.name).sort()).toEqual(['Development', 'Staging']);
+    expect(
+      fresh.apps
+        .find((a) => a.id === app.id)!
+        .environments.map((e) => e.name)
+        .sort(),
+    ).toEqual(['Development', 'Staging']);
   });
 
   test('a second SA token minted by POST /v1/service-accounts/:id/tokens/ works with the SDK', async () => {
@@ -311,7 +440,11 @@ describe.each(STORES)('official Node SDK 3.1.1 against the server (%s)', (store)
     expect(minted.token.split(':')[3]).toBe(sa.token.split(':')[3]);
     const other = new Phase(minted.token, url);
     await withTimeout(other.init(), SDK_TIMEOUT, 'second init');
-    const a = await withTimeout(other.get({ appId: app.id, envName: 'Development' }), SDK_TIMEOUT, 'second get');
+    const a = await withTimeout(
+      other.get({ appId: app.id, envName: 'Development' }),
+      SDK_TIMEOUT,
+      'second get',
+    );
     const b = await sdkGet({ envName: 'Development' });
     expect(a.map(view).sort(byId)).toEqual(b.map(view).sort(byId));
   });

@@ -8,7 +8,7 @@ export interface Resp {
   headers: Headers;
   text: string;
   /** Parsed JSON body, or undefined when the body is empty or not JSON. */
-  json: any; // eslint-disable-line @typescript-eslint/no-explicit-any
+  json: any;
 }
 
 export interface CallOptions {
@@ -20,14 +20,20 @@ export interface CallOptions {
   headers?: Record<string, string>;
 }
 
-export async function call(base: string, method: string, path: string, opts: CallOptions = {}): Promise<Resp> {
+export async function call(
+  base: string,
+  method: string,
+  path: string,
+  opts: CallOptions = {},
+): Promise<Resp> {
   const headers: Record<string, string> = { ...(opts.headers ?? {}) };
   if (opts.auth !== undefined && opts.auth !== null) headers.Authorization = opts.auth;
   let body: string | Buffer | undefined;
   if (opts.raw !== undefined) body = opts.raw;
   else if (opts.body !== undefined) {
     body = JSON.stringify(opts.body);
-    if (!Object.keys(headers).some((h) => h.toLowerCase() === 'content-type')) headers['Content-Type'] = 'application/json';
+    if (!Object.keys(headers).some((h) => h.toLowerCase() === 'content-type'))
+      headers['Content-Type'] = 'application/json';
   }
   const res = await fetch(base + path, { method, headers, body });
   const text = await res.text();
@@ -66,7 +72,13 @@ export class Api {
     return call(this.base, method, path, { auth: this.auth, body, headers });
   }
 
-  async ok(method: string, path: string, body: unknown, status: number, headers?: Record<string, string>): Promise<any> { // eslint-disable-line @typescript-eslint/no-explicit-any
+  async ok(
+    method: string,
+    path: string,
+    body: unknown,
+    status: number,
+    headers?: Record<string, string>,
+  ): Promise<any> {
     const r = await this.req(method, path, body, headers);
     expectStatus(r, status, `${method} ${path}`);
     return r.json;
@@ -88,14 +100,22 @@ export class Api {
 
   async createSA(name: string, roleId: string): Promise<SAInfo> {
     const r = await this.ok('POST', '/v1/service-accounts/', { name, role_id: roleId }, 201);
-    return { id: r.id, token: r.initialToken.token, bearer: r.initialToken.bearerToken, tokenId: r.initialToken.id };
+    return {
+      id: r.id,
+      token: r.initialToken.token,
+      bearer: r.initialToken.bearerToken,
+      tokenId: r.initialToken.id,
+    };
   }
 
-  async grantSA(saId: string, apps: Array<{ id: string; environments: string[]; paths?: string[] }>): Promise<any> { // eslint-disable-line @typescript-eslint/no-explicit-any
+  async grantSA(
+    saId: string,
+    apps: Array<{ id: string; environments: string[]; paths?: string[] }>,
+  ): Promise<any> {
     return this.ok('PUT', `/v1/service-accounts/${saId}/access/`, { apps }, 200);
   }
 
-  async grantMember(memberId: string, apps: Array<{ id: string; environments: string[] }>): Promise<any> { // eslint-disable-line @typescript-eslint/no-explicit-any
+  async grantMember(memberId: string, apps: Array<{ id: string; environments: string[] }>): Promise<any> {
     return this.ok('PUT', `/v1/members/${memberId}/access/`, { apps }, 200);
   }
 
