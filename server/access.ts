@@ -181,8 +181,11 @@ export async function resolveSecretsContext(
     env = envs.find((e) => e.name.toLowerCase() === envName.toLowerCase());
     if (!env) throw notFound(`Environment '${envName}' not found in App ${appId}`);
   } else if (appId !== undefined) {
-    // App-only context: resolve the app (404 when absent) but secrets still need an environment.
-    await findApp(ctx, p, appId);
+    // App-only context: authentication resolves the app and checks access (§4.3); secrets then need an environment.
+    const only = await findApp(ctx, p, appId);
+    if (!(await membershipOf(db, only.id, p))) {
+      throw contextDenied(p, 'User cannot access this app', 'Service account cannot access this app');
+    }
     throw forbidden(opts.missingMessage);
   } else {
     throw forbidden(opts.missingMessage);
