@@ -16,6 +16,7 @@ import { blockType } from '../../provider/framework/schema';
 import { UNKNOWN, Unknown, type TfObject } from '../../provider/framework/types';
 import { providerDef } from '../../provider/phase/provider';
 import {
+  MAGIC_COOKIE,
   PROVIDER_ENTRY,
   assertProviderBuilt,
   derToPem,
@@ -384,6 +385,35 @@ describe('provider plugin over gRPC (spec §1–§7)', () => {
 });
 
 describe('provider process without Terraform', () => {
+  it('exits on its own when Terraform dies without calling Shutdown', async () => {
+    assertProviderBuilt();
+    // A stand-in parent starts the provider, prints its pid after the handshake and exits at once.
+    const script = `
+      const { spawn } = require('child_process');
+      const c = spawn(process.execPath, [${JSON.stringify(PROVIDER_ENTRY)}], {
+        env: { ...process.env, TF_PLUGIN_MAGIC_COOKIE: ${JSON.stringify(MAGIC_COOKIE)} },
+        stdio: ['ignore', 'pipe', 'ignore'],
+        detached: true,
+      });
+      c.stdout.once('data', () => { process.stdout.write(String(c.pid)); process.exit(0); });`;
+    const r = spawnSync(process.execPath, ['-e', script], { encoding: 'utf8', timeout: 15_000 });
+    const pid = Number(r.stdout);
+    expect(pid).toBeGreaterThan(0);
+    const alive = (): boolean => {
+      try {
+        process.kill(pid, 0);
+        return true;
+      } catch {
+        return false;
+      }
+    };
+    const deadline = Date.now() + 10_000;
+    while (alive() && Date.now() < deadline) await new Promise((res) => setTimeout(res, 200));
+    const stillAlive = alive();
+    if (stillAlive) process.kill(pid, 'SIGKILL');
+    expect(stillAlive).toBe(false);
+  }, 20_000);
+
   it('ships a protobuf descriptor that matches the .proto files', () => {
     const dir = protoDir();
     expect(JSON.parse(readFileSync(join(dir, 'descriptor.json'), 'utf8'))).toEqual(
