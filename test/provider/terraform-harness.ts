@@ -67,7 +67,6 @@ export interface TfResource {
 }
 
 /** JSON values from terraform's JSON output. */
-// eslint-disable-next-line @typescript-eslint/no-explicit-any -- arbitrary JSON read by tests
 export type TfJson = any;
 
 export interface TfState {
