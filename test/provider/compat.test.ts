@@ -154,4 +154,67 @@ describe('configurations written for the official Phase provider', () => {
     await ws.tf(dir, ['destroy', '-input=false', '-auto-approve', '-no-color']);
     expect(await owner.listSecrets({ appId, env: 'Development' })).toEqual([]);
   });
+
+  it('shows diagnostics at the attribute in the configuration', async () => {
+    const bad = ws.write('invalid', {
+      'main.tf': `
+terraform {
+  required_providers {
+    phase = { source = "phase-bridge/phase" }
+  }
+}
+variable "host" {}
+variable "token" {
+  sensitive = true
+}
+variable "app_id" {}
+provider "phase" {
+  host        = var.host
+  phase_token = var.token
+}
+resource "phase_service_account_token" "t" {
+  service_account_id = "sa"
+  name               = "t"
+  rotate_after       = "every month"
+}
+resource "phase_secret" "s" {
+  app_id = var.app_id
+  env    = "development"
+  key    = "K"
+}
+`,
+    });
+    await ws.tf(bad, ['init', '-input=false', '-no-color']);
+    const r = await ws.tf(bad, ['validate', '-no-color'], [1]);
+    expect(r.stderr).toMatch(/Invalid duration/);
+    expect(r.stderr).toMatch(/on main.tf line 19, in resource "phase_service_account_token" "t":/);
+    expect(r.stderr).toMatch(/Missing value/);
+
+    const wrongToken = ws.write('wrong-token', {
+      'main.tf': `
+terraform {
+  required_providers {
+    phase = { source = "phase-bridge/phase" }
+  }
+}
+variable "host" {}
+variable "token" {
+  sensitive = true
+}
+variable "app_id" {}
+provider "phase" {
+  host        = var.host
+  phase_token = "pss_user:v1:${'ab'.repeat(32)}:${'cd'.repeat(32)}:${'ef'.repeat(32)}:${'01'.repeat(32)}"
+}
+data "phase_secrets" "all" {
+  app_id = var.app_id
+  env    = "development"
+}
+`,
+    });
+    await ws.tf(wrongToken, ['init', '-input=false', '-no-color']);
+    const denied = await ws.tf(wrongToken, ['plan', '-input=false', '-no-color'], [1]);
+    expect(denied.stderr).toMatch(/Error: Authentication failed/);
+    expect(denied.stderr).toMatch(/PHASE_TOKEN/);
+  });
 });
