@@ -78,6 +78,8 @@ export class SyncEngine extends EventEmitter<EngineEvents> {
   /** Phase timings of the latest sync work, in ms (logged with each synced scope). */
   readonly timings = { bootstrapMs: 0, fetchMs: 0, decryptOnlyMs: 0, decryptMs: 0, viewsMs: 0 };
   private inflight: Promise<void> | undefined;
+  /** Set when the token rotated during a cycle: sync again as soon as the budget allows. */
+  private rerun = false;
   private timer: NodeJS.Timeout | undefined;
   private stopped = false;
   private lastBoot: { boot: BootstrapResponse; at: number; token: string } | undefined;
@@ -109,7 +111,9 @@ export class SyncEngine extends EventEmitter<EngineEvents> {
       this.client = this.makeClient();
       this.keyring.clear();
       this.lastBoot = undefined;
-      void this.sync('token rotated');
+      // A cycle in flight still runs with the old token: run another right after it.
+      if (this.inflight) this.rerun = true;
+      else void this.sync('token rotated');
     });
   }
 
@@ -205,7 +209,9 @@ export class SyncEngine extends EventEmitter<EngineEvents> {
         this.cycles++;
         this.updateGauges();
         const pending = this.scopes.some((s) => s.pendingFetch);
-        this.schedule(pending ? this.budget.waitMs() : undefined);
+        const again = this.rerun;
+        this.rerun = false;
+        this.schedule(pending || again ? this.budget.waitMs() : undefined);
         this.resolveFirst();
         this.emit('synced');
       }
@@ -254,7 +260,8 @@ export class SyncEngine extends EventEmitter<EngineEvents> {
         boot = await this.client.bootstrap();
         this.timings.bootstrapMs = performance.now() - tb;
       } catch (err) {
-        this.upstreamFailure(err, this.scopes, 'bootstrap');
+        await this.recheckToken(err);
+        this.upstreamFailure(err, this.scopes, 'bootstrap', tokenId);
         return;
       }
       this.lastBoot = { boot, at: Date.now(), token: tokenId };
@@ -310,7 +317,8 @@ export class SyncEngine extends EventEmitter<EngineEvents> {
         list = await this.client.listEncryptedSecrets(env.id, { path: s.cfg.path, tags: s.cfg.tags });
         this.timings.fetchMs = performance.now() - tf;
       } catch (err) {
-        this.upstreamFailure(err, [s], 'secrets');
+        await this.recheckToken(err);
+        this.upstreamFailure(err, [s], 'secrets', tokenId);
         if (err instanceof ApiError && err.status === 429) break;
         continue;
       }
@@ -535,8 +543,29 @@ export class SyncEngine extends EventEmitter<EngineEvents> {
     if (had) this.emitChange(s, prev, undefined, 'unavailable', p.message);
   }
 
-  private upstreamFailure(err: unknown, scopes: ScopeState[], call: 'bootstrap' | 'secrets'): void {
+  /** Before treating a 401/403 as revocation, look at the token file: a rotation may already be waiting there. */
+  private async recheckToken(err: unknown): Promise<void> {
+    if (err instanceof ApiError && (err.status === 401 || err.status === 403)) await this.tokens.check();
+  }
+
+  private upstreamFailure(
+    err: unknown,
+    scopes: ScopeState[],
+    call: 'bootstrap' | 'secrets',
+    tokenUsed: string,
+  ): void {
     if (err instanceof ApiError) {
+      const rejected = err.status === 401 || (call === 'bootstrap' && err.status === 403);
+      if (rejected && this.tokens.token.bearer !== tokenUsed) {
+        // The old token was revoked while a rotation was already under way: not a reason to stop serving.
+        const p = problem(
+          'token_rotating',
+          'the previous token was rejected; retrying with the rotated token',
+        );
+        for (const s of scopes) this.markError(s, p);
+        this.rerun = true;
+        return;
+      }
       if (err.status === 429) {
         this.budget.rateLimited(err.retryAfterMs);
         const p = problem(

@@ -552,3 +552,41 @@ test('path and tag scopes; references into paths and environments outside the sc
   await p.owner.updateSecrets({ appId: p.appId, env: 'Staging' }, [{ id: up.id, value: 'stage-2' }]);
   await until(async () => (await call(a, '/v1/secrets/FROM_STAGING?scope=backend')).body === 'stage-2');
 });
+
+test('rotation with the old token revoked right away: still no failed request', async () => {
+  const p = await provision(srv.url, srv.ownerToken, { Development: [{ key: 'ROT2', value: 'r2' }] });
+  const dir = testConfig({ token: p.token, scopes: [{ app: 'x', env: 'y' }] }).dataDir;
+  const tokenFile = join(dir, 'token');
+  writeFileSync(tokenFile, p.token, { mode: 0o600 });
+  const a = await agentFor({
+    tokenFile,
+    scopes: [{ app: p.appName, env: 'Development' }],
+    refreshInterval: '50ms',
+    tokenPollInterval: '5s',
+  });
+  expect((await call(a, '/v1/secrets/ROT2')).status).toBe(200);
+  let stop = false;
+  const failures: number[] = [];
+  const loop = (async () => {
+    while (!stop) {
+      const r = await call(a, '/v1/secrets/ROT2');
+      if (r.status !== 200) failures.push(r.status);
+    }
+  })();
+  for (let round = 0; round < 3; round++) {
+    const minted = await p.owner.createServiceAccountToken(p.saId, { name: `r${round}` });
+    writeFileSync(`${tokenFile}.new`, minted.token, { mode: 0o600 });
+    renameSync(`${tokenFile}.new`, tokenFile);
+    // Revoke every other token at once, without waiting for the agent to notice the file.
+    const detail = await p.owner.getServiceAccount(p.saId);
+    for (const t of detail.tokens)
+      if (t.id !== minted.id) await p.owner.deleteServiceAccountToken(p.saId, t.id);
+    await new Promise((r) => setTimeout(r, 400));
+  }
+  stop = true;
+  await loop;
+  expect(failures).toEqual([]);
+  const st = JSON.parse((await call(a, '/v1/status')).body);
+  expect(st.scopes[0].serving).toBe(true);
+  expect(st.scopes[0].failClosed).toBeNull();
+});
