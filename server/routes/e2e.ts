@@ -362,8 +362,12 @@ export function e2eRouter(ctx: ServerContext): Router {
         if (!cur) throw notFound(`Secret not found: ${s.id}`);
         const path = s.path !== undefined && s.path !== null ? normalizePath(s.path) : cur.path;
         requirePath(c, path);
-        const keyDigest = s.key !== undefined && s.keyDigest !== undefined ? s.keyDigest : cur.key_digest;
-        const key = s.key !== undefined && s.keyDigest !== undefined ? s.key : cur.key;
+        // A new key without its digest would leave the blind index pointing at the old name.
+        if (s.key !== undefined && s.keyDigest === undefined) {
+          throw badRequest("'keyDigest' is required when 'key' is given.");
+        }
+        const key = s.key ?? cur.key;
+        const keyDigest = s.key !== undefined ? (s.keyDigest as string) : cur.key_digest;
         if (
           (path !== cur.path || keyDigest !== cur.key_digest) &&
           (await isDuplicate(trx, c.env.id, path, keyDigest, cur.id))
