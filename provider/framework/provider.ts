@@ -15,14 +15,7 @@ import {
 import { decodeDynamic, encodeValue, EncodeError, fromRaw } from './msgpack';
 import { completeObject, fillComputed, planObject } from './plan';
 import { blockType, checkSchema, schemaToWire, validateBlock, writeOnlySet, type SchemaDef } from './schema';
-import {
-  containsUnknown,
-  isObjectValue,
-  typedEqual,
-  type TfObject,
-  type TfType,
-  type TfValue,
-} from './types';
+import { containsUnknown, isObjectValue, type TfObject, type TfType, type TfValue } from './types';
 
 export interface PlanContext {
   prior: TfObject | null;
@@ -545,5 +538,3 @@ function dropUnknownKeys(type: TfType, raw: unknown): unknown {
   }
   return raw;
 }
-
-export { typedEqual };
