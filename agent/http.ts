@@ -339,8 +339,12 @@ export function buildApp(d: HttpDeps, serving = makeServing(d)): Express {
     });
     res.flushHeaders();
     let seq = 0;
+    // A stream ended by shutdown or closed by the client is never written again (a write after end would be an
+    // unhandled 'error' event).
+    const open = (): boolean => !res.writableEnded && !res.destroyed;
+    res.on('error', () => undefined);
     const write = (event: string, data: unknown): void => {
-      res.write(`id: ${++seq}\nevent: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
+      if (open()) res.write(`id: ${++seq}\nevent: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
     };
     const now = Date.now();
     write('hello', {
@@ -361,7 +365,9 @@ export function buildApp(d: HttpDeps, serving = makeServing(d)): Express {
       } else write('change', e);
     };
     engine.on('change', onChange);
-    const beat = setInterval(() => res.write(': keep-alive\n\n'), 15_000);
+    const beat = setInterval(() => {
+      if (open()) res.write(': keep-alive\n\n');
+    }, 15_000);
     beat.unref();
     d.streams.add(res);
     metrics.watchers.inc();

@@ -590,3 +590,53 @@ test('rotation with the old token revoked right away: still no failed request', 
   expect(st.scopes[0].serving).toBe(true);
   expect(st.scopes[0].failClosed).toBeNull();
 });
+
+test('watch streams ended by shutdown are never written again (no crash on a late change)', async () => {
+  const p = await provision(srv.url, srv.ownerToken, { Development: [{ key: 'LATE', value: 'l' }] });
+  const a = await startAgent(
+    testConfig({ host: srv.url, token: p.token, scopes: [{ app: p.appName, env: 'Development' }] }),
+    { logger: silent },
+  );
+  await a.engine.firstSync;
+  const ended = new Promise<string>((resolveEnd) => {
+    const req = request(
+      {
+        host: '127.0.0.1',
+        port: a.port,
+        path: '/v1/watch',
+        headers: { 'x-phase-agent-token': a.clientToken },
+        agent: false,
+      },
+      (res) => {
+        let body = '';
+        res.on('data', (c) => (body += c));
+        res.on('end', () => resolveEnd(body));
+        res.on('error', () => resolveEnd(body));
+      },
+    );
+    req.end();
+  });
+  await until(() => a.metrics.watchers.get().then((m) => m.values[0]?.value === 1));
+  const closing = a.close();
+  // A change arriving while streams are being ended must not throw or emit an unhandled error.
+  a.engine.emit('change', {
+    scope: a.engine.scopes[0].name,
+    etag: null,
+    kind: 'updated',
+    added: ['X'],
+    changed: [],
+    removed: [],
+    at: new Date().toISOString(),
+  });
+  await closing;
+  a.engine.emit('change', {
+    scope: a.engine.scopes[0].name,
+    etag: null,
+    kind: 'updated',
+    added: ['Y'],
+    changed: [],
+    removed: [],
+    at: new Date().toISOString(),
+  });
+  expect(await ended).toMatch(/event: hello/);
+});
