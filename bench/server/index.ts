@@ -242,6 +242,19 @@ async function benchStore(store: Store, database: string, dir: string): Promise<
       unit: 'req/s',
       note: `${READ_CONCURRENCY} concurrent clients, ${READ_THROUGHPUT_MS / 1000} s`,
     });
+    const camelLat = await latencies(100, async () => {
+      const r = await fetch(e2e, {
+        headers: { Authorization: saAuth, Environment: envId, 'X-Use-Camel-Case': 'true' },
+      });
+      await r.arrayBuffer();
+      return r.status;
+    });
+    results.push({
+      name: `${tag} same with X-Use-Camel-Case: true (Node SDK) p50`,
+      value: round(percentile(camelLat, 50)),
+      unit: 'ms',
+      note: '100 sequential requests',
+    });
     const v1 = await latencies(
       V1_SAMPLES,
       async () =>
