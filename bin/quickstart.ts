@@ -1,29 +1,46 @@
 /**
- * `phase-bridge quickstart` (what `npm start` runs): the embedded server on SQLite, initialised on first run.
- * The owner token is written once to `.phase-bridge/owner-token` (mode 0600) and never printed.
+ * `phase-bridge quickstart` (what `npm start` runs): declare, deploy and serve on the embedded server.
+ *  1. serve the Phase-compatible server on SQLite (initialised on first run; owner token in a 0600 file);
+ *  2. declare an app, secrets and a workload identity in TypeScript (examples/cdktf) and deploy them with the real
+ *     terraform binary through the phase-bridge provider;
+ *  3. serve the workload's secrets from the sidecar agent on localhost, decrypted locally with the minted token.
+ * Without terraform (>= 1.11) it says so and serves step 1 only.
  */
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Command } from 'commander';
+import { configFromOptions } from '../agent/cli';
+import { startAgent, type AgentHandle } from '../agent/agent';
 import { createServer, findOrganisation } from '../server';
 import { DEFAULT_DATA_DIR, initIfNeeded, resolvePaths } from '../server/cli';
 import { loadServerSecret } from '../server/config';
+import { deployQuickstart, terraformVersion } from './deploy';
 
 export interface QuickstartOptions {
   dataDir: string;
   host: string;
   port: string;
+  agentPort: string;
+  deploy: boolean;
 }
 
 export function register(program: Command): void {
   program
     .command('quickstart')
-    .description('initialise (first run) and serve the embedded Phase-compatible server on SQLite')
-    .option('--data-dir <dir>', 'where the database, server key and owner token live', DEFAULT_DATA_DIR)
+    .description(
+      'serve the embedded server, deploy the example stack with terraform, and serve its secrets from the agent',
+    )
+    .option('--data-dir <dir>', 'where the database, keys, tokens and terraform state live', DEFAULT_DATA_DIR)
     .option('--host <host>', 'address to listen on', '127.0.0.1')
-    .option('--port <port>', 'port to listen on (env PORT)', process.env.PORT ?? '8080')
+    .option('--port <port>', 'server port (env PORT)', process.env.PORT ?? '8080')
+    .option('--agent-port <port>', 'agent port', '8787')
+    .option('--no-deploy', 'serve the server only (skip terraform and the agent)')
     .action(async (o: QuickstartOptions) => quickstart(o));
 }
+
+const say = (s = ''): void => {
+  process.stdout.write(`${s}\n`);
+};
 
 export async function quickstart(o: QuickstartOptions): Promise<void> {
   const tokenFile = join(o.dataDir, 'owner-token');
@@ -39,28 +56,72 @@ export async function quickstart(o: QuickstartOptions): Promise<void> {
   });
   if (!(await findOrganisation(srv.store.db))) throw new Error(`no organisation in ${paths.database}`);
   const { url } = await srv.listen(Number(o.port), o.host);
-  const say = (s = '') => process.stdout.write(`${s}\n`);
-  say(`phase-bridge server listening on ${url} (SQLite: ${paths.database})`);
-  say(
-    init.created
-      ? `New organisation created. Owner token written to ${tokenFile} (mode 0600).`
-      : `Owner token: ${tokenFile}`,
-  );
-  say();
-  say('Try it:');
-  say(`  TOKEN=$(cut -d: -f3 ${tokenFile})`);
-  say(`  curl -s -H "Authorization: Bearer User $TOKEN" ${url}/v1/apps/`);
-  say(`  curl -s -X POST -H "Authorization: Bearer User $TOKEN" -H 'Content-Type: application/json' \\`);
-  say(`       -d '{"name":"demo"}' ${url}/v1/apps/`);
-  say();
-  say(
-    'Docs: docs/server.md (API and extensions), docs/provider/ (Terraform), docs/agent.md (sidecar). Ctrl-C stops.',
-  );
-  const stop = () =>
-    srv.close().then(
+  let agent: AgentHandle | undefined;
+  const stop = (): void => {
+    void (async () => {
+      await agent?.close();
+      await srv.close();
+    })().then(
       () => process.exit(0),
       () => process.exit(1),
     );
+  };
   process.once('SIGINT', stop);
   process.once('SIGTERM', stop);
+
+  say(`1. Server: ${url} (SQLite: ${paths.database})`);
+  say(
+    init.created
+      ? `   New organisation; owner token written to ${tokenFile} (mode 0600).`
+      : `   Owner token: ${tokenFile}`,
+  );
+  say(`   TOKEN=$(cut -d: -f3 ${tokenFile}); curl -s -H "Authorization: Bearer User $TOKEN" ${url}/v1/apps/`);
+
+  if (!o.deploy) return;
+  const tfv = terraformVersion();
+  if (!tfv) {
+    say();
+    say('terraform (>= 1.11) was not found on PATH, so the declare/deploy/serve steps are skipped.');
+    say('Install Terraform and run `npm start` again; the server keeps running. Ctrl-C stops.');
+    return;
+  }
+  say(`2. Deploying examples/cdktf (app "quickstart", secrets, workload identity) with terraform ${tfv}...`);
+  const ownerToken = readFileSync(tokenFile, 'utf8').trim();
+  const deployed = await deployQuickstart({ dataDir: o.dataDir, url, ownerToken });
+  say(
+    `   Applied in ${deployed.workDir}; the workload's token is in ${deployed.agentTokenFile} (mode 0600).`,
+  );
+
+  const cfg = configFromOptions(
+    {
+      host: url,
+      tokenFile: deployed.agentTokenFile,
+      app: 'quickstart',
+      env: 'Development',
+      port: o.agentPort,
+      dataDir: join(o.dataDir, 'agent'),
+      logLevel: 'warn',
+    },
+    {},
+  );
+  agent = await startAgent(cfg);
+  await waitReady(agent);
+  say(`3. Agent: ${agent.url} serves the quickstart app's Development secrets, decrypted locally.`);
+  say(`   CT=$(cat ${cfg.clientTokenFile})`);
+  say(`   curl -s -H "X-Phase-Agent-Token: $CT" ${agent.url}/v1/secrets/GREETING`);
+  say(`   curl -s -H "X-Phase-Agent-Token: $CT" "${agent.url}/v1/env?format=dotenv"`);
+  say();
+  say('Docs: docs/server.md, docs/provider/, docs/agent.md. Ctrl-C stops.');
+}
+
+/** Waits (bounded) for the agent's first sync so the printed commands work right away. */
+async function waitReady(agent: AgentHandle): Promise<void> {
+  for (let i = 0; i < 100; i++) {
+    const r = await fetch(`${agent.url}/readyz`, {
+      headers: { 'X-Phase-Agent-Token': agent.clientToken },
+    }).catch(() => undefined);
+    if (r?.ok) return;
+    await new Promise((res) => setTimeout(res, 100));
+  }
+  say('   (the agent has not finished its first sync yet; see its /v1/status)');
 }
