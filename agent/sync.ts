@@ -62,6 +62,9 @@ const defaultClientFactory =
       userAgent: `phase-bridge-agent/${VERSION}`,
     });
 
+/** Secrets decrypted between two yields to the event loop during a sync. */
+const DECRYPT_CHUNK = 100;
+
 function problem(code: string, message: string): ScopeProblem {
   return { code, message, at: Date.now() };
 }
@@ -367,7 +370,7 @@ export class SyncEngine extends EventEmitter<EngineEvents> {
     const td = performance.now();
     const match = matchScope(boot, s.cfg);
     const envKey = this.keyring.envKey(account, match.key);
-    const plain = this.decryptList(s, raw.secrets, envKey, s.cfg.tags);
+    const plain = await this.decryptList(s, raw.secrets, envKey, s.cfg.tags);
     this.timings.decryptOnlyMs = performance.now() - td;
     let secrets = plain;
     // Building the resolver costs more than decrypting: only when some value may hold a reference.
@@ -408,7 +411,7 @@ export class SyncEngine extends EventEmitter<EngineEvents> {
           deps.set(id, dep);
         }
         const envKey2 = this.keyring.envKey(account, key);
-        const found = this.decryptList(s, dep.secrets, envKey2, undefined, `dep:${id}`).find(
+        const found = (await this.decryptList(s, dep.secrets, envKey2, undefined, `dep:${id}`)).find(
           (x) => x.key === t.key,
         );
         return found?.value;
@@ -479,31 +482,39 @@ export class SyncEngine extends EventEmitter<EngineEvents> {
     }
   }
 
-  private decryptList(
+  /**
+   * Decrypts in chunks, yielding to the event loop between them, so a large sync never stalls requests (they keep
+   * being served from the previous view meanwhile).
+   */
+  private async decryptList(
     s: ScopeState,
     list: EncryptedSecret[],
     envKey: Parameters<typeof decryptSecrets>[1],
     tags?: string[],
     memoKey?: string,
-  ): PlainSecret[] {
+  ): Promise<PlainSecret[]> {
     const id = `${memoKey ?? s.name}|${envKey.publicKey}`;
     const memo: PlainMemo = { prev: this.memos.get(id), next: new Map() };
     this.memos.set(id, memo.next); // only what this sync saw survives to the next one
-    try {
-      return decryptSecrets(list, envKey, tags, memo);
-    } catch {
-      // One bad item must not hide the others: decrypt one by one and skip the failures (as the Go SDK does).
-      const out: PlainSecret[] = [];
-      for (const item of list) {
-        try {
-          out.push(...decryptSecrets([item], envKey, tags, memo));
-        } catch {
-          this.metrics.decryptErrors.inc({ scope: s.name });
-          this.log.warn({ scope: s.name, secretId: item.id }, 'secret did not decrypt; skipped');
+    const out: PlainSecret[] = [];
+    for (let i = 0; i < list.length; i += DECRYPT_CHUNK) {
+      if (i > 0) await new Promise((r) => setImmediate(r));
+      const chunk = list.slice(i, i + DECRYPT_CHUNK);
+      try {
+        out.push(...decryptSecrets(chunk, envKey, tags, memo));
+      } catch {
+        // One bad item must not hide the others: decrypt one by one and skip the failures (as the Go SDK does).
+        for (const item of chunk) {
+          try {
+            out.push(...decryptSecrets([item], envKey, tags, memo));
+          } catch {
+            this.metrics.decryptErrors.inc({ scope: s.name });
+            this.log.warn({ scope: s.name, secretId: item.id }, 'secret did not decrypt; skipped');
+          }
         }
       }
-      return out;
     }
+    return out;
   }
 
   private emitChange(
