@@ -56,10 +56,11 @@ export async function quickstart(o: QuickstartOptions): Promise<void> {
   });
   if (!(await findOrganisation(srv.store.db))) throw new Error(`no organisation in ${paths.database}`);
   const { url } = await srv.listen(Number(o.port), o.host);
-  let agent: AgentHandle | undefined;
+  // Filled in once the agent starts; the signal handlers are installed before that.
+  const running: { agent?: AgentHandle } = {};
   const stop = (): void => {
     void (async () => {
-      await agent?.close();
+      await running.agent?.close();
       await srv.close();
     })().then(
       () => process.exit(0),
@@ -104,7 +105,8 @@ export async function quickstart(o: QuickstartOptions): Promise<void> {
     },
     {},
   );
-  agent = await startAgent(cfg);
+  const agent = await startAgent(cfg);
+  running.agent = agent;
   await waitReady(agent);
   say(`3. Agent: ${agent.url} serves the quickstart app's Development secrets, decrypted locally.`);
   say(`   CT=$(cat ${cfg.clientTokenFile})`);
