@@ -178,7 +178,11 @@ export async function startPlugin(opts: { env?: Record<string, string | undefine
       health.close();
       controller.close();
       stdio.close();
-      if (proc.exitCode === null) proc.kill('SIGKILL');
+      // SIGTERM lets the provider remove its socket; SIGKILL only if it does not go.
+      if (proc.exitCode === null) {
+        proc.kill('SIGTERM');
+        setTimeout(() => proc.exitCode === null && proc.kill('SIGKILL'), 2000).unref();
+      }
     },
   };
 }
