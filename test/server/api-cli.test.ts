@@ -1,4 +1,3 @@
-/* eslint-disable @typescript-eslint/no-explicit-any -- JSON response bodies are checked field by field */
 /**
  * The `phase-bridge server` CLI: init writes the key file and owner token with mode 0600, refuses to run twice,
  * add-member mints a working PAT, and a key file readable by others is refused. Runs on every store.
@@ -67,7 +66,7 @@ describe('server CLI', () => {
         expect(ownerToken).toMatch(/^pss_user:v1:/);
         expect(stdout).not.toHaveBeenCalled(); // the token went to the file only
         expect(existsSync(join(dir, 'phase.db'))).toBe(store === 'sqlite');
-    if (store === 'sqlite') expect(statSync(join(dir, 'phase.db')).mode & 0o777).toBe(0o600);
+        if (store === 'sqlite') expect(statSync(join(dir, 'phase.db')).mode & 0o777).toBe(0o600);
 
         await run(['server', 'init', '--data-dir', dir, ...db]);
         expect(process.exitCode).toBe(1);

@@ -1,4 +1,3 @@
-/* eslint-disable @typescript-eslint/no-explicit-any -- JSON response bodies are checked field by field */
 /**
  * API behaviour, part 3: roles, members, RBAC status codes, network policies, audit logs, rate limit, body limit,
  * health and metrics. Runs on every store.

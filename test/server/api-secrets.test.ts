@@ -1,4 +1,3 @@
-/* eslint-disable @typescript-eslint/no-explicit-any -- JSON response bodies are checked field by field */
 /**
  * API behaviour, part 2: `/v1/secrets/` (plaintext CRUD, references, tags, paths, types, versions, overrides),
  * the E2E `/secrets/` endpoint's status codes and casing, `updated_at` bumps, and path-restricted access.

@@ -1,4 +1,3 @@
-/* eslint-disable @typescript-eslint/no-explicit-any -- JSON response bodies are checked field by field */
 /**
  * API behaviour, part 1: apps, environments, service accounts and tokens, access grants and the full E2E chain
  * (a grantee's /secrets/tokens/ holds environment keys that decrypt with core crypto using the minted token).

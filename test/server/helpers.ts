@@ -1,4 +1,3 @@
-/* eslint-disable @typescript-eslint/no-explicit-any -- JSON response bodies are checked field by field */
 /** Small HTTP helpers for the API suites (plain fetch against the real server). */
 import { authorizationHeader } from '../../core/token';
 import type { TestServer } from '../support/server';
