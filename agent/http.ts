@@ -95,15 +95,15 @@ type Resolved =
 function makeServing(d: HttpDeps) {
   const { cfg, engine, metrics } = d;
   const hit = {
-    secrets: metrics.requests.labels('secrets', 'hit'),
-    secretsStale: metrics.requests.labels('secrets', 'stale'),
-    key: metrics.requests.labels('key', 'hit'),
-    keyStale: metrics.requests.labels('key', 'stale'),
-    env: metrics.requests.labels('env', 'hit'),
-    envStale: metrics.requests.labels('env', 'stale'),
-    notModified: metrics.requests.labels('any', 'not_modified'),
-    unavailable: metrics.requests.labels('any', 'unavailable'),
-    miss: metrics.requests.labels('key', 'miss'),
+    secrets: metrics.requestCounter('secrets', 'hit'),
+    secretsStale: metrics.requestCounter('secrets', 'stale'),
+    key: metrics.requestCounter('key', 'hit'),
+    keyStale: metrics.requestCounter('key', 'stale'),
+    env: metrics.requestCounter('env', 'hit'),
+    envStale: metrics.requestCounter('env', 'stale'),
+    notModified: metrics.requestCounter('any', 'not_modified'),
+    unavailable: metrics.requestCounter('any', 'unavailable'),
+    miss: metrics.requestCounter('key', 'miss'),
   };
 
   const waitFirst = async (): Promise<void> => {

@@ -19,13 +19,32 @@ export class AgentMetrics {
   readonly watchers: Gauge<string>;
   readonly budgetDeferred: Counter<string>;
 
+  private readonly slots: Array<{ route: string; cache: string; n: number }> = [];
+
+  /** A request counter for one (route, cache) pair whose increment is a plain addition. */
+  requestCounter(route: string, cache: string): { inc(): void } {
+    const slot = { route, cache, n: 0 };
+    this.slots.push(slot);
+    return {
+      inc: () => {
+        slot.n++;
+      },
+    };
+  }
+
   constructor(defaults = true) {
     const registers = [this.registry];
+    const slots = this.slots;
     this.requests = new Counter({
       name: 'phase_agent_requests_total',
       help: 'Secret requests answered, by route and cache state (hit, stale, not_modified, miss, unavailable)',
       labelNames: ['route', 'cache'],
       registers,
+      // The hot path bumps plain numbers; they are copied into the counter when scraped.
+      collect() {
+        this.reset();
+        for (const s of slots) if (s.n > 0) this.inc({ route: s.route, cache: s.cache }, s.n);
+      },
     });
     this.refused = new Counter({
       name: 'phase_agent_refused_total',
