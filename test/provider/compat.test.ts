@@ -104,60 +104,63 @@ output "managed_secret_updated_at" {
 }
 `;
 
-describe('configurations written for the official Phase provider', () => {
-  let srv: TestServer;
-  let ws: Workspace;
-  let owner: PhaseClient;
-  let dir: string;
-  let appId: string;
+describe.each(['sqlite', 'postgres'] as const)(
+  'configurations written for the official Phase provider (%s store)',
+  (store) => {
+    let srv: TestServer;
+    let ws: Workspace;
+    let owner: PhaseClient;
+    let dir: string;
+    let appId: string;
 
-  beforeAll(async () => {
-    requireTerraform();
-    srv = await startTestServer();
-    owner = new PhaseClient({ host: srv.url, token: srv.ownerToken, retries: 0 });
-    appId = (await owner.createApp({ name: 'official' })).id;
-    await owner.createSecrets({ appId, env: 'Development' }, [{ key: 'EXISTING', value: 'from-before' }]);
-    ws = createWorkspace({ TF_VAR_host: srv.url, TF_VAR_token: srv.ownerToken, TF_VAR_app_id: appId });
-    dir = ws.write('official', { 'main.tf': OFFICIAL_CONFIG });
-  });
+    beforeAll(async () => {
+      requireTerraform();
+      srv = await startTestServer({ store });
+      owner = new PhaseClient({ host: srv.url, token: srv.ownerToken, retries: 0 });
+      appId = (await owner.createApp({ name: 'official' })).id;
+      await owner.createSecrets({ appId, env: 'Development' }, [{ key: 'EXISTING', value: 'from-before' }]);
+      ws = createWorkspace({ TF_VAR_host: srv.url, TF_VAR_token: srv.ownerToken, TF_VAR_app_id: appId });
+      dir = ws.write('official', { 'main.tf': OFFICIAL_CONFIG });
+    });
 
-  afterAll(async () => {
-    ws?.cleanup();
-    await srv?.close();
-  });
+    afterAll(async () => {
+      ws?.cleanup();
+      await srv?.close();
+    });
 
-  it('inits, applies and reads back through phase_secrets', async () => {
-    await ws.tf(dir, ['init', '-input=false', '-no-color']);
-    await ws.tf(dir, ['apply', '-input=false', '-auto-approve', '-no-color']);
-    const out = async (name: string): Promise<string> => (await ws.tf(dir, ['output', '-raw', name])).stdout;
-    expect((await out('db_password_read')) === 'super-secret-password').toBe(true);
-    // An active personal override wins in phase_secrets, as in the official provider.
-    expect((await out('debug_value')) === 'true').toBe(true);
-    expect(JSON.parse((await ws.tf(dir, ['output', '-json', 'all_secret_keys'])).stdout)).toEqual([
-      'DATABASE_PASSWORD',
-      'DEBUG',
-      'EXISTING',
-    ]);
-    expect(await out('managed_secret_version')).toBe('1');
-    expect(await out('managed_secret_updated_at')).toMatch(/^\d{4}-\d{2}-\d{2}T/);
-  });
+    it('inits, applies and reads back through phase_secrets', async () => {
+      await ws.tf(dir, ['init', '-input=false', '-no-color']);
+      await ws.tf(dir, ['apply', '-input=false', '-auto-approve', '-no-color']);
+      const out = async (name: string): Promise<string> =>
+        (await ws.tf(dir, ['output', '-raw', name])).stdout;
+      expect((await out('db_password_read')) === 'super-secret-password').toBe(true);
+      // An active personal override wins in phase_secrets, as in the official provider.
+      expect((await out('debug_value')) === 'true').toBe(true);
+      expect(JSON.parse((await ws.tf(dir, ['output', '-json', 'all_secret_keys'])).stdout)).toEqual([
+        'DATABASE_PASSWORD',
+        'DEBUG',
+        'EXISTING',
+      ]);
+      expect(await out('managed_secret_version')).toBe('1');
+      expect(await out('managed_secret_updated_at')).toMatch(/^\d{4}-\d{2}-\d{2}T/);
+    });
 
-  it('took over the existing key instead of failing on the duplicate', async () => {
-    const list = await owner.listSecrets({ appId, env: 'Development', key: 'EXISTING' });
-    expect(list).toHaveLength(1);
-    expect(list[0].value === 'managed-now').toBe(true);
-  });
+    it('took over the existing key instead of failing on the duplicate', async () => {
+      const list = await owner.listSecrets({ appId, env: 'Development', key: 'EXISTING' });
+      expect(list).toHaveLength(1);
+      expect(list[0].value === 'managed-now').toBe(true);
+    });
 
-  it('plans nothing afterwards, and destroys cleanly', async () => {
-    const r = await ws.tf(dir, ['plan', '-input=false', '-no-color', '-detailed-exitcode']);
-    expect(r.stdout).toMatch(/No changes/);
-    await ws.tf(dir, ['destroy', '-input=false', '-auto-approve', '-no-color']);
-    expect(await owner.listSecrets({ appId, env: 'Development' })).toEqual([]);
-  });
+    it('plans nothing afterwards, and destroys cleanly', async () => {
+      const r = await ws.tf(dir, ['plan', '-input=false', '-no-color', '-detailed-exitcode']);
+      expect(r.stdout).toMatch(/No changes/);
+      await ws.tf(dir, ['destroy', '-input=false', '-auto-approve', '-no-color']);
+      expect(await owner.listSecrets({ appId, env: 'Development' })).toEqual([]);
+    });
 
-  it('shows diagnostics at the attribute in the configuration', async () => {
-    const bad = ws.write('invalid', {
-      'main.tf': `
+    it('shows diagnostics at the attribute in the configuration', async () => {
+      const bad = ws.write('invalid', {
+        'main.tf': `
 terraform {
   required_providers {
     phase = { source = "phase-bridge/phase" }
@@ -183,15 +186,15 @@ resource "phase_secret" "s" {
   key    = "K"
 }
 `,
-    });
-    await ws.tf(bad, ['init', '-input=false', '-no-color']);
-    const r = await ws.tf(bad, ['validate', '-no-color'], [1]);
-    expect(r.stderr).toMatch(/Invalid duration/);
-    expect(r.stderr).toMatch(/on main.tf line 19, in resource "phase_service_account_token" "t":/);
-    expect(r.stderr).toMatch(/Missing value/);
+      });
+      await ws.tf(bad, ['init', '-input=false', '-no-color']);
+      const r = await ws.tf(bad, ['validate', '-no-color'], [1]);
+      expect(r.stderr).toMatch(/Invalid duration/);
+      expect(r.stderr).toMatch(/on main.tf line 19, in resource "phase_service_account_token" "t":/);
+      expect(r.stderr).toMatch(/Missing value/);
 
-    const wrongToken = ws.write('wrong-token', {
-      'main.tf': `
+      const wrongToken = ws.write('wrong-token', {
+        'main.tf': `
 terraform {
   required_providers {
     phase = { source = "phase-bridge/phase" }
@@ -211,10 +214,11 @@ data "phase_secrets" "all" {
   env    = "development"
 }
 `,
+      });
+      await ws.tf(wrongToken, ['init', '-input=false', '-no-color']);
+      const denied = await ws.tf(wrongToken, ['plan', '-input=false', '-no-color'], [1]);
+      expect(denied.stderr).toMatch(/Error: Authentication failed/);
+      expect(denied.stderr).toMatch(/PHASE_TOKEN/);
     });
-    await ws.tf(wrongToken, ['init', '-input=false', '-no-color']);
-    const denied = await ws.tf(wrongToken, ['plan', '-input=false', '-no-color'], [1]);
-    expect(denied.stderr).toMatch(/Error: Authentication failed/);
-    expect(denied.stderr).toMatch(/PHASE_TOKEN/);
-  });
-});
+  },
+);
