@@ -156,6 +156,8 @@ export interface ListSecretsOptions extends SecretScope {
   key?: string;
   path?: string;
   tags?: string[];
+  /** phase-bridge extension: values with `${...}` references as written (real Phase ignores it and resolves). */
+  raw?: boolean;
 }
 
 export interface SseSecretInput {
@@ -536,6 +538,7 @@ export class PhaseClient {
       key: opts.key,
       path: opts.path,
       tags: opts.tags && opts.tags.length > 0 ? opts.tags.join(',') : undefined,
+      raw: opts.raw ? 'true' : undefined,
     };
     return this.request('GET', 'api', '/v1/secrets/', SseSecretListSchema, { query });
   }

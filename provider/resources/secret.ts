@@ -40,7 +40,7 @@ function secretState(s: SseSecret, prior: TfObject, opts: { keepValueNull: boole
     id: s.id,
     // The server upper-cases keys; keep the configured spelling when it is the same key.
     key: typeof prior.key === 'string' && prior.key.toUpperCase() === s.key.toUpperCase() ? prior.key : s.key,
-    value: opts.keepValueNull ? null : s.value,
+    value: opts.keepValueNull ? null : unresolved(prior.value, s.value),
     comment: textOrNull(s.comment, prior.comment ?? null),
     // Keep the configured spelling of the same path ("backend/" is stored as "/backend").
     path: typeof prior.path === 'string' && normalisePath(prior.path) === s.path ? prior.path : s.path,
@@ -52,9 +52,18 @@ function secretState(s: SseSecret, prior: TfObject, opts: { keepValueNull: boole
   };
 }
 
+/**
+ * Real Phase has no raw read and always resolves `${...}` references: when the configured value holds references
+ * and the server's value holds none, keep the configured one rather than plan a change (and store the resolution).
+ */
+function unresolved(prior: TfValue | undefined, server: string): string {
+  return typeof prior === 'string' && prior.includes('${') && !server.includes('${') ? prior : server;
+}
+
 /** The secret with this id (or, after an import, this key at this path). */
 async function find(client: Client, state: TfObject): Promise<SseSecret | undefined> {
-  const list = await client.listSecrets({ ...scope(state), key: need(state, 'key') });
+  // Raw values (references as written): resolved ones would plan as drift and copy other secrets into state.
+  const list = await client.listSecrets({ ...scope(state), key: need(state, 'key'), raw: true });
   const id = str(state, 'id');
   if (id) return list.find((s) => s.id === id);
   const path = normalisePath(str(state, 'path'));

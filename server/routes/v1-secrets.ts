@@ -230,7 +230,9 @@ export function registerV1Secrets(r: Router, ctx: ServerContext, auth: RequestHa
           },
           p,
         );
-        const resolver = new ServerReferenceResolver(ctx, p);
+        // Extension: `raw=true` returns values with references as written (the Terraform provider compares
+        // configuration with these; resolved values would show as drift and copy other secrets into state).
+        const resolver = query(req, 'raw') === 'true' ? null : new ServerReferenceResolver(ctx, p);
         const out = [];
         for (const s of items) {
           const w = await plainWire(ctx, c, resolver, s);
