@@ -230,6 +230,10 @@ describe.each(STORES)('secrets API on %s', (store) => {
     expect(v.LOOP_A.startsWith('ab')).toBe(true);
     expect(v.LOOP_A).toContain('${');
 
+    // Extension: raw=true returns values as written.
+    const raw = await owner('GET', `/v1/secrets/?app_id=${app.id}&env=development&key=URL&raw=true`);
+    expect(raw.body[0].value).toBe('postgres://${HOST}:${PORT}/${/deep/er/NESTED}');
+
     // A service account without access to Staging gets the reference back unresolved.
     const sa = await createSa(owner, 'refs-bot');
     const envs = (await owner('GET', `/v1/environments/?app_id=${app.id}`)).body.data;
