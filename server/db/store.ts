@@ -5,7 +5,16 @@
 import { chmodSync, existsSync, mkdirSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import Database from 'better-sqlite3';
-import { Kysely, Migrator, PostgresDialect, SqliteDialect, sql } from 'kysely';
+import {
+  Kysely,
+  Migrator,
+  PostgresDialect,
+  SqliteDialect,
+  sql,
+  type DatabaseConnection,
+  type Driver,
+  type TransactionSettings,
+} from 'kysely';
 import { Pool } from 'pg';
 import { PhaseBridgeError } from '../../core/errors';
 import { migrationProvider } from './migrations';
@@ -44,6 +53,58 @@ export function parseDatabaseUrl(url: string): { kind: StoreKind; target: string
   return { kind: 'sqlite', target: url };
 }
 
+/**
+ * SQLite has one connection. kysely's own mutex wakes every waiter at once and lets a newcomer take the connection
+ * ahead of them, so under many concurrent requests some starve for seconds. This driver puts a FIFO queue in front:
+ * the connection is handed to the longest waiter, bounding the latency tail.
+ */
+class FairDriver implements Driver {
+  private locked = false;
+  private readonly waiters: Array<() => void> = [];
+
+  constructor(private readonly inner: Driver) {}
+
+  init(): Promise<void> {
+    return this.inner.init();
+  }
+
+  async acquireConnection(): Promise<DatabaseConnection> {
+    if (this.locked) await new Promise<void>((resolve) => this.waiters.push(resolve));
+    else this.locked = true;
+    return this.inner.acquireConnection();
+  }
+
+  async releaseConnection(connection: DatabaseConnection): Promise<void> {
+    await this.inner.releaseConnection(connection);
+    const next = this.waiters.shift();
+    if (next)
+      next(); // hand over directly: `locked` stays true, nobody can barge in
+    else this.locked = false;
+  }
+
+  beginTransaction(connection: DatabaseConnection, settings: TransactionSettings): Promise<void> {
+    return this.inner.beginTransaction(connection, settings);
+  }
+
+  commitTransaction(connection: DatabaseConnection): Promise<void> {
+    return this.inner.commitTransaction(connection);
+  }
+
+  rollbackTransaction(connection: DatabaseConnection): Promise<void> {
+    return this.inner.rollbackTransaction(connection);
+  }
+
+  destroy(): Promise<void> {
+    return this.inner.destroy();
+  }
+}
+
+class FairSqliteDialect extends SqliteDialect {
+  override createDriver(): Driver {
+    return new FairDriver(super.createDriver());
+  }
+}
+
 /** Opens the store and runs pending migrations. */
 export async function openStore(url: string): Promise<Store> {
   const { kind, target } = parseDatabaseUrl(url);
@@ -60,7 +121,7 @@ export async function openStore(url: string): Promise<Store> {
     sqlite.pragma('journal_mode = WAL');
     sqlite.pragma('synchronous = FULL');
     sqlite.pragma('busy_timeout = 5000');
-    db = new Kysely<DB>({ dialect: new SqliteDialect({ database: sqlite }) });
+    db = new Kysely<DB>({ dialect: new FairSqliteDialect({ database: sqlite }) });
   } else {
     const pool = new Pool({ connectionString: target, max: 10 });
     // An idle client error (server restart) must not crash the process; the next query reconnects.
