@@ -8,7 +8,7 @@ import type { Command } from 'commander';
 import { createServer } from './app';
 import { ensureKeyFile, loadServerSecret, parseRateLimit, parseSize, SERVER_SECRET_ENV } from './config';
 import { openStore } from './db/store';
-import { createMemberWithToken, findOrganisation, initOrganisation } from './org';
+import { createMemberWithToken, findOrganisation, initOrganisation, mintMemberToken } from './org';
 
 export const DEFAULT_DATA_DIR = './.phase-bridge';
 
@@ -194,4 +194,50 @@ export function register(program: Command): void {
         await store.close();
       }
     });
+
+  server
+    .command('mint-token')
+    .description(
+      'mint another personal access token for an existing member (e.g. a lost owner token); printed once',
+    )
+    .requiredOption('--email <email>', 'the member email')
+    .option('--name <name>', 'token name', 'cli')
+    .option('--expires-in <seconds>', 'lifetime in seconds (default: never expires)')
+    .option('--database <url>', 'sqlite:PATH or postgres://... (default sqlite:<data-dir>/phase.db)')
+    .option('--data-dir <dir>', 'directory for the default database and key file', DEFAULT_DATA_DIR)
+    .option('--key-file <file>', `server key file unless ${SERVER_SECRET_ENV} is set`)
+    .option('--token-file <file>', 'write the token to this file (mode 0600) instead of printing it')
+    .action(
+      async (o: CommonOpts & { email: string; name: string; expiresIn?: string; tokenFile?: string }) => {
+        const { database, keyFile } = resolvePaths(o);
+        let expiresAt: string | null = null;
+        if (o.expiresIn !== undefined) {
+          if (!/^\d+$/.test(o.expiresIn) || Number(o.expiresIn) <= 0) {
+            throw new Error('--expires-in must be a positive number of seconds');
+          }
+          expiresAt = new Date(Date.now() + Number(o.expiresIn) * 1000).toISOString();
+        }
+        const secret = secretFor(keyFile, false);
+        const store = await openStore(database);
+        try {
+          const member = await store.db
+            .selectFrom('members')
+            .select('id')
+            .where('email', '=', o.email.trim().toLowerCase())
+            .where('deleted_at', 'is', null)
+            .executeTakeFirst();
+          if (!member) throw new Error(`no member with email ${o.email}`);
+          const t = await mintMemberToken(store, secret, member.id, { name: o.name, expiresAt });
+          if (o.tokenFile) {
+            writeTokenFile(o.tokenFile, t.token);
+            process.stderr.write(`token ${t.id} written to ${o.tokenFile} (mode 0600)\n`);
+          } else {
+            process.stderr.write(`token ${t.id} minted; it is shown once:\n`);
+            process.stdout.write(`${t.token}\n`);
+          }
+        } finally {
+          await store.close();
+        }
+      },
+    );
 }

@@ -99,6 +99,31 @@ describe('server CLI', () => {
             ['dev@example.com', 'Developer'],
           ]);
           expect((await caller(srv, devToken)('GET', '/v1/roles/')).status).toBe(200);
+          // A lost owner token can be replaced.
+          stdout.mockClear();
+          await run([
+            'server',
+            'mint-token',
+            '--data-dir',
+            dir,
+            ...db,
+            '--email',
+            'BOSS@example.com',
+            '--expires-in',
+            '3600',
+          ]);
+          const fresh = stdout.mock.calls
+            .map((c) => String(c[0]))
+            .join('')
+            .trim();
+          expect(fresh).toMatch(/^pss_user:v1:/);
+          expect(fresh).not.toBe(ownerToken);
+          const who = await caller(srv, fresh)('GET', '/service/secrets/tokens/');
+          expect(who.status).toBe(200);
+          expect(who.body.user_id).toBe(members.body.data[0].id);
+          await expect(
+            run(['server', 'mint-token', '--data-dir', dir, ...db, '--email', 'nobody@example.com']),
+          ).rejects.toThrow(/no member/);
         } finally {
           await srv.close();
         }
