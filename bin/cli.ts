@@ -1,12 +1,22 @@
 import { Command } from 'commander';
-import { register as registerServer } from '../server/cli';
-import { register as registerAgent } from '../agent/cli';
-import { register as registerProvider } from '../provider/cli';
 import { VERSION } from '../core/version';
-import { register as registerQuickstart } from './quickstart';
 
-/** Builds the `phase-bridge` command line; each part registers its own subcommands. */
-export function buildProgram(): Command {
+type Register = (program: Command) => void;
+
+/**
+ * Each part registers its own subcommands. Only the part that owns the command being run is loaded, so the agent
+ * process does not carry the server and provider modules (memory), and `--help` loads them all.
+ */
+const PARTS: Record<string, () => Register> = {
+  quickstart: () => (require('./quickstart') as { register: Register }).register,
+  server: () => (require('../server/cli') as { register: Register }).register,
+  agent: () => (require('../agent/cli') as { register: Register }).register,
+  provider: () => (require('../provider/cli') as { register: Register }).register,
+};
+const COMMAND_PART: Record<string, keyof typeof PARTS> = { 'agent-probe': 'agent', run: 'agent' };
+
+/** Builds the `phase-bridge` command line for `argv` (all parts when the command is not known up front). */
+export function buildProgram(argv: string[] = []): Command {
   const program = new Command();
   program
     .name('phase-bridge')
@@ -16,13 +26,12 @@ export function buildProgram(): Command {
     .version(VERSION, '-V, --version', 'print the phase-bridge version')
     // `phase-bridge run -- <command>` passes everything after `--` through untouched.
     .enablePositionalOptions();
-  registerQuickstart(program);
-  registerServer(program);
-  registerAgent(program);
-  registerProvider(program);
+  const cmd = argv[2];
+  const part = cmd === undefined ? undefined : (COMMAND_PART[cmd] ?? (cmd in PARTS ? cmd : undefined));
+  for (const name of part ? [part] : Object.keys(PARTS)) PARTS[name]()(program);
   return program;
 }
 
 export async function main(argv: string[]): Promise<void> {
-  await buildProgram().parseAsync(argv);
+  await buildProgram(argv).parseAsync(argv);
 }
