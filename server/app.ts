@@ -205,9 +205,16 @@ export async function createServer(config: ServerConfig & { logger?: Logger }): 
       if (httpServer) {
         const s = httpServer;
         httpServer = undefined;
+        // Let in-flight requests finish (their writes are answered), drop idle keep-alive connections, and force
+        // the rest after a grace period.
         await new Promise<void>((resolve) => {
-          s.close(() => resolve());
-          s.closeAllConnections();
+          const force = setTimeout(() => s.closeAllConnections(), 5000);
+          force.unref();
+          s.close(() => {
+            clearTimeout(force);
+            resolve();
+          });
+          s.closeIdleConnections();
         });
       }
       await store.close();
