@@ -6,7 +6,7 @@
  *  3. serve the workload's secrets from the sidecar agent on localhost, decrypted locally with the minted token.
  * Without terraform (>= 1.11) it says so and serves step 1 only.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import { configFromOptions } from '../agent/cli';
@@ -45,10 +45,8 @@ const say = (s = ''): void => {
 export async function quickstart(o: QuickstartOptions): Promise<void> {
   const tokenFile = join(o.dataDir, 'owner-token');
   const paths = resolvePaths({ dataDir: o.dataDir });
-  const init = await initIfNeeded({
-    dataDir: o.dataDir,
-    tokenFile: existsSync(tokenFile) ? undefined : tokenFile,
-  });
+  // An existing token file over an empty database is refused with a clear message rather than overwritten.
+  const init = await initIfNeeded({ dataDir: o.dataDir, tokenFile });
   const srv = await createServer({
     database: paths.database,
     serverSecret: loadServerSecret(paths.keyFile),
