@@ -203,3 +203,13 @@ export async function accessWire(db: Db, type: AccountType, id: string) {
     };
   });
 }
+
+/**
+ * Everything that lets a removed account reach secrets: its environment keys (the wrapped seeds go with them), its
+ * app memberships and its network-policy attachments. Used when a member or a service account is deleted.
+ */
+export async function removeAccountGrants(db: Db, type: AccountType, id: string): Promise<void> {
+  for (const table of ['environment_keys', 'app_memberships', 'network_policy_attachments'] as const) {
+    await db.deleteFrom(table).where('account_type', '=', type).where('account_id', '=', id).execute();
+  }
+}

@@ -4,6 +4,7 @@
  */
 import { Router, type Request, type Response } from 'express';
 import { z } from 'zod';
+import { looksLikePhaseCiphertext } from '../../core/crypto';
 import { parseAuthorizationHeader } from '../../core/token';
 import { pathAllowed, resolveSecretsContext, type SecretsContext } from '../access';
 import { audit, type AuditInput } from '../audit';
@@ -35,14 +36,13 @@ import {
   upsertOverride,
 } from '../secrets';
 
-const CIPHERTEXT = /^ph:v1:[0-9a-fA-F]{64}:.+/;
 const SECRET_TYPES = ['secret', 'sealed', 'config'] as const;
 
 /** Phase's `validate_encrypted_string`: an empty value passes. */
 const ct = (field: string) =>
   z
     .string({ invalid_type_error: `'${field}' must be a string.` })
-    .refine((s) => s === '' || CIPHERTEXT.test(s), {
+    .refine((s) => s === '' || looksLikePhaseCiphertext(s), {
       message: 'Invalid ciphertext format',
     });
 

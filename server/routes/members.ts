@@ -4,7 +4,7 @@ import { isGlobal, requireOrgPermission } from '../access';
 import { audit } from '../audit';
 import { principal, type Principal, type ServerContext } from '../context';
 import type { MemberTable } from '../db/schema';
-import { applyAccess, accessWire, validateAccess } from '../grants';
+import { applyAccess, accessWire, removeAccountGrants, validateAccess } from '../grants';
 import { HttpError, badRequest, forbidden, isUuid, notFound, nowIso, objectBody } from '../http';
 import type { Db } from '../keys';
 import { hasGlobalAccess, roleHasPermission } from '../rbac';
@@ -160,21 +160,7 @@ export function registerMembers(r: Router, ctx: ServerContext, auth: RequestHand
           .where('member_id', '=', target.id)
           .where('deleted_at', 'is', null)
           .execute();
-        await trx
-          .deleteFrom('environment_keys')
-          .where('account_type', '=', 'member')
-          .where('account_id', '=', target.id)
-          .execute();
-        await trx
-          .deleteFrom('app_memberships')
-          .where('account_type', '=', 'member')
-          .where('account_id', '=', target.id)
-          .execute();
-        await trx
-          .deleteFrom('network_policy_attachments')
-          .where('account_type', '=', 'member')
-          .where('account_id', '=', target.id)
-          .execute();
+        await removeAccountGrants(trx, 'member', target.id);
         await audit(trx, p, { eventType: 'D', resourceType: 'member', resourceId: target.id });
       });
       noContent(res);

@@ -5,7 +5,7 @@ import { isGlobal, requireOrgPermission } from '../access';
 import { audit } from '../audit';
 import { principal, type Principal, type ServerContext } from '../context';
 import type { RoleTable, ServiceAccountTable } from '../db/schema';
-import { applyAccess, accessWire, validateAccess } from '../grants';
+import { applyAccess, accessWire, removeAccountGrants, validateAccess } from '../grants';
 import {
   HttpError,
   badRequest,
@@ -265,21 +265,7 @@ export function registerServiceAccounts(r: Router, ctx: ServerContext, auth: Req
           .where('sa_id', '=', sa.id)
           .where('deleted_at', 'is', null)
           .execute();
-        await trx
-          .deleteFrom('environment_keys')
-          .where('account_type', '=', 'service_account')
-          .where('account_id', '=', sa.id)
-          .execute();
-        await trx
-          .deleteFrom('app_memberships')
-          .where('account_type', '=', 'service_account')
-          .where('account_id', '=', sa.id)
-          .execute();
-        await trx
-          .deleteFrom('network_policy_attachments')
-          .where('account_type', '=', 'service_account')
-          .where('account_id', '=', sa.id)
-          .execute();
+        await removeAccountGrants(trx, 'service_account', sa.id);
         await audit(trx, p, {
           eventType: 'D',
           resourceType: 'sa',
