@@ -116,7 +116,7 @@ test('serves decrypted secrets with ETag/304, X-Cache and Age; raw values; forma
     secrets: 5,
     failClosed: null,
   });
-  expect(st.scopes[0].environmentUpdatedAt).toBeTruthy();
+  expect(st.scopes[0].environmentUpdatedAt).toMatch(/^\d{4}-\d{2}-\d{2}T[\d:.]+Z$/);
   expect(JSON.stringify(st)).not.toContain('from-staging');
   expect(JSON.stringify(st)).not.toContain(p.token.split(':')[2]);
 

@@ -54,7 +54,10 @@ test('a service-account session reads, creates, updates and deletes E2E and matc
     [app.id, ['Development', 'Staging']],
   ]);
   const minted = await owner.serviceAccounts.createToken(sa.id, { name: 'ci', expires_in: 3600 });
-  expect(minted.expiresAt).toBeTruthy();
+  // expires_in: 3600 → an expiry about an hour from now.
+  const expiresIn = Date.parse(minted.expiresAt as string) - Date.now();
+  expect(expiresIn).toBeGreaterThan(3500_000);
+  expect(expiresIn).toBeLessThanOrEqual(3600_000);
 
   // -- the E2E session with the freshly minted token --
   const session = await PhaseSession.create({ host: srv.url, token: minted.token, retries: 0 });
