@@ -7,7 +7,7 @@
 import { EventEmitter } from 'node:events';
 import { ApiError, NetworkError } from '../core/api-errors';
 import { PhaseClient } from '../core/client';
-import { fetchTransport, type Transport } from '../core/http';
+import { nodeTransport, type Transport } from '../core/http';
 import type { BootstrapResponse, EncryptedSecret } from '../core/schemas';
 import { CryptoError } from '../core/errors';
 import {
@@ -61,6 +61,13 @@ const defaultClientFactory =
       transport,
       userAgent: `phase-bridge-agent/${VERSION}`,
     });
+
+/**
+ * core's `node:http(s)` transport with certificate checks on, rather than global fetch: fetch loads Node's bundled
+ * undici on first use, which alone costs the agent several MB of resident memory (its code and heap), for nothing
+ * the agent needs (one request at a time, keep-alive comes with Node's global agent).
+ */
+const upstreamTransport = nodeTransport({ rejectUnauthorized: true });
 
 /** Secrets decrypted between two yields to the event loop during a sync. */
 const DECRYPT_CHUNK = 100;
@@ -125,7 +132,7 @@ export class SyncEngine extends EventEmitter<EngineEvents> {
       const call = req.path.endsWith('/tokens/') ? 'bootstrap' : 'secrets';
       const end = this.metrics.upstreamLatency.startTimer({ call });
       try {
-        const res = await fetchTransport(req, timeoutMs);
+        const res = await upstreamTransport(req, timeoutMs);
         this.metrics.upstreamCalls.inc({ call, outcome: String(res.status) });
         return res;
       } catch (err) {
