@@ -43,13 +43,21 @@ const SnapshotSchema = z.object({
   ),
 });
 
-/** Writes `data` to `file` atomically; the temporary file is created 0600, so no reader ever sees a wider mode. */
-export async function atomicWrite(file: string, data: string | Buffer, mode = 0o600): Promise<void> {
+/**
+ * Writes `data` to `file` atomically; the temporary file is created 0600, so no reader ever sees a wider mode.
+ * `data` may be a sequence of pieces, written in order (so a large file never exists as one string in memory).
+ */
+export async function atomicWrite(
+  file: string,
+  data: string | Buffer | Iterable<string>,
+  mode = 0o600,
+): Promise<void> {
   await mkdir(dirname(file), { recursive: true, mode: 0o750 });
   const tmp = `${file}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`;
   const fh = await open(tmp, 'wx', mode);
   try {
-    await fh.writeFile(data);
+    if (typeof data === 'string' || Buffer.isBuffer(data)) await fh.writeFile(data);
+    else for (const piece of data) await fh.write(piece);
     await fh.chmod(mode); // umask cannot have widened it, but be explicit
     await fh.sync();
   } finally {
@@ -63,8 +71,31 @@ export async function atomicWrite(file: string, data: string | Buffer, mode = 0o
   }
 }
 
+/** Secrets serialised per piece of the snapshot file. */
+const SNAPSHOT_PIECE = 100;
+
+/**
+ * The snapshot's JSON in pieces of at most SNAPSHOT_PIECE secrets. With 1,000 secrets the ciphertext is ~700 KB:
+ * serialised in one go it would be a 700 KB string plus a 700 KB Buffer per sync, both left in the old generation
+ * until the next full GC. Same document as JSON.stringify(snap) up to key order within a scope entry.
+ */
+export function* snapshotJson(snap: Snapshot): Generator<string> {
+  const { scopes, ...head } = snap;
+  yield `${JSON.stringify(head).slice(0, -1)},"scopes":{`;
+  let sep = '';
+  for (const [name, entry] of Object.entries(scopes)) {
+    const { secrets, ...rest } = entry;
+    yield `${sep}${JSON.stringify(name)}:{"secrets":[`;
+    for (let i = 0; i < secrets.length; i += SNAPSHOT_PIECE)
+      yield (i ? ',' : '') + JSON.stringify(secrets.slice(i, i + SNAPSHOT_PIECE)).slice(1, -1);
+    yield `],${JSON.stringify(rest).slice(1)}`; // rest always has envId, so it is a non-empty object
+    sep = ',';
+  }
+  yield '}}';
+}
+
 export async function writeSnapshot(file: string, snap: Snapshot): Promise<void> {
-  await atomicWrite(file, JSON.stringify(snap), 0o600);
+  await atomicWrite(file, snapshotJson(snap), 0o600);
 }
 
 /** Reads the snapshot; undefined when there is none. A damaged file is a SnapshotError (the agent ignores it). */
