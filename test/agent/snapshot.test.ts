@@ -3,7 +3,14 @@ import { snapshotJson, type Snapshot } from '../../agent/snapshot';
 // The snapshot is written in pieces (agent/snapshot.ts); the pieces must form the same document as one
 // JSON.stringify would, whatever the number of secrets (piece boundaries at 100).
 function fakeSecret(i: number): Record<string, unknown> {
-  return { id: `id-${i}`, key: `ph:v1:k${i}:AAAA`, value: `ph:v1:v${i}:BBBB`, comment: '', tags: ['a"b'], path: '/' };
+  return {
+    id: `id-${i}`,
+    key: `ph:v1:k${i}:AAAA`,
+    value: `ph:v1:v${i}:BBBB`,
+    comment: '',
+    tags: ['a"b'],
+    path: '/',
+  };
 }
 
 function snap(counts: number[]): Snapshot {
