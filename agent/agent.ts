@@ -10,11 +10,15 @@ import { initCrypto } from '../core/crypto';
 import type { AgentConfig } from './config';
 import { createRequestHandler, type HttpDeps } from './http';
 import { createLogger, type Logger } from './logger';
+import { HeapKeeper } from './memory';
 import { AgentMetrics } from './metrics';
 import { loadClientToken, RequestGuard } from './security';
 import { Renderer } from './render';
 import { SyncEngine, type ClientFactory } from './sync';
 import { TokenSource } from './token-source';
+
+/** How often the heap keeper compares the heap with its headroom. */
+const HEAP_CHECK_MS = 2000;
 
 export interface AgentHandle {
   /** `http://127.0.0.1:<port>` (or https), when listening on TCP. */
@@ -25,6 +29,8 @@ export interface AgentHandle {
   engine: SyncEngine;
   renderer?: Renderer;
   metrics: AgentMetrics;
+  /** Returns sync and load garbage to the OS (see agent/memory.ts). */
+  heap: HeapKeeper;
   log: Logger;
   /** Finishes in-flight requests (up to the grace period), ends watch streams, stops syncing. */
   close(): Promise<void>;
@@ -118,12 +124,27 @@ export async function startAgent(cfg: AgentConfig, opts: StartOptions = {}): Pro
     );
   }
 
+  const heap = new HeapKeeper({
+    headroom: cfg.heapHeadroom * 1048576,
+    intervalMs: HEAP_CHECK_MS,
+    log,
+    onCollect: (seconds, reason) => metrics.heapCollections.observe({ reason }, seconds),
+  });
+  let materialised = 0;
+  engine.on('synced', () => {
+    if (engine.materialisations === materialised) return; // nothing decrypted: little garbage
+    materialised = engine.materialisations;
+    heap.afterSync();
+  });
+  heap.start();
+
   await engine.start();
 
   let closing: Promise<void> | undefined;
   const close = (): Promise<void> => {
     closing ??= (async () => {
       engine.stop();
+      heap.stop();
       tokens.stop();
       for (const s of streams) s.end();
       await Promise.all(
@@ -147,5 +168,5 @@ export async function startAgent(cfg: AgentConfig, opts: StartOptions = {}): Pro
     return closing;
   };
 
-  return { url, port, socket: cfg.socket, clientToken, engine, renderer, metrics, log, close };
+  return { url, port, socket: cfg.socket, clientToken, engine, renderer, metrics, heap, log, close };
 }

@@ -47,8 +47,9 @@ const FLAG_KEYS: Array<[string, string, string]> = [
   ['once', 'once', '--once'],
   ['logLevel', 'logLevel', '--log-level'],
   ['shutdownGrace', 'shutdownGrace', '--shutdown-grace'],
+  ['heapHeadroom', 'heapHeadroom', '--heap-headroom'],
 ];
-const NUMERIC = new Set(['jitter', 'budgetPerMinute', 'budgetBurst']);
+const NUMERIC = new Set(['jitter', 'budgetPerMinute', 'budgetBurst', 'heapHeadroom']);
 
 function addCommonOptions(cmd: Command): Command {
   return cmd
@@ -80,7 +81,11 @@ function addCommonOptions(cmd: Command): Command {
     .option('--token-poll <duration>', 'token file polling interval (default 5s)')
     .option('--no-resolve-references', 'leave ${...} references as they are')
     .option('--strict-references', 'fail a sync (keep the last good values) on an unresolvable reference')
-    .option('--log-level <level>', 'fatal|error|warn|info|debug|trace|silent (default info)');
+    .option('--log-level <level>', 'fatal|error|warn|info|debug|trace|silent (default info)')
+    .option(
+      '--heap-headroom <MB>',
+      'opt-in: collect garbage after each sync and when the heap grows this many MB; trades throughput for memory (default 0 = off; env PHASE_AGENT_HEAP_HEADROOM)',
+    );
 }
 
 /** Builds and validates the configuration from defaults, the config file, the environment and the flags. */

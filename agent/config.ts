@@ -151,6 +151,12 @@ export const AgentConfigSchema = z
     /** Exit after the first successful sync (and render): an init-container mode. */
     once: z.boolean().default(false),
     logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+    /**
+     * Opt-in memory upkeep (agent/memory.ts): when > 0, the agent runs a full collection after each sync that
+     * decrypted, and whenever the V8 heap has grown this many MB above what the last one left. 0 (default) leaves
+     * memory to V8. It lowers peak resident memory and costs throughput on the hottest reads (docs/performance.md).
+     */
+    heapHeadroom: z.coerce.number().min(0, 'must be >= 0 (MB)').default(0),
     /** Grace period for in-flight requests on SIGTERM. */
     shutdownGrace: duration('shutdownGrace', 0).default('10s'),
   })
@@ -276,6 +282,7 @@ export const ENV_VARS: Record<string, string> = {
   PHASE_AGENT_REFRESH: 'refreshInterval',
   PHASE_AGENT_MAX_STALE: 'maxStale',
   PHASE_AGENT_LOG_LEVEL: 'logLevel',
+  PHASE_AGENT_HEAP_HEADROOM: 'heapHeadroom',
 };
 
 /** Reads the environment into a config layer (PHASE_SERVICE_TOKEN wins over PHASE_TOKEN, as in the Phase CLI). */

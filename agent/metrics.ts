@@ -18,6 +18,7 @@ export class AgentMetrics {
   readonly serving: Gauge<'scope'>;
   readonly watchers: Gauge<string>;
   readonly budgetDeferred: Counter<string>;
+  readonly heapCollections: Histogram<'reason'>;
 
   private readonly slots: Array<{ route: string; cache: string; n: number }> = [];
 
@@ -105,6 +106,13 @@ export class AgentMetrics {
     this.budgetDeferred = new Counter({
       name: 'phase_agent_budget_deferred_total',
       help: 'Upstream calls postponed by the call budget or a 429 Retry-After',
+      registers,
+    });
+    this.heapCollections = new Histogram({
+      name: 'phase_agent_heap_collection_seconds',
+      help: 'Full garbage collections the agent ran to return memory (after a sync, or past the heap headroom)',
+      labelNames: ['reason'],
+      buckets: [0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25],
       registers,
     });
     if (defaults) collectDefaultMetrics({ register: this.registry, prefix: 'phase_agent_' });

@@ -100,6 +100,8 @@ export class SyncEngine extends EventEmitter<EngineEvents> {
   lastCycleAt = 0;
   lastCycleError?: ScopeProblem;
   cycles = 0;
+  /** Scope materialisations (decrypt + resolve + views) so far: what allocates, so what memory upkeep follows. */
+  materialisations = 0;
   firstSync: Promise<void>;
   private resolveFirst!: () => void;
 
@@ -373,6 +375,7 @@ export class SyncEngine extends EventEmitter<EngineEvents> {
   ): Promise<void> {
     const raw = s.raw;
     if (!raw) return;
+    this.materialisations++;
     const end = this.metrics.decryptSeconds.startTimer();
     const td = performance.now();
     const match = matchScope(boot, s.cfg);

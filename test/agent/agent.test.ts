@@ -52,7 +52,11 @@ test('serves decrypted secrets with ETag/304, X-Cache and Age; raw values; forma
   await p.owner.createSecrets({ appId: p.appId, env: 'Production' }, [
     { key: 'CROSS', value: '${staging.SHARED}!' },
   ]);
-  const a = await agentFor({ token: p.token, scopes: [{ app: p.appName, env: 'production' }] });
+  const a = await agentFor({
+    token: p.token,
+    scopes: [{ app: p.appName, env: 'production' }],
+    heapHeadroom: 8, // the opt-in heap keeper, checked in /metrics below
+  });
 
   const r = await call(a, '/v1/secrets');
   expect(r.status).toBe(200);
@@ -126,6 +130,8 @@ test('serves decrypted secrets with ETag/304, X-Cache and Age; raw values; forma
   expect(metrics.body).toMatch(/phase_agent_requests_total\{route="secrets",cache="hit"\} [1-9]/);
   expect(metrics.body).toMatch(/phase_agent_upstream_latency_seconds_count\{call="bootstrap"\}/);
   expect(metrics.body).toMatch(/phase_agent_decrypt_seconds_count [1-9]/);
+  // The sync decrypted: the opt-in heap keeper collected its garbage right after it.
+  expect(metrics.body).toMatch(/phase_agent_heap_collection_seconds_count\{reason="sync"\} [1-9]/);
 });
 
 test('several scopes: ?scope= selects one, the merge lets later scopes win; unknown scope is 404', async () => {
