@@ -11,7 +11,12 @@ interface Fixed {
   headers: Record<string, string>;
 }
 
-process.on('message', (msg: { routes: Fixed[] }) => {
+process.on('message', (msg: { routes?: Fixed[]; type?: string }) => {
+  if (msg.type === 'rss') {
+    process.send?.({ type: 'rss', rss: process.memoryUsage.rss() });
+    return;
+  }
+  if (!msg.routes) return;
   const routes = new Map(
     msg.routes.map((r) => [r.path, { body: Buffer.from(r.body, 'base64'), headers: r.headers }]),
   );

@@ -6,6 +6,9 @@ import { startAgent } from '../../agent/agent';
 import { buildConfig } from '../../agent/config';
 import { createLogger } from '../../agent/logger';
 
+/** Pause before a "settled" reading: the keeper's collection and V8's page release happen just after a sync. */
+const SETTLE_MS = Number(process.env.AGENT_BENCH_SETTLE_MS ?? 1000);
+
 async function main(): Promise<void> {
   if (process.env.AGENT_BENCH_V8_RUNTIME)
     require('node:v8').setFlagsFromString(process.env.AGENT_BENCH_V8_RUNTIME);
@@ -14,13 +17,30 @@ async function main(): Promise<void> {
   const mem = (label: string): void => {
     if (process.env.AGENT_BENCH_MEM) {
       const m = process.memoryUsage();
+      // RssAnon (heap, malloc, wasm memory) vs RssFile (the node binary and libraries as mapped).
+      let proc = '';
+      try {
+        proc = require('node:fs')
+          .readFileSync('/proc/self/status', 'utf8')
+          .split('\n')
+          .filter((l: string) => /^Rss(Anon|File)/.test(l))
+          .map((l: string) => l.replace(/\s+/g, ' '))
+          .join(' ');
+      } catch {
+        // not Linux
+      }
       process.stderr.write(
         `${label}: ${Object.entries(m)
           .map(([k, v]) => `${k}=${Math.round(v / 1048576)}MB`)
-          .join(' ')}\n`,
+          .join(' ')} ${proc}\n`,
       );
     }
   };
+  // Peak resident memory over the child's whole life, sampled every 100 ms (what a pod's memory limit sees).
+  let peak = process.memoryUsage.rss();
+  const sampler = setInterval(() => (peak = Math.max(peak, process.memoryUsage.rss())), 100);
+  sampler.unref();
+  const settle = (): Promise<void> => new Promise((r) => setTimeout(r, SETTLE_MS));
   mem('start');
   const values = JSON.parse(process.argv[2]) as Record<string, unknown>;
   const cfg = buildConfig([{ values, source: {} }]);
@@ -30,11 +50,15 @@ async function main(): Promise<void> {
   mem('started');
   await agent.engine.firstSync;
   const readyMs = performance.now() - t0;
+  const readyAtEpochMs = performance.timeOrigin + performance.now();
   const cpu = process.cpuUsage(cpu0);
   const readyCpuMs = (cpu.user + cpu.system) / 1000;
   const firstSyncMs = agent.engine.lastFetchCycleMs;
   mem('first sync');
-  const rssAfterFirstSync = process.memoryUsage().rss;
+  const rssAtFirstSync = process.memoryUsage.rss();
+  await settle();
+  mem('first sync, settled');
+  const rssAfterFirstSync = process.memoryUsage.rss();
   if (!agent.engine.ready()) throw new Error('agent not ready after the first sync');
   const key = [...(agent.engine.mergedView()?.byKey.keys() ?? [])][0];
   // Forced full re-syncs: drop the held ciphertext so the next cycle downloads, decrypts and precomputes again.
@@ -49,10 +73,9 @@ async function main(): Promise<void> {
   const view = agent.engine.mergedView();
   if (!view) throw new Error('no view');
   mem('resyncs');
-  if (global.gc) {
-    global.gc();
-    mem('after gc');
-  }
+  await settle();
+  mem('resyncs, settled');
+  const rssAfterResync = process.memoryUsage.rss();
   const secrets = view.secrets;
   const one = view.keys.get(key)!;
   const headersOf = (b: typeof secrets) => ({
@@ -68,11 +91,13 @@ async function main(): Promise<void> {
     clientToken: agent.clientToken,
     key,
     readyMs,
+    readyAtEpochMs,
     readyCpuMs,
     firstSyncMs,
     resyncMs: resync,
+    rssAtFirstSync,
     rss: rssAfterFirstSync,
-    rssAfterResync: process.memoryUsage().rss,
+    rssAfterResync,
     heap: process.memoryUsage().heapUsed,
     count: view.count,
     routes: [
@@ -81,7 +106,15 @@ async function main(): Promise<void> {
     ],
   });
   process.on('message', async (m: { type: string }) => {
-    if (m.type === 'rss') process.send?.({ type: 'rss', rss: process.memoryUsage().rss });
+    if (m.type === 'rss') {
+      mem('after load');
+      process.send?.({
+        type: 'rss',
+        rss: process.memoryUsage.rss(),
+        peak,
+        heapCollections: agent.heap.collections,
+      });
+    }
     if (m.type === 'stop') {
       await agent.close();
       process.exit(0);
