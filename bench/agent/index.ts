@@ -165,7 +165,12 @@ export async function run(): Promise<BenchResult[]> {
       }
     }
     agent.send({ type: 'rss' });
-    const after = await waitMessage<{ rss: number; peak: number; heapCollections: number }>(agent, 'rss');
+    const after = await waitMessage<{
+      rss: number;
+      peak: number;
+      heapKeeper: boolean;
+      heapCollections: number;
+    }>(agent, 'rss');
     bare.send({ type: 'rss' });
     const bareAfter = await waitMessage<{ rss: number }>(bare, 'rss');
     results.push({
@@ -198,8 +203,9 @@ export async function run(): Promise<BenchResult[]> {
       note: `runs: ${ready.resyncMs.map((x) => Math.round(x)).join(', ')} ms`,
     });
     const flags = execArgv.length ? `node ${execArgv.join(' ')}` : 'default V8 flags';
-    const keeper =
-      cfg.heapHeadroom === 0 ? 'heap keeper off' : `heap keeper on, ${after.heapCollections} collections`;
+    const keeper = after.heapKeeper
+      ? `heap keeper on, ${after.heapCollections} collections`
+      : 'heap keeper off (default)';
     const mb = (n: number): number => r2(n / 1048576);
     const memory: Array<[string, number, string?]> = [
       ['the moment the first sync is done', ready.rssAtFirstSync],

@@ -112,6 +112,7 @@ async function main(): Promise<void> {
         type: 'rss',
         rss: process.memoryUsage.rss(),
         peak,
+        heapKeeper: agent.heap.enabled,
         heapCollections: agent.heap.collections,
       });
     }
