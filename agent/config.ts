@@ -156,7 +156,13 @@ export const AgentConfigSchema = z
      * decrypted, and whenever the V8 heap has grown this many MB above what the last one left. 0 (default) leaves
      * memory to V8. It lowers peak resident memory and costs throughput on the hottest reads (docs/performance.md).
      */
-    heapHeadroom: z.coerce.number().min(0, 'must be >= 0 (MB)').default(0),
+    heapHeadroom: z
+      .preprocess(
+        // the environment and flags give strings; only plain numbers are accepted (no true -> 1)
+        (v) => (typeof v === 'string' && v.trim() !== '' && !Number.isNaN(Number(v)) ? Number(v) : v),
+        z.number({ invalid_type_error: 'must be a number of MB' }).min(0, 'must be >= 0 (MB)'),
+      )
+      .default(0),
     /** Grace period for in-flight requests on SIGTERM. */
     shutdownGrace: duration('shutdownGrace', 0).default('10s'),
   })

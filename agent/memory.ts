@@ -8,7 +8,7 @@
  *
  * Off by default because it is a trade: measured in the same runs, peak resident memory drops by 10-15 MB, and
  * cached `GET /v1/secrets/:key` throughput drops by 10-20 % after the first explicit collection, for as long as the
- * benchmark ran (docs/performance.md, "Memory follow-up"). The cause is inside V8 and not identified.
+ * benchmark ran (docs/performance.md, "Memory, second follow-up"). The cause is inside V8 and not identified.
  *
  * The collector is reached the way jest's leak detector reaches it: `--expose-gc` switched on for one new context.
  * When that is not possible (a V8 that refuses the flag), the keeper does nothing and V8's own heuristics apply.

@@ -2,11 +2,13 @@ import { getHeapStatistics } from 'node:v8';
 import { HeapKeeper, fullCollector } from '../../agent/memory';
 import { createLogger } from '../../agent/logger';
 import { configFromOptions } from '../../agent/cli';
+import { buildConfig } from '../../agent/config';
 import { AgentConfigError } from '../../agent/errors';
 
 const log = createLogger('silent');
 const TOKEN = `pss_service:v2:${'a'.repeat(64)}:${'b'.repeat(64)}:${'c'.repeat(64)}:${'d'.repeat(64)}`;
 const BASE = { PHASE_SERVICE_TOKEN: TOKEN, PHASE_APP: 'a', PHASE_ENV: 'dev' };
+const FILE_BASE = { token: TOKEN, scopes: [{ app: 'a', env: 'dev' }] };
 
 /** Allocates about `mb` MB that survive one young-generation collection, then drops them. */
 function garbage(mb: number): number {
@@ -109,4 +111,8 @@ test('heap headroom comes from --heap-headroom or PHASE_AGENT_HEAP_HEADROOM, in 
     expect((err as AgentConfigError).message).toContain('heapHeadroom');
     expect((err as AgentConfigError).message).toContain(source);
   }
+  // From a config file, a boolean is not a size.
+  expect(() => buildConfig([{ values: { ...FILE_BASE, heapHeadroom: true }, source: {} }])).toThrow(
+    /heapHeadroom.*must be a number of MB/,
+  );
 });
