@@ -4,6 +4,7 @@ import { createLogger } from '../../agent/logger';
 import { configFromOptions } from '../../agent/cli';
 import { buildConfig } from '../../agent/config';
 import { AgentConfigError } from '../../agent/errors';
+import { until } from './helpers';
 
 const log = createLogger('silent');
 const TOKEN = `pss_service:v2:${'a'.repeat(64)}:${'b'.repeat(64)}:${'c'.repeat(64)}:${'d'.repeat(64)}`;
@@ -17,14 +18,6 @@ function garbage(mb: number): number {
   const n = keep.length;
   keep = [];
   return n;
-}
-
-async function until(cond: () => boolean, ms = 3000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, 20));
-  }
 }
 
 test('the V8 collector is reachable without --expose-gc on the command line, and frees garbage', () => {
@@ -54,7 +47,7 @@ test('past the headroom the keeper collects on its own, then waits for the heap 
     // Held, not dropped: V8 cannot collect it first, so the heap stays above the headroom until the keeper looks.
     const held: string[][] = [];
     for (let i = 0; i < 8 * 16; i++) held.push(Array.from({ length: 1024 }, (_, j) => `h${i}:${j}`));
-    await until(() => seen.length > 0);
+    await until(() => seen.length > 0, 3000, 20);
     expect(seen.every((r) => r === 'headroom')).toBe(true);
     // The collection kept what is held and raised the floor: no further collections while nothing grows.
     const after = seen.length;
