@@ -6,6 +6,7 @@ import { chmod, lstat, readFile, unlink } from 'node:fs/promises';
 import * as http from 'node:http';
 import * as https from 'node:https';
 import type { AddressInfo } from 'node:net';
+import { getHeapStatistics } from 'node:v8';
 import { initCrypto } from '../core/crypto';
 import type { AgentConfig } from './config';
 import { createRequestHandler, type HttpDeps } from './http';
@@ -14,6 +15,7 @@ import { HeapKeeper } from './memory';
 import { AgentMetrics } from './metrics';
 import { loadClientToken, RequestGuard } from './security';
 import { Renderer } from './render';
+import { heapWarning } from './runtime-profile';
 import { SyncEngine, type ClientFactory } from './sync';
 import { TokenSource } from './token-source';
 
@@ -135,6 +137,9 @@ export async function startAgent(cfg: AgentConfig, opts: StartOptions = {}): Pro
     if (engine.materialisations === materialised) return; // nothing decrypted: little garbage
     materialised = engine.materialisations;
     heap.afterSync();
+    const h = getHeapStatistics();
+    const warning = heapWarning(h.used_heap_size, h.heap_size_limit);
+    if (warning) log.warn(warning);
   });
   heap.start();
 
