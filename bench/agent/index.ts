@@ -3,7 +3,8 @@
  * loopback with 1,000 secrets; the agent in a child process; a bare node:http server in another child answering the
  * same bytes. Cached GET /v1/secrets and /v1/secrets/:key at 1, 10 and 50 connections, agent and baseline in turn,
  * plus cold start to ready, sync time for 1,000 secrets and resident memory. Each cell alternates six slices of
- * agent and baseline (3 s each side in total). Bounded: about 50 s in total.
+ * agent and baseline (3 s each side in total). Bounded: about 50 s in total. Both children run with the agent's
+ * runtime profile (agent/runtime-profile.ts), as the image does.
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -13,6 +14,7 @@ import { join } from 'node:path';
 import { PhaseClient } from '../../core/client';
 import { createServer } from '../../server/app';
 import { initOrganisation } from '../../server/org';
+import { AGENT_RUNTIME_PROFILE } from '../../agent/runtime-profile';
 import { load, merge, type LoadResult } from './load';
 
 export interface BenchResult {
@@ -42,6 +44,27 @@ function waitMessage<T>(child: ChildProcess, type: string): Promise<T> {
 }
 
 const r2 = (n: number): number => Math.round(n * 100) / 100;
+
+/**
+ * Process settings for the agent and the baseline: by default the agent's runtime profile (what the image ships);
+ * AGENT_BENCH_PROFILE=node-defaults measures plain `node`; AGENT_BENCH_NODE_OPTIONS replaces the V8 flags.
+ */
+function runtimeSettings(): { execArgv: string[]; env: NodeJS.ProcessEnv; label: string } {
+  const plain = process.env.AGENT_BENCH_PROFILE === 'node-defaults';
+  const execArgv =
+    process.env.AGENT_BENCH_NODE_OPTIONS !== undefined
+      ? process.env.AGENT_BENCH_NODE_OPTIONS.split(' ').filter(Boolean)
+      : plain
+        ? []
+        : [...AGENT_RUNTIME_PROFILE.nodeOptions];
+  const extra: Record<string, string> = plain ? {} : { ...AGENT_RUNTIME_PROFILE.env };
+  const env = { ...process.env, ...extra };
+  const parts = [
+    ...Object.entries(extra).map(([k, v]) => `${k}=${v}`),
+    execArgv.length ? `node ${execArgv.join(' ')}` : 'node (default V8 flags)',
+  ];
+  return { execArgv, env, label: parts.join(' ') };
+}
 
 export async function run(): Promise<BenchResult[]> {
   const dir = mkdtempSync(join(tmpdir(), 'agent-bench-'));
@@ -88,11 +111,11 @@ export async function run(): Promise<BenchResult[]> {
         : {}),
     };
     const forkedAtEpochMs = performance.timeOrigin + performance.now();
-    // AGENT_BENCH_NODE_OPTIONS: V8 flags for the agent process only, e.g. "--max-semi-space-size=1".
-    const execArgv = (process.env.AGENT_BENCH_NODE_OPTIONS ?? '').split(' ').filter(Boolean);
+    const { execArgv, env: childEnv, label: runtime } = runtimeSettings();
     const agent = fork(join(__dirname, 'target.js'), [JSON.stringify(cfg)], {
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
       execArgv,
+      env: childEnv,
     });
     children.push(agent);
     const ready = await waitMessage<{
@@ -112,10 +135,11 @@ export async function run(): Promise<BenchResult[]> {
       routes: Array<{ path: string; body: string; headers: Record<string, string> }>;
     }>(agent, 'ready');
     const forkToReady = ready.readyAtEpochMs - forkedAtEpochMs;
-    // Same V8 flags as the agent, so the two resident-memory figures compare like with like.
+    // Same process settings as the agent, so the two resident-memory figures compare like with like.
     const bare = fork(join(__dirname, 'bare.js'), [], {
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
       execArgv,
+      env: childEnv,
     });
     children.push(bare);
     bare.send({ routes: ready.routes });
@@ -202,7 +226,6 @@ export async function run(): Promise<BenchResult[]> {
       unit: 'ms',
       note: `runs: ${ready.resyncMs.map((x) => Math.round(x)).join(', ')} ms`,
     });
-    const flags = execArgv.length ? `node ${execArgv.join(' ')}` : 'default V8 flags';
     const keeper = after.heapKeeper
       ? `heap keeper on, ${after.heapCollections} collections`
       : 'heap keeper off (default)';
@@ -219,13 +242,13 @@ export async function run(): Promise<BenchResult[]> {
         name: `resident memory with ${ready.count} secrets, ${when}`,
         value: mb(bytes),
         unit: 'MB',
-        note: [target, flags, keeper].filter(Boolean).join('; '),
+        note: [target, runtime, keeper].filter(Boolean).join('; '),
       });
     results.push({
       name: 'resident memory of the bare node:http baseline, right after the load runs',
       value: mb(bareAfter.rss),
       unit: 'MB',
-      note: `same load, same bytes; ${flags}`,
+      note: `same load, same bytes; ${runtime}`,
     });
     results.push({
       name: `V8 heap used with ${ready.count} secrets (after sync)`,
