@@ -12,7 +12,7 @@
  *   makes V8's own heuristics collect early. It is also a ceiling: the agent warns when a sync leaves the heap near
  *   it (`heapWarning`); raise it for scopes with tens of thousands of secrets.
  * - `MALLOC_ARENA_MAX=1`: glibc otherwise gives each thread that allocates (V8's GC helpers, libuv's pool) its own
- *   malloc arena, whose freed pages stay resident. About 3–5 MB. Ignored by other C libraries (musl).
+ *   malloc arena, whose freed pages stay resident. 2–5 MB. Ignored by other C libraries (musl).
  */
 export const AGENT_RUNTIME_PROFILE = {
   nodeOptions: ['--max-semi-space-size=1', '--max-old-space-size=128'],
