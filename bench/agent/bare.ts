@@ -1,9 +1,15 @@
 /**
  * The baseline: a bare node:http server answering the same bytes (body and headers) the agent serves.
  * Started as a child process by the benchmark; receives the bodies over IPC.
+ *
+ * With `downloads`, it first makes the same upstream calls the agent's syncs made (bootstrap and the encrypted
+ * secrets, through the agent's `node:http` transport) and only then serves: the control that separates what the
+ * agent's own code costs from what being an HTTP client costs any Node process (see docs/performance.md).
  */
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { PhaseClient } from '../../core/client';
+import { nodeTransport } from '../../core/http';
 
 interface Fixed {
   path: string;
@@ -11,7 +17,27 @@ interface Fixed {
   headers: Record<string, string>;
 }
 
-process.on('message', (msg: { routes?: Fixed[]; type?: string }) => {
+interface Downloads {
+  host: string;
+  token: string;
+  envId: string;
+  count: number;
+}
+
+async function download(d: Downloads): Promise<void> {
+  const client = new PhaseClient({
+    host: d.host,
+    token: d.token,
+    retries: 0,
+    transport: nodeTransport({ rejectUnauthorized: true }),
+  });
+  for (let i = 0; i < d.count; i++) {
+    await client.bootstrap();
+    await client.listEncryptedSecrets(d.envId, {});
+  }
+}
+
+process.on('message', (msg: { routes?: Fixed[]; downloads?: Downloads; type?: string }) => {
   if (msg.type === 'rss') {
     process.send?.({ type: 'rss', rss: process.memoryUsage.rss() });
     return;
@@ -30,7 +56,11 @@ process.on('message', (msg: { routes?: Fixed[]; type?: string }) => {
     res.writeHead(200, { ...r.headers, 'Content-Length': r.body.length });
     res.end(r.body);
   });
-  server.listen(0, '127.0.0.1', () => {
-    process.send?.({ port: (server.address() as AddressInfo).port });
-  });
+  void (msg.downloads ? download(msg.downloads) : Promise.resolve()).then(
+    () =>
+      server.listen(0, '127.0.0.1', () => {
+        process.send?.({ port: (server.address() as AddressInfo).port });
+      }),
+    (err: Error) => process.send?.({ type: 'error', message: `baseline downloads failed: ${err.message}` }),
+  );
 });

@@ -3,8 +3,10 @@
  * loopback with 1,000 secrets; the agent in a child process; a bare node:http server in another child answering the
  * same bytes. Cached GET /v1/secrets and /v1/secrets/:key at 1, 10 and 50 connections, agent and baseline in turn,
  * plus cold start to ready, sync time for 1,000 secrets and resident memory. Each cell alternates six slices of
- * agent and baseline (3 s each side in total). Bounded: about 50 s in total. Both children run with the agent's
- * runtime profile (agent/runtime-profile.ts), as the image does.
+ * agent, baseline and control (3 s each side in total). The control is the same bare server after the same upstream
+ * downloads as the agent: a Node process that has been an HTTP client serves slower, whatever it serves (see
+ * docs/performance.md). Bounded: about 70 s in total. All children run with the agent's runtime profile
+ * (agent/runtime-profile.ts), as the image does.
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -144,6 +146,19 @@ export async function run(): Promise<BenchResult[]> {
     children.push(bare);
     bare.send({ routes: ready.routes });
     const { port: barePort } = await waitMessage<{ port: number }>(bare, 'port');
+    // The control: the same bare server after the same upstream downloads as the agent (first sync + re-syncs).
+    const downloads = ready.resyncMs.length + 1;
+    const client = fork(join(__dirname, 'bare.js'), [], {
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+      execArgv,
+      env: childEnv,
+    });
+    children.push(client);
+    client.send({
+      routes: ready.routes,
+      downloads: { host: url, token: sa.initialToken.token, envId: env.id, count: downloads },
+    });
+    const { port: clientPort } = await waitMessage<{ port: number }>(client, 'port');
 
     const results: BenchResult[] = [];
     const rows: string[] = [];
@@ -155,22 +170,23 @@ export async function run(): Promise<BenchResult[]> {
         // Alternating slices, so a swing in the machine's load hits both servers alike.
         const sa: LoadResult[] = [];
         const sb: LoadResult[] = [];
+        const sc: LoadResult[] = [];
         const headers = { 'X-Phase-Agent-Token': ready.clientToken };
+        const slice = (port: number): Promise<LoadResult> =>
+          load({ port, path, headers, connections, durationMs: DURATION_MS / ROUNDS });
         for (let i = 0; i < ROUNDS; i++) {
-          sa.push(
-            await load({ port: ready.port, path, headers, connections, durationMs: DURATION_MS / ROUNDS }),
-          );
-          sb.push(
-            await load({ port: barePort, path, headers, connections, durationMs: DURATION_MS / ROUNDS }),
-          );
+          sa.push(await slice(ready.port));
+          sb.push(await slice(barePort));
+          sc.push(await slice(clientPort));
         }
         const a = merge(sa);
         const b = merge(sb);
+        const c = merge(sc);
         if (a.errors || Object.keys(a.statuses).some((s) => s !== '200'))
           throw new Error(`agent answered ${JSON.stringify(a.statuses)}`);
         const ratio = a.rps / b.rps;
         rows.push(
-          `${label.padEnd(34)} c=${String(connections).padEnd(3)} agent ${Math.round(a.rps).toString().padStart(7)} req/s p50 ${a.p50ms.toFixed(3)} p99 ${a.p99ms.toFixed(3)} ms | bare ${Math.round(b.rps).toString().padStart(7)} req/s p50 ${b.p50ms.toFixed(3)} p99 ${b.p99ms.toFixed(3)} ms | ratio ${ratio.toFixed(2)}`,
+          `${label.padEnd(34)} c=${String(connections).padEnd(3)} agent ${Math.round(a.rps).toString().padStart(7)} req/s p50 ${a.p50ms.toFixed(3)} p99 ${a.p99ms.toFixed(3)} ms | bare ${Math.round(b.rps).toString().padStart(7)} req/s p50 ${b.p50ms.toFixed(3)} p99 ${b.p99ms.toFixed(3)} ms | ratio ${ratio.toFixed(2)} | control ${(c.rps / b.rps).toFixed(2)}, agent/control ${(a.rps / c.rps).toFixed(2)}`,
         );
         const n = `${label} c=${connections}`;
         results.push({
@@ -186,6 +202,13 @@ export async function run(): Promise<BenchResult[]> {
           note: `p50 ${r2(b.p50ms)} ms, p99 ${r2(b.p99ms)} ms`,
         });
         results.push({ name: `${n} ratio agent/bare`, value: r2(ratio), unit: 'x', note: 'target >= 0.7' });
+        results.push({
+          name: `${n} ratio control/bare`,
+          value: r2(c.rps / b.rps),
+          unit: 'x',
+          note: `control: the bare server after ${downloads} upstream downloads through node:http, as the agent made`,
+        });
+        results.push({ name: `${n} ratio agent/control`, value: r2(a.rps / c.rps), unit: 'x' });
       }
     }
     agent.send({ type: 'rss' });
