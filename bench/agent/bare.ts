@@ -8,6 +8,7 @@
  */
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
 import { PhaseClient } from '../../core/client';
 import { nodeTransport } from '../../core/http';
 
@@ -22,6 +23,8 @@ interface Downloads {
   token: string;
   envId: string;
   count: number;
+  /** Download in a worker thread (its own V8 isolate) instead of the serving thread. */
+  inWorker?: boolean;
 }
 
 async function download(d: Downloads): Promise<void> {
@@ -35,6 +38,19 @@ async function download(d: Downloads): Promise<void> {
     await client.bootstrap();
     await client.listEncryptedSecrets(d.envId, {});
   }
+}
+
+async function downloadInWorker(d: Downloads): Promise<void> {
+  const w = new Worker(__filename, { workerData: d });
+  await new Promise((resolve, reject) => {
+    w.once('message', resolve);
+    w.once('error', reject);
+  });
+  await w.terminate();
+}
+
+if (!isMainThread) {
+  void download(workerData as Downloads).then(() => parentPort?.postMessage('done'));
 }
 
 process.on('message', (msg: { routes?: Fixed[]; downloads?: Downloads; type?: string }) => {
@@ -56,7 +72,8 @@ process.on('message', (msg: { routes?: Fixed[]; downloads?: Downloads; type?: st
     res.writeHead(200, { ...r.headers, 'Content-Length': r.body.length });
     res.end(r.body);
   });
-  void (msg.downloads ? download(msg.downloads) : Promise.resolve()).then(
+  const d = msg.downloads;
+  void (d ? (d.inWorker ? downloadInWorker(d) : download(d)) : Promise.resolve()).then(
     () =>
       server.listen(0, '127.0.0.1', () => {
         process.send?.({ port: (server.address() as AddressInfo).port });

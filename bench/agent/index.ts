@@ -156,7 +156,14 @@ export async function run(): Promise<BenchResult[]> {
     children.push(client);
     client.send({
       routes: ready.routes,
-      downloads: { host: url, token: sa.initialToken.token, envId: env.id, count: downloads },
+      downloads: {
+        host: url,
+        token: sa.initialToken.token,
+        envId: env.id,
+        count: downloads,
+        // AGENT_BENCH_CONTROL=worker: the control downloads in a worker thread, leaving its serving isolate pristine.
+        inWorker: process.env.AGENT_BENCH_CONTROL === 'worker',
+      },
     });
     const { port: clientPort } = await waitMessage<{ port: number }>(client, 'port');
 
