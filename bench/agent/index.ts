@@ -148,13 +148,13 @@ export async function run(): Promise<BenchResult[]> {
     const { port: barePort } = await waitMessage<{ port: number }>(bare, 'port');
     // The control: the same bare server after the same upstream downloads as the agent (first sync + re-syncs).
     const downloads = ready.resyncMs.length + 1;
-    const client = fork(join(__dirname, 'bare.js'), [], {
+    const control = fork(join(__dirname, 'bare.js'), [], {
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
       execArgv,
       env: childEnv,
     });
-    children.push(client);
-    client.send({
+    children.push(control);
+    control.send({
       routes: ready.routes,
       downloads: {
         host: url,
@@ -165,7 +165,7 @@ export async function run(): Promise<BenchResult[]> {
         inWorker: process.env.AGENT_BENCH_CONTROL === 'worker',
       },
     });
-    const { port: clientPort } = await waitMessage<{ port: number }>(client, 'port');
+    const { port: controlPort } = await waitMessage<{ port: number }>(control, 'port');
 
     const results: BenchResult[] = [];
     const rows: string[] = [];
@@ -174,7 +174,7 @@ export async function run(): Promise<BenchResult[]> {
       ['GET /v1/secrets/:key', `/v1/secrets/${ready.key}`],
     ] as const) {
       for (const connections of CONNECTIONS) {
-        // Alternating slices, so a swing in the machine's load hits both servers alike.
+        // Alternating slices, so a swing in the machine's load hits all three servers alike.
         const sa: LoadResult[] = [];
         const sb: LoadResult[] = [];
         const sc: LoadResult[] = [];
@@ -184,13 +184,18 @@ export async function run(): Promise<BenchResult[]> {
         for (let i = 0; i < ROUNDS; i++) {
           sa.push(await slice(ready.port));
           sb.push(await slice(barePort));
-          sc.push(await slice(clientPort));
+          sc.push(await slice(controlPort));
         }
         const a = merge(sa);
         const b = merge(sb);
         const c = merge(sc);
-        if (a.errors || Object.keys(a.statuses).some((s) => s !== '200'))
-          throw new Error(`agent answered ${JSON.stringify(a.statuses)}`);
+        for (const [who, r] of [
+          ['agent', a],
+          ['baseline', b],
+          ['control', c],
+        ] as const)
+          if (r.errors || Object.keys(r.statuses).some((s) => s !== '200'))
+            throw new Error(`${who} answered ${JSON.stringify(r.statuses)} (${r.errors} socket errors)`);
         const ratio = a.rps / b.rps;
         rows.push(
           `${label.padEnd(34)} c=${String(connections).padEnd(3)} agent ${Math.round(a.rps).toString().padStart(7)} req/s p50 ${a.p50ms.toFixed(3)} p99 ${a.p99ms.toFixed(3)} ms | bare ${Math.round(b.rps).toString().padStart(7)} req/s p50 ${b.p50ms.toFixed(3)} p99 ${b.p99ms.toFixed(3)} ms | ratio ${ratio.toFixed(2)} | control ${(c.rps / b.rps).toFixed(2)}, agent/control ${(a.rps / c.rps).toFixed(2)}`,
