@@ -6,6 +6,7 @@ import { z } from 'zod';
 import { isGlobal, membershipOf, holdsEnvKey } from './access';
 import type { Principal, ServerContext } from './context';
 import type { AccountType } from './db/schema';
+import { assertMayChangeAccessOf, assertPathsWithin, type GrantTarget } from './grant-rule';
 import { badRequest, forbidden, isUuid, normalizePath, notFound, parseWith } from './http';
 import { addAppMember, grantEnvironment, type Db } from './keys';
 
@@ -37,12 +38,17 @@ export interface AccessEntry {
   paths: string[] | null;
 }
 
-/** Validates the body and the caller's rights (§9.4.6 step 4) before anything changes. */
+/**
+ * Validates the body and the caller's rights (§9.4.6 step 4) before anything changes, including the subset rule:
+ * nobody changes their own access, and paths granted lie inside the granter's own.
+ */
 export async function validateAccess(
   ctx: ServerContext,
   p: Principal,
+  target: GrantTarget,
   rawBody: unknown,
 ): Promise<AccessEntry[]> {
+  assertMayChangeAccessOf(p, target);
   const { apps } = parseWith(accessBodySchema, rawBody);
   const db = ctx.store.db;
   const out: AccessEntry[] = [];
@@ -67,9 +73,8 @@ export async function validateAccess(
     if (!app.sse_enabled) {
       throw badRequest(`App '${app.name}' does not have SSE enabled. Only SSE apps are supported.`);
     }
-    if (!isGlobal(p) && !(await membershipOf(db, app.id, p))) {
-      throw forbidden(`You don't have access to app '${app.name}'.`);
-    }
+    const own = isGlobal(p) ? undefined : await membershipOf(db, app.id, p);
+    if (!isGlobal(p) && !own) throw forbidden(`You don't have access to app '${app.name}'.`);
     if (!Array.isArray(e.environments)) {
       throw badRequest(`'environments' for app '${appId}' must be a list of environment IDs.`);
     }
@@ -98,12 +103,9 @@ export async function validateAccess(
     const paths = parseWith(z.object({ paths: pathsSchema }).passthrough(), { paths: e.paths }).paths;
     if (seen.has(app.id)) throw badRequest(`App '${app.name}' is listed more than once.`);
     seen.add(app.id);
-    out.push({
-      appId: app.id,
-      appName: app.name,
-      envIds,
-      paths: paths ? [...new Set(paths.map((x) => normalizePath(x)))] : null,
-    });
+    const granted = paths ? [...new Set(paths.map((x) => normalizePath(x)))] : null;
+    assertPathsWithin(p, app.name, own?.paths ?? null, granted);
+    out.push({ appId: app.id, appName: app.name, envIds, paths: granted });
   }
   return out;
 }

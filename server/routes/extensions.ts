@@ -10,6 +10,7 @@ import { principal, type Principal, type ServerContext } from '../context';
 import type { AccountType, NetworkPolicyTable } from '../db/schema';
 import { badRequest, isUuid, newId, notFound, nowIso, objectBody, parseWith, toStoredIso } from '../http';
 import type { Db } from '../keys';
+import { assertMayChangePolicies, loadPolicyState, type PolicyState } from '../grant-rule';
 import { validIpEntry } from '../network';
 import { noContent, param, route, send } from './util';
 
@@ -100,6 +101,12 @@ async function policyWire(db: Db, p: NetworkPolicyTable) {
     updated_at: p.updated_at,
     attachments,
   };
+}
+
+/** The subset rule for policies: checked in the writing transaction, against the state it is about to change. */
+async function guardPolicies(trx: Db, p: Principal, change: (s: PolicyState) => PolicyState): Promise<void> {
+  const before = await loadPolicyState(trx, p.orgId);
+  await assertMayChangePolicies(trx, p, before, change(before));
 }
 
 async function findPolicy(ctx: ServerContext, p: Principal, id: string): Promise<NetworkPolicyTable> {
@@ -202,6 +209,7 @@ export function registerExtensions(r: Router, ctx: ServerContext, auth: RequestH
         updated_at: now,
       };
       await db.transaction().execute(async (trx) => {
+        await guardPolicies(trx, p, (st) => ({ ...st, policies: [...st.policies, row] }));
         await trx.insertInto('network_policies').values(row).execute();
         await audit(trx, p, {
           eventType: 'C',
@@ -230,6 +238,10 @@ export function registerExtensions(r: Router, ctx: ServerContext, auth: RequestH
       if (b.allowed_ips !== undefined) patch.allowed_ips = JSON.stringify(b.allowed_ips.map((e) => e.trim()));
       if (b.is_global !== undefined) patch.is_global = b.is_global ? 1 : 0;
       await db.transaction().execute(async (trx) => {
+        await guardPolicies(trx, p, (st) => ({
+          ...st,
+          policies: st.policies.map((x) => (x.id === row.id ? { ...x, ...patch } : x)),
+        }));
         await trx.updateTable('network_policies').set(patch).where('id', '=', row.id).execute();
         await audit(trx, p, { eventType: 'U', resourceType: 'policy', resourceId: row.id });
       });
@@ -240,6 +252,10 @@ export function registerExtensions(r: Router, ctx: ServerContext, auth: RequestH
       requireOrgPermission(p, 'delete', 'NetworkAccessPolicies');
       const row = await findPolicy(ctx, p, param(req, 'policy_id'));
       await db.transaction().execute(async (trx) => {
+        await guardPolicies(trx, p, (st) => ({
+          policies: st.policies.filter((x) => x.id !== row.id),
+          attachments: st.attachments.filter((a) => a.policy_id !== row.id),
+        }));
         await trx.deleteFrom('network_policy_attachments').where('policy_id', '=', row.id).execute();
         await trx.deleteFrom('network_policies').where('id', '=', row.id).execute();
         await audit(trx, p, {
@@ -262,6 +278,10 @@ export function registerExtensions(r: Router, ctx: ServerContext, auth: RequestH
       throw notFound(b.account_type === 'member' ? 'Member not found.' : 'Service account not found.');
     }
     await db.transaction().execute(async (trx) => {
+      await guardPolicies(trx, p, (st) => ({
+        ...st,
+        attachments: [...st.attachments, { policy_id: row.id, ...b }],
+      }));
       await trx
         .insertInto('network_policy_attachments')
         .values({ policy_id: row.id, account_type: b.account_type, account_id: b.account_id })
@@ -298,6 +318,13 @@ export function registerExtensions(r: Router, ctx: ServerContext, auth: RequestH
     if (type) q = q.where('account_type', '=', type);
     if (!(await q.executeTakeFirst())) throw notFound('Attachment not found.');
     await db.transaction().execute(async (trx) => {
+      await guardPolicies(trx, p, (st) => ({
+        ...st,
+        attachments: st.attachments.filter(
+          (a) =>
+            !(a.policy_id === row.id && a.account_id === accountId && (!type || a.account_type === type)),
+        ),
+      }));
       let d = trx
         .deleteFrom('network_policy_attachments')
         .where('policy_id', '=', row.id)

@@ -10,6 +10,7 @@ import { principal, type ServerContext } from '../context';
 import type { InviteTable } from '../db/schema';
 import { badRequest, conflict, isUuid, microsToIso, newId, notFound, nowIso, objectBody } from '../http';
 import type { Db } from '../keys';
+import { assertMayAssignRole } from '../grant-rule';
 import { hasGlobalAccess, roleHasPermission } from '../rbac';
 import { noContent, param, route, send } from './util';
 
@@ -96,6 +97,7 @@ export function registerInvites(r: Router, ctx: ServerContext, auth: RequestHand
           'Members cannot be invited with a role that allows creating service account tokens.',
         );
       }
+      assertMayAssignRole(p, role);
       const member = await db
         .selectFrom('members')
         .select('id')

@@ -4,6 +4,7 @@ import { isGlobal, requireOrgPermission } from '../access';
 import { audit } from '../audit';
 import { principal, type Principal, type ServerContext } from '../context';
 import type { MemberTable } from '../db/schema';
+import { assertMayAssignRole, assertMayChangeAccessOf, assertMayChangeRoleOf } from '../grant-rule';
 import { applyAccess, accessWire, removeAccountGrants, validateAccess } from '../grants';
 import { HttpError, badRequest, forbidden, isUuid, notFound, nowIso, objectBody } from '../http';
 import type { Db } from '../keys';
@@ -83,8 +84,7 @@ export function registerMembers(r: Router, ctx: ServerContext, auth: RequestHand
       if (targetRole?.is_default && targetRole.name === 'Owner') {
         throw forbidden('The Owner role cannot be changed via the API. Use the ownership transfer flow.');
       }
-      if (p.kind === 'member' && p.accountId === target.id)
-        throw forbidden('You cannot update your own role.');
+      assertMayChangeRoleOf(p, { type: 'member', id: target.id });
       if (hasGlobalAccess(targetRole)) {
         if (p.kind === 'service_account')
           throw forbidden('Service accounts cannot modify members with global access.');
@@ -108,6 +108,7 @@ export function registerMembers(r: Router, ctx: ServerContext, auth: RequestHand
       }
       if (hasGlobalAccess(role) && !isGlobal(p))
         throw forbidden(`You cannot assign the '${role.name}' role.`);
+      assertMayAssignRole(p, role, { type: 'member', id: target.id });
       if (
         !target.identity_key &&
         (hasGlobalAccess(role) || roleHasPermission(role, 'create', 'ServiceAccountTokens', false))
@@ -178,6 +179,7 @@ export function registerMembers(r: Router, ctx: ServerContext, auth: RequestHand
       const p = principal(req);
       requireOrgPermission(p, 'update', 'Members');
       const m = await findMember(ctx, p, param(req, 'member_id'));
+      assertMayChangeAccessOf(p, { type: 'member', id: m.id });
       if (hasGlobalAccess(await roleOf(ctx, m.role_id))) {
         throw forbidden('Access cannot be changed for members with a global access role.');
       }
@@ -186,7 +188,7 @@ export function registerMembers(r: Router, ctx: ServerContext, auth: RequestHand
           'Member has not set up their identity key yet. They must log in to the console first.',
         );
       }
-      const entries = await validateAccess(ctx, p, objectBody(req));
+      const entries = await validateAccess(ctx, p, { type: 'member', id: m.id }, objectBody(req));
       await db.transaction().execute(async (trx) => {
         await applyAccess(trx, ctx, { type: 'member', id: m.id, identityKey: m.identity_key }, entries);
         await audit(trx, p, {

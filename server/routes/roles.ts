@@ -15,6 +15,7 @@ import {
   objectBody,
   textField,
 } from '../http';
+import { assertMayEditRole, assertMayWriteRole } from '../grant-rule';
 import { DEFAULT_ROLES, effectiveMap, type PermissionMap } from '../rbac';
 import { noContent, param, route, send } from './util';
 
@@ -132,6 +133,7 @@ export function registerRoles(r: Router, ctx: ServerContext, auth: RequestHandle
         throw conflict('A role with this name already exists.');
       }
       const permissions = validatePermissions(b.permissions);
+      assertMayWriteRole(p, name, permissions);
       const description = textField(b, 'description', { required: false, max: 500 }) ?? null;
       const color = b.color === undefined || b.color === null ? '' : b.color;
       if (typeof color !== 'string') throw badRequest("'color' must be a string.");
@@ -167,6 +169,7 @@ export function registerRoles(r: Router, ctx: ServerContext, auth: RequestHandle
       requireOrgPermission(p, 'update', 'Roles');
       const role = await findRole(ctx, p, param(req, 'role_id'));
       if (role.is_default) throw forbidden('Default roles cannot be modified.');
+      assertMayEditRole(p, role);
       const b = objectBody(req);
       const patch: Partial<RoleTable> = {};
       const name = textField(b, 'name', { required: false, max: 64 });
@@ -188,7 +191,11 @@ export function registerRoles(r: Router, ctx: ServerContext, auth: RequestHandle
         if (b.color.length > 7) throw badRequest('Role color cannot exceed 7 characters.');
         patch.color = b.color;
       }
-      if (b.permissions !== undefined) patch.permissions = JSON.stringify(validatePermissions(b.permissions));
+      if (b.permissions !== undefined) {
+        const permissions = validatePermissions(b.permissions);
+        assertMayWriteRole(p, patch.name ?? role.name, permissions);
+        patch.permissions = JSON.stringify(permissions);
+      }
       if (Object.keys(patch).length === 0) throw badRequest('At least one field must be provided.');
       patch.updated_at = nowIso();
       await db.transaction().execute(async (trx) => {

@@ -1,10 +1,16 @@
 /** `/v1/service-accounts/` (phase-rest-api.md §9.4): SSK service accounts, access grants, token minting. */
 import type { Request, RequestHandler, Router } from 'express';
 import { mintAccountToken, newServerManagedIdentity, tokenHash, unwrapServerKeyring } from '../../core/mint';
-import { isGlobal, requireOrgPermission } from '../access';
+import { requireOrgPermission } from '../access';
 import { audit } from '../audit';
 import { principal, type Principal, type ServerContext } from '../context';
 import type { RoleTable, ServiceAccountTable } from '../db/schema';
+import {
+  assertMayAssignRole,
+  assertMayChangeAccessOf,
+  assertMayChangeRoleOf,
+  mayHandleTokensOf,
+} from '../grant-rule';
 import { applyAccess, accessWire, removeAccountGrants, validateAccess } from '../grants';
 import {
   HttpError,
@@ -82,8 +88,7 @@ async function findRole(ctx: ServerContext, p: Principal, roleId: unknown): Prom
 
 /** §9.4.7 scope rule: SAs only themselves, global users any SA; everything else looks like a missing SA. */
 function requireTokenScope(p: Principal, sa: ServiceAccountTable): void {
-  const ok = p.kind === 'service_account' ? p.accountId === sa.id : isGlobal(p);
-  if (!ok) throw notFound('Service account not found.');
+  if (!mayHandleTokensOf(p, sa.id)) throw notFound('Service account not found.');
 }
 
 /** Mints and stores an SA token (§2.3). Only the hash of the bearer value is kept. */
@@ -194,6 +199,7 @@ export function registerServiceAccounts(r: Router, ctx: ServerContext, auth: Req
       const role = await findRole(ctx, p, b.role_id);
       if (hasGlobalAccess(role))
         throw badRequest(`Service accounts cannot be assigned the '${role.name}' role.`);
+      assertMayAssignRole(p, role);
       const identity = newServerManagedIdentity(ctx.server.publicKey);
       const out = await db.transaction().execute(async (trx) => {
         const now = nowIso();
@@ -237,9 +243,12 @@ export function registerServiceAccounts(r: Router, ctx: ServerContext, auth: Req
       const patch: Partial<ServiceAccountTable> = { updated_at: nowIso() };
       if (name !== undefined) patch.name = name;
       if (hasRole) {
+        const target = { type: 'service_account' as const, id: sa.id };
+        assertMayChangeRoleOf(p, target);
         const role = await findRole(ctx, p, b.role_id);
         if (hasGlobalAccess(role))
           throw badRequest(`Service accounts cannot be assigned the '${role.name}' role.`);
+        assertMayAssignRole(p, role, target);
         patch.role_id = role.id;
       }
       await db.transaction().execute(async (trx) => {
@@ -287,12 +296,13 @@ export function registerServiceAccounts(r: Router, ctx: ServerContext, auth: Req
         const p = principal(req);
         requireOrgPermission(p, 'update', 'ServiceAccounts');
         const sa = await findSa(ctx, p, param(req, 'sa_id'));
+        assertMayChangeAccessOf(p, { type: 'service_account', id: sa.id });
         if (!sa.identity_key) {
           throw badRequest(
             'Service account does not have an identity key set. Cannot grant environment access.',
           );
         }
-        const entries = await validateAccess(ctx, p, objectBody(req));
+        const entries = await validateAccess(ctx, p, { type: 'service_account', id: sa.id }, objectBody(req));
         if (!sa.server_wrapped_keyring) {
           throw badRequest('Service account does not have server-side key management enabled.');
         }

@@ -211,6 +211,19 @@ function allowed(role: RoleName, [section, resource, action]: Perm): boolean {
   return (section === 'org' ? m.permissions : m.app_permissions)[resource]?.includes(action) ?? false;
 }
 
+/** The subset rule (issue 11): every permission of `role` is held by `holder`, and global access only from global. */
+function holdsAllOf(holder: RoleName, role: RoleName): boolean {
+  const h = mapOf(holder);
+  const r = mapOf(role);
+  const within = (want: Record<string, string[]>, have: Record<string, string[]>) =>
+    Object.entries(want).every(([res, acts]) => acts.every((a) => have[res]?.includes(a)));
+  return (
+    within(r.permissions, h.permissions) &&
+    within(r.app_permissions, h.app_permissions) &&
+    (!r.global_access || h.global_access)
+  );
+}
+
 // ---------------------------------------------------------------------------------------------------------------
 interface Principal {
   label: string;
@@ -412,6 +425,17 @@ const CASES: Case[] = [
     body: (w) => ({ name: uniq('mx-sa'), role_id: w.roles.Service }),
     perm: ['org', 'ServiceAccounts', 'create'],
     ok: 201,
+    // Service may delete environments; a Manager may not, so a Manager cannot hand the Service role on.
+    rule: (p) => (holdsAllOf(p.role, 'Service') ? undefined : 403),
+  },
+  {
+    name: 'POST /v1/service-accounts/ (Developer role)',
+    method: 'POST',
+    path: () => '/v1/service-accounts/',
+    body: (w) => ({ name: uniq('mx-sa'), role_id: w.roles.Developer }),
+    perm: ['org', 'ServiceAccounts', 'create'],
+    ok: 201,
+    rule: (p) => (holdsAllOf(p.role, 'Developer') ? undefined : 403),
   },
   {
     name: 'GET /v1/service-accounts/:id/',
@@ -562,6 +586,7 @@ const CASES: Case[] = [
     body: (w) => ({ role_id: w.roles.Developer }),
     perm: ['org', 'Members', 'update'],
     ok: 200,
+    rule: (p) => (holdsAllOf(p.role, 'Developer') ? undefined : 403),
   },
   {
     name: 'DELETE /v1/members/:id/',
