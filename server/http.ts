@@ -189,11 +189,34 @@ export function isUuid(s: unknown): s is string {
   return typeof s === 'string' && /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(s);
 }
 
-/** Normalises a secret path: collapse `//`, leading `/`, no trailing `/` (root stays `/`). */
+/**
+ * The canonical form of a secret path: collapse `//`, leading `/`, no trailing `/` (root stays `/`). Dot segments are
+ * refused rather than resolved, in plain or percent-encoded form (`/api/../db`, `/api/./x`, `/api/%2e%2e/db`), and so
+ * are encoded separators: path restrictions compare canonical strings, so no path may name another one.
+ */
 export function normalizePath(p: string | undefined | null): string {
   if (p === undefined || p === null || p === '') return '/';
   let s = p.replace(/\/+/g, '/');
   if (!s.startsWith('/')) s = `/${s}`;
   if (s.length > 1) s = s.replace(/\/+$/, '');
+  for (const segment of s.split('/')) {
+    // Decoded until stable, so `%252e%252e` cannot become `..` in a client or proxy that decodes once more.
+    let decoded = segment;
+    for (let i = 0; i < 4; i++) {
+      let next = decoded;
+      try {
+        next = decodeURIComponent(decoded);
+      } catch {
+        break; // Not percent-encoding: taken literally.
+      }
+      if (next === decoded) break;
+      decoded = next;
+    }
+    if (decoded === '.' || decoded === '..' || (decoded !== segment && /[/\\]/.test(decoded))) {
+      throw badRequest(
+        `Invalid secret path '${p.slice(0, 200)}': '.' and '..' segments (plain or percent-encoded) and encoded separators are not allowed; send the canonical path.`,
+      );
+    }
+  }
   return s === '' ? '/' : s;
 }

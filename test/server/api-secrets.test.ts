@@ -3,38 +3,10 @@
  * the E2E `/secrets/` endpoint's status codes and casing, `updated_at` bumps, and path-restricted access.
  * Runs on every store.
  */
-import {
-  encryptAsymmetric,
-  initCrypto,
-  keyDigest,
-  reconstructPrivateKey,
-  unwrapEnvironmentKey,
-} from '../../core/crypto';
-import { parsePssToken } from '../../core/token';
+import { encryptAsymmetric, initCrypto, keyDigest } from '../../core/crypto';
 import { startTestServer, type TestServer } from '../support/server';
 import { STORES } from '../support/stores';
-import { caller, createApp, createSa, type Call } from './helpers';
-
-/** The environment key pair an account sees through /secrets/tokens/. */
-async function envKeysFor(call: Call, token: string, envId: string) {
-  const t = await call('GET', '/service/secrets/tokens/');
-  const pss = parsePssToken(token);
-  const priv = reconstructPrivateKey(t.body.wrapped_key_share, pss.keyShare, pss.wrapKey);
-  for (const app of t.body.apps) {
-    for (const k of app.environment_keys) {
-      if (k.environment.id === envId) {
-        return {
-          entry: k,
-          ...unwrapEnvironmentKey(
-            { wrappedSeed: k.wrapped_seed, wrappedSalt: k.wrapped_salt },
-            { publicKey: pss.publicKey, privateKey: priv },
-          ),
-        };
-      }
-    }
-  }
-  throw new Error('no key for environment');
-}
+import { caller, createApp, createSa, envKeysFor, type Call } from './helpers';
 
 describe.each(STORES)('secrets API on %s', (store) => {
   let srv: TestServer;

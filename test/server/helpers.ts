@@ -1,5 +1,6 @@
 /** Small HTTP helpers for the API suites (plain fetch against the real server). */
-import { authorizationHeader } from '../../core/token';
+import { reconstructPrivateKey, unwrapEnvironmentKey } from '../../core/crypto';
+import { authorizationHeader, parsePssToken } from '../../core/token';
 import type { TestServer } from '../support/server';
 
 export interface Res<T = any> {
@@ -54,4 +55,25 @@ export async function createSa(call: Call, name = 'bot', roleName = 'Service') {
   const r = await call('POST', '/v1/service-accounts/', { name, role_id: role.id });
   if (r.status !== 201) throw new Error(`create SA: ${r.status} ${r.text}`);
   return { id: r.body.id as string, token: r.body.initialToken.token as string, body: r.body };
+}
+
+/** The environment key pair an account sees through /secrets/tokens/. */
+export async function envKeysFor(call: Call, token: string, envId: string) {
+  const t = await call('GET', '/service/secrets/tokens/');
+  const pss = parsePssToken(token);
+  const priv = reconstructPrivateKey(t.body.wrapped_key_share, pss.keyShare, pss.wrapKey);
+  for (const app of t.body.apps) {
+    for (const k of app.environment_keys) {
+      if (k.environment.id === envId) {
+        return {
+          entry: k,
+          ...unwrapEnvironmentKey(
+            { wrappedSeed: k.wrapped_seed, wrappedSalt: k.wrapped_salt },
+            { publicKey: pss.publicKey, privateKey: priv },
+          ),
+        };
+      }
+    }
+  }
+  throw new Error('no key for environment');
 }
