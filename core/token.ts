@@ -114,18 +114,47 @@ export function authorizationHeader(token: string | Credential | PssToken): stri
 
 export type ParsedAuthorization =
   | { ok: true; authType: AuthType; token: string }
-  | { ok: false; reason: 'missing' | 'malformed' | 'unknown_type' };
+  | {
+      ok: false;
+      reason: 'missing' | 'malformed' | 'unknown_type';
+      /** What to send instead, when the mistake is recognisable; never contains any part of the token. */
+      hint?: string;
+    };
+
+const PSS_PREFIX = /^pss_(user|service):v(\d{1,6})(?::|$)/;
 
 /**
- * Server-side parsing exactly as Phase does it: split on single spaces, at least 3 parts, `bearer` in any case,
- * type case-sensitive, extra parts ignored.
+ * Server-side parsing: split on single spaces, exactly 3 parts, `bearer` in any case, type case-sensitive.
+ * Phase ignores parts after the token; this server refuses them (a header with trailing garbage is a client bug
+ * worth hearing about). A whole `pss_...` token where the bearer value belongs is refused with a hint naming the
+ * header to send instead.
  */
 export function parseAuthorizationHeader(header: string | undefined): ParsedAuthorization {
   if (header === undefined || header === '') return { ok: false, reason: 'missing' };
   const parts = header.split(' ');
+  for (const part of parts) {
+    const m = PSS_PREFIX.exec(part);
+    if (!m) continue;
+    const prefix = m[1] === 'user' ? 'pss_user' : 'pss_service';
+    const type = authTypeFor(prefix, Number(m[2]));
+    return {
+      ok: false,
+      reason: 'malformed',
+      hint:
+        `Authorization carries a whole ${prefix}:v${Number(m[2])} token; send only its bearer value, the third ` +
+        `colon-separated field (64 hex characters), as "Bearer ${type} <bearer value>".`,
+    };
+  }
   if (parts.length < 3 || parts[0].toLowerCase() !== 'bearer' || !parts[1] || !parts[2]) {
     return { ok: false, reason: 'malformed' };
   }
   if (!(AUTH_TYPES as readonly string[]).includes(parts[1])) return { ok: false, reason: 'unknown_type' };
+  if (parts.length > 3) {
+    return {
+      ok: false,
+      reason: 'malformed',
+      hint: 'Authorization must be exactly "Bearer <User|Service|ServiceAccount> <token>", with nothing after the token.',
+    };
+  }
   return { ok: true, authType: parts[1] as AuthType, token: parts[2] };
 }

@@ -9,12 +9,13 @@ import pino, { type Logger } from 'pino';
 import { initCrypto } from '../core/crypto';
 import { serverKeyPair } from '../core/mint';
 import { VERSION } from '../core/version';
-import { parseRateLimit, parseSize, type ServerConfig } from './config';
+import { parseRateLimit, parseSize, parseTrustedProxies, type ServerConfig } from './config';
 import type { AuthedRequest, ServerContext } from './context';
 import { openStore, type Store } from './db/store';
 import { HttpError } from './http';
 import { EnvKeyCache } from './keys';
 import { createMetrics } from './metrics';
+import { trustedProxies } from './network';
 import { RateLimiter } from './ratelimit';
 import { e2eRouter } from './routes/e2e';
 import { v1Router } from './routes/v1';
@@ -72,6 +73,7 @@ function bodyParser(limit: number) {
 /** Creates the server: opens the store (running migrations), builds the app. Call `listen` to serve. */
 export async function createServer(config: ServerConfig & { logger?: Logger }): Promise<PhaseBridgeServer> {
   await initCrypto();
+  const proxies = trustedProxies(parseTrustedProxies(config.trustedProxies));
   const store = await openStore(config.database);
   const log =
     config.logger ??
@@ -91,7 +93,7 @@ export async function createServer(config: ServerConfig & { logger?: Logger }): 
     log,
     metrics,
     rateLimiter: rl ? new RateLimiter(rl.limit, rl.windowMs) : undefined,
-    trustProxy: config.trustProxy === true,
+    trustedProxies: proxies,
   };
 
   const app = express();

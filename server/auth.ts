@@ -185,7 +185,10 @@ export function authenticate(ctx: ServerContext) {
       ctx.metrics.authFailures.inc({
         reason: parsed.reason === 'unknown_type' ? 'invalid_type' : 'malformed',
       });
-      throw unauthorized(parsed.reason === 'unknown_type' ? 'Invalid token' : 'Token expired or deleted');
+      // The hint names the header to send instead (a whole pss token, parts after the token); never the token.
+      throw unauthorized(
+        parsed.hint ?? (parsed.reason === 'unknown_type' ? 'Invalid token' : 'Token expired or deleted'),
+      );
     }
     const rec = await lookupToken(ctx, parsed.authType, parsed.token);
     if (!rec) {
@@ -201,7 +204,7 @@ export function authenticate(ctx: ServerContext) {
       identityKey: rec.identityKey,
       tokenId: rec.tokenId,
       tokenName: rec.tokenName,
-      ip: clientIp(req, ctx.trustProxy),
+      ip: clientIp(req, ctx.trustedProxies),
       userAgent: header(req, 'User-Agent') ?? null,
     };
     if (!(await networkAllowed(ctx, p))) {

@@ -4,9 +4,16 @@
  */
 import { existsSync, mkdirSync, writeFileSync, chmodSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
-import type { Command } from 'commander';
+import { Option, type Command } from 'commander';
 import { createServer } from './app';
-import { ensureKeyFile, loadServerSecret, parseRateLimit, parseSize, SERVER_SECRET_ENV } from './config';
+import {
+  ensureKeyFile,
+  loadServerSecret,
+  parseRateLimit,
+  parseSize,
+  parseTrustedProxies,
+  SERVER_SECRET_ENV,
+} from './config';
 import { openStore } from './db/store';
 import { createMemberWithToken, findOrganisation, initOrganisation, mintMemberToken } from './org';
 
@@ -82,6 +89,15 @@ export async function initIfNeeded(
   }
 }
 
+export const TRUST_PROXY_REPLACED =
+  '--trust-proxy was removed: it believed X-Forwarded-For / X-Real-IP from any client. Name the proxies instead, ' +
+  'e.g. --trusted-proxy 127.0.0.1 for an nginx on the same host (repeatable; addresses or CIDR ranges)';
+
+/** `--trusted-proxy` is repeatable; a comma-separated list in one flag works too. */
+function collectTrustedProxy(value: string, previous: string[]): string[] {
+  return [...previous, ...value.split(',').map((v) => v.trim())];
+}
+
 export function register(program: Command): void {
   const server = program
     .command('server')
@@ -121,9 +137,13 @@ export function register(program: Command): void {
     .option('--port <port>', 'port to listen on', '8080')
     .option('--rate-limit <rate>', 'per-token limit like 600/m (default: off)')
     .option(
-      '--trust-proxy',
-      'take the client IP from X-Real-IP / X-Forwarded-For (only behind a proxy that sets them)',
+      '--trusted-proxy <ip|cidr>',
+      'a reverse proxy whose X-Forwarded-For / X-Real-IP are believed for the client IP (repeatable; default: none)',
+      collectTrustedProxy,
+      [] as string[],
     )
+    // Replaced by --trusted-proxy; kept hidden so that old command lines fail with the replacement named.
+    .addOption(new Option('--trust-proxy').hideHelp())
     .option('--body-limit <size>', 'maximum request body', '1mb')
     .option('--log-level <level>', 'pino log level', 'info')
     .action(
@@ -132,12 +152,15 @@ export function register(program: Command): void {
           host: string;
           port: string;
           rateLimit?: string;
+          trustedProxy: string[];
           trustProxy?: boolean;
           bodyLimit: string;
           logLevel: string;
         },
       ) => {
         const { database, keyFile } = resolvePaths(o);
+        if (o.trustProxy) throw new Error(TRUST_PROXY_REPLACED);
+        const trustedProxies = parseTrustedProxies(o.trustedProxy);
         if (o.rateLimit) parseRateLimit(o.rateLimit);
         parseSize(o.bodyLimit);
         const port = Number(o.port);
@@ -147,7 +170,7 @@ export function register(program: Command): void {
           database,
           serverSecret: secretFor(keyFile, false),
           rateLimit: o.rateLimit,
-          trustProxy: o.trustProxy === true,
+          trustedProxies,
           bodyLimit: o.bodyLimit,
           logLevel: o.logLevel,
         });

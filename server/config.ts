@@ -6,7 +6,9 @@
 import { chmodSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { randomBytes } from 'node:crypto';
+import { z } from 'zod';
 import { PhaseBridgeError } from '../core/errors';
+import { validIpEntry } from './network';
 
 export const SERVER_SECRET_ENV = 'PHASE_BRIDGE_SERVER_SECRET';
 export const DEFAULT_DATABASE = 'sqlite:./.phase-bridge/phase.db';
@@ -68,6 +70,28 @@ export function parseRateLimit(spec: string): { limit: number; windowMs: number 
   return { limit: Number(m[1]), windowMs };
 }
 
+const trustedProxyEntry = z
+  .string({ invalid_type_error: 'must be a string' })
+  .trim()
+  .refine(validIpEntry, 'must be an IP address or a CIDR range like 10.0.0.0/8 or fd00::/8');
+const trustedProxyList = z.array(trustedProxyEntry, { invalid_type_error: 'must be a list of strings' });
+
+/**
+ * Validates `--trusted-proxy` values: each an IPv4/IPv6 address or CIDR range (e.g. `127.0.0.1`, `10.0.0.0/8`,
+ * `fd00::/8`). Returns the trimmed entries; throws a config error naming the first bad entry.
+ */
+export function parseTrustedProxies(entries: unknown = []): string[] {
+  const r = trustedProxyList.safeParse(entries);
+  if (r.success) return r.data;
+  const issue = r.error.issues[0];
+  const at = issue.path[0];
+  const what =
+    typeof at === 'number' && Array.isArray(entries)
+      ? `--trusted-proxy '${String(entries[at])}'`
+      : '--trusted-proxy';
+  throw new PhaseBridgeError('config', `${what} ${issue.message}`);
+}
+
 /** Parses a size like `1mb`, `512kb` or a number of bytes. */
 export function parseSize(spec: string | number): number {
   if (typeof spec === 'number') return spec;
@@ -84,8 +108,11 @@ export interface ServerConfig {
   serverSecret: string;
   /** `N/m` per token; undefined = no rate limit (Phase's self-hosted default). */
   rateLimit?: string;
-  /** Trust `X-Real-IP` / `X-Forwarded-For` for the client IP (only behind a proxy that sets them). */
-  trustProxy?: boolean;
+  /**
+   * Reverse proxies (IP addresses or CIDR ranges) whose `X-Forwarded-For` / `X-Real-IP` headers are believed for
+   * the client IP; empty = the socket address only. See `parseTrustedProxies` and network.ts `clientIp`.
+   */
+  trustedProxies?: string[];
   /** Maximum request body, default 1mb. */
   bodyLimit?: string | number;
   /** pino level; default info. Use 'silent' in tests. */

@@ -8,6 +8,7 @@ import type { Store } from './db/store';
 import type { RoleTable } from './db/schema';
 import type { EnvKeyCache } from './keys';
 import type { Metrics } from './metrics';
+import type { TrustedProxies } from './network';
 import type { RateLimiter } from './ratelimit';
 
 export interface ServerContext {
@@ -18,7 +19,8 @@ export interface ServerContext {
   log: Logger;
   metrics: Metrics;
   rateLimiter?: RateLimiter;
-  trustProxy: boolean;
+  /** `--trusted-proxy`: the peers whose X-Forwarded-For / X-Real-IP are believed (see network.ts clientIp). */
+  trustedProxies: TrustedProxies;
 }
 
 export interface Principal {

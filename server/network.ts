@@ -4,7 +4,6 @@
  */
 import { BlockList, isIP } from 'node:net';
 import type { Request } from 'express';
-import { header } from './http';
 
 /** `::ffff:1.2.3.4` → `1.2.3.4`, so IPv4 policies match IPv4 clients on dual-stack sockets. */
 export function normalizeIp(ip: string | undefined): string | undefined {
@@ -18,19 +17,62 @@ export function normalizeIp(ip: string | undefined): string | undefined {
   return isIP(s) ? s : undefined;
 }
 
+/** The reverse proxies whose forwarding headers are believed (`--trusted-proxy`, addresses or CIDR ranges). */
+export interface TrustedProxies {
+  readonly entries: readonly string[];
+  /** True when `ip` (normalised) is one of the listed proxies. */
+  trusts(ip: string): boolean;
+}
+
+/** Builds the lookup once; entries must already be valid (see `validIpEntry`). */
+export function trustedProxies(entries: readonly string[] = []): TrustedProxies {
+  const list = blockList(entries);
+  return {
+    entries: [...entries],
+    trusts: (ip) => {
+      const fam = isIP(ip);
+      return entries.length > 0 && fam !== 0 && list.check(ip, fam === 4 ? 'ipv4' : 'ipv6');
+    },
+  };
+}
+
+/** The raw value of a header by its exact (case-insensitive) name, repeated lines joined with `, ` by Node. */
+function forwardedHeader(req: Request, name: 'x-forwarded-for' | 'x-real-ip'): string | undefined {
+  const v = req.headers[name];
+  return Array.isArray(v) ? v.join(', ') : v;
+}
+
 /**
- * The client IP. By default the socket address only: `X-Real-IP` / `X-Forwarded-For` are trivially forged by any
- * client, so trusting them without a proxy that overwrites them would let anyone bypass network policies.
- * With `trustProxy`, Phase's order applies: X-Real-IP, then the first X-Forwarded-For entry, then the socket.
+ * The client IP. `X-Forwarded-For` / `X-Real-IP` are trivially forged by any client, so they are read only when the
+ * socket peer is a trusted proxy; otherwise the peer is the client.
+ *
+ * Behind trusted proxies this is Express's `trust proxy` with a list (the `proxy-addr` walk): the
+ * `X-Forwarded-For` entries are taken from the right (each proxy appends the peer it saw), skipping trusted
+ * proxies, and the first address that is not a trusted proxy is the client; when every entry is trusted, the
+ * leftmost one. `X-Real-IP` is believed only from a trusted peer and only when `X-Forwarded-For` is absent (a proxy
+ * that sets just `X-Real-IP` must overwrite it, as nginx's `proxy_set_header X-Real-IP $remote_addr` does).
+ * An entry on the walk, or an `X-Real-IP`, that is not an IP address yields `''`, which no network policy matches.
+ *
+ * This deliberately departs from Phase's order (X-Real-IP, then the leftmost X-Forwarded-For entry, from any
+ * peer): the leftmost entry is whatever the client sent.
  */
-export function clientIp(req: Request, trustProxy: boolean): string {
-  if (trustProxy) {
-    const real = normalizeIp(header(req, 'X-Real-IP'));
-    if (real) return real;
-    const fwd = normalizeIp(header(req, 'X-Forwarded-For')?.split(',')[0]);
-    if (fwd) return fwd;
+export function clientIp(req: Request, proxies?: TrustedProxies): string {
+  const raw = req.socket.remoteAddress;
+  const peer = normalizeIp(raw);
+  if (!peer) return raw ?? '';
+  if (!proxies?.trusts(peer)) return peer;
+  const hops = (forwardedHeader(req, 'x-forwarded-for') ?? '')
+    .split(',')
+    .map((h) => h.trim())
+    .filter((h) => h !== '');
+  for (let i = hops.length - 1; i >= 0; i--) {
+    const ip = normalizeIp(hops[i]);
+    if (!ip) return '';
+    if (i === 0 || !proxies.trusts(ip)) return ip;
   }
-  return normalizeIp(req.socket.remoteAddress) ?? req.socket.remoteAddress ?? '';
+  const real = forwardedHeader(req, 'x-real-ip');
+  if (real !== undefined) return normalizeIp(real) ?? '';
+  return peer;
 }
 
 /** Validates one entry: an address or a CIDR with a prefix in range for its family. */
@@ -45,10 +87,8 @@ export function validIpEntry(entry: string): boolean {
   return Number(prefix) <= (fam === 4 ? 32 : 128);
 }
 
-/** True when `ip` equals an address entry or lies inside a CIDR entry; invalid entries are skipped. */
-export function ipAllowed(ip: string, entries: string[]): boolean {
-  const fam = isIP(ip);
-  if (!fam) return false;
+/** A BlockList of the valid entries (addresses and CIDR ranges); invalid entries are skipped. */
+function blockList(entries: readonly string[]): BlockList {
   const list = new BlockList();
   for (const raw of entries) {
     const e = raw.trim();
@@ -63,5 +103,12 @@ export function ipAllowed(ip: string, entries: string[]): boolean {
       continue;
     }
   }
-  return list.check(ip, fam === 4 ? 'ipv4' : 'ipv6');
+  return list;
+}
+
+/** True when `ip` equals an address entry or lies inside a CIDR entry; invalid entries are skipped. */
+export function ipAllowed(ip: string, entries: string[]): boolean {
+  const fam = isIP(ip);
+  if (!fam) return false;
+  return blockList(entries).check(ip, fam === 4 ? 'ipv4' : 'ipv6');
 }

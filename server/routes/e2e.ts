@@ -159,13 +159,13 @@ export function e2eRouter(ctx: ServerContext): Router {
   r.get('/secrets/tokens/', async (req: Request, res: Response) => {
     const parsed = parseAuthorizationHeader(header(req, 'Authorization'));
     if (!parsed.ok) {
-      rateLimit(ctx, `anon:${clientIp(req, ctx.trustProxy)}`);
+      rateLimit(ctx, `anon:${clientIp(req, ctx.trustedProxies)}`);
       ctx.metrics.authFailures.inc({ reason: parsed.reason === 'missing' ? 'missing' : 'malformed' });
       throw forbidden('Token expired or deleted');
     }
     const rec = await lookupToken(ctx, parsed.authType, parsed.token);
     if (!rec) {
-      rateLimit(ctx, `anon:${clientIp(req, ctx.trustProxy)}`);
+      rateLimit(ctx, `anon:${clientIp(req, ctx.trustedProxies)}`);
       ctx.metrics.authFailures.inc({ reason: 'invalid_token' });
       throw forbidden('Token expired or deleted');
     }

@@ -308,7 +308,7 @@ describe.each(STORES)('organisation API on %s', (store) => {
     ).toBe(403);
     // /secrets/tokens/ is not policy-checked.
     expect((await sac('GET', '/service/secrets/tokens/')).status).toBe(200);
-    // Forged X-Forwarded-For is ignored without --trust-proxy.
+    // Forged X-Forwarded-For is ignored without --trusted-proxy.
     expect(
       (await sac('GET', '/v1/service-accounts/', undefined, { 'X-Forwarded-For': '10.0.0.1' })).status,
     ).toBe(403);
@@ -423,7 +423,7 @@ describe.each(STORES)('organisation API on %s', (store) => {
 describe.each(STORES)('rate limit and proxy trust on %s', (store) => {
   let srv: TestServer;
   beforeAll(async () => {
-    srv = await startTestServer({ store, rateLimit: '5/m', trustProxy: true });
+    srv = await startTestServer({ store, rateLimit: '5/m', trustedProxies: ['127.0.0.1', '::1'] });
   });
   afterAll(async () => {
     await srv?.close();
@@ -446,7 +446,7 @@ describe.each(STORES)('rate limit and proxy trust on %s', (store) => {
     expect((await caller(srv, other.token)('GET', '/v1/roles/')).status).toBe(200);
   });
 
-  test('with --trust-proxy the X-Real-IP header decides network policies', async () => {
+  test('behind a --trusted-proxy, X-Real-IP or the rightmost untrusted X-Forwarded-For decides network policies', async () => {
     const m = await srv.addMember('Admin');
     const mc = caller(srv, m.token);
     const p = await mc('POST', '/v1/network-policies/', { name: 'proxy', allowed_ips: ['203.0.113.7'] });
@@ -464,8 +464,12 @@ describe.each(STORES)('rate limit and proxy trust on %s', (store) => {
     expect((await devc('GET', '/v1/apps/')).status).toBe(403);
     expect((await devc('GET', '/v1/apps/', undefined, { 'X-Real-IP': '203.0.113.7' })).status).toBe(200);
     expect(
-      (await devc('GET', '/v1/apps/', undefined, { 'X-Forwarded-For': '203.0.113.7, 10.0.0.1' })).status,
+      (await devc('GET', '/v1/apps/', undefined, { 'X-Forwarded-For': '10.0.0.1, 203.0.113.7' })).status,
     ).toBe(200);
+    // The leftmost entry is whatever the client sent: the proxy appended 10.0.0.1, which is the client.
+    expect(
+      (await devc('GET', '/v1/apps/', undefined, { 'X-Forwarded-For': '203.0.113.7, 10.0.0.1' })).status,
+    ).toBe(403);
   });
 });
 

@@ -50,7 +50,8 @@ export interface StartTestServerOptions {
   /** Owner token to report when reusing a database. */
   ownerToken?: string;
   rateLimit?: string;
-  trustProxy?: boolean;
+  /** `--trusted-proxy` entries: peers whose X-Forwarded-For / X-Real-IP are believed (the client is 127.0.0.1). */
+  trustedProxies?: string[];
   bodyLimit?: string | number;
   host?: string;
 }
@@ -102,7 +103,7 @@ export async function startTestServer(opts: StartTestServerOptions = {}): Promis
     database,
     serverSecret,
     rateLimit: opts.rateLimit,
-    trustProxy: opts.trustProxy,
+    trustedProxies: opts.trustedProxies,
     bodyLimit: opts.bodyLimit,
     logLevel: 'silent',
   });
