@@ -3,6 +3,7 @@ import { isIP } from 'node:net';
 import { DiagnosticsError, error, type Diagnostic } from '../framework/diagnostics';
 import type { Validator } from '../framework/schema';
 import { isUnknown, type TfObject, type TfValue } from '../framework/types';
+import { parseDuration } from '../../core/duration';
 
 export function str(o: TfObject, k: string): string | undefined {
   const v = o[k];
@@ -94,18 +95,6 @@ export const rfc3339: Validator = (v, path) =>
         ),
       ]
     : [];
-
-const DURATION_PART = /(\d+(?:\.\d+)?)(ms|s|m|h|d)/g;
-const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
-
-/** Parses Go-style durations ("720h", "1h30m", "45s") plus days ("30d"); undefined when invalid. */
-export function parseDuration(s: string): number | undefined {
-  const t = s.trim();
-  if (!/^((\d+(\.\d+)?)(ms|s|m|h|d))+$/.test(t)) return undefined;
-  let ms = 0;
-  for (const m of t.matchAll(DURATION_PART)) ms += Number(m[1]) * UNIT_MS[m[2]];
-  return ms > 0 ? ms : undefined;
-}
 
 export const duration: Validator = (v, path) =>
   typeof v === 'string' && parseDuration(v) === undefined

@@ -3,6 +3,7 @@
  * `rotate_after` plans a replacement once the token is older than that duration, so rotation needs no
  * `time_rotating` resource; the token value is kept in state (sensitive), like every managed credential.
  */
+import { parseDuration } from '../../core/duration';
 import type { ResourceDef } from '../framework/provider';
 import { error, warning } from '../framework/diagnostics';
 import { isUnknown, type TfObject } from '../framework/types';
@@ -13,7 +14,6 @@ import {
   need,
   notBlank,
   num,
-  parseDuration,
   positiveInteger,
   rfc3339,
   splitImportId,
