@@ -13,5 +13,12 @@ export {
   Fn,
   Testing,
   App,
+  StringMap,
+  Lazy,
 } from 'cdktf';
-export type { TerraformMetaArguments, TerraformResourceLifecycle, ITerraformDependable } from 'cdktf';
+export type {
+  TerraformMetaArguments,
+  TerraformResourceLifecycle,
+  ITerraformDependable,
+  IResolvable,
+} from 'cdktf';
