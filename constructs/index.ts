@@ -1,23 +1,32 @@
-/** CDKTF constructs over the phase-bridge Terraform provider (`source = "phase-bridge/phase"`). */
-export { PhaseProvider, PROVIDER_SOURCE, type PhaseProviderConfig } from './provider';
-export { PhaseApp, PhaseEnvironment, type PhaseAppConfig, type PhaseEnvironmentConfig } from './app';
+/**
+ * CDKTF constructs for Phase-style apps, service accounts and tokens (`import ... from 'phase-bridge/constructs'`).
+ * The level-1 bindings generated from the provider schema are `phase-bridge/constructs/provider`.
+ */
+export { PhaseProvider, type PhaseProviderProps } from './phase-provider';
+export {
+  PhaseApp,
+  DEFAULT_ENVIRONMENTS,
+  type PhaseAppProps,
+  type PhaseEnvironmentRef,
+  type PhaseSecretProps,
+  type PhaseSecretsOptions,
+} from './app';
+export {
+  PhaseRole,
+  GLOBAL_ROLES,
+  type PhaseRoleProps,
+  type PhaseAction,
+  type PhaseOrgPermissions,
+  type PhaseAppPermissions,
+  type ManagedRoleName,
+  type RoleRef,
+} from './role';
 export {
   PhaseServiceAccount,
-  PhaseServiceAccountAccess,
-  type AppAccess,
-  type PhaseServiceAccountConfig,
-  type PhaseServiceAccountAccessConfig,
+  type PhaseServiceAccountProps,
+  type PhaseGrantOptions,
 } from './service-account';
-export {
-  PhaseServiceAccountToken,
-  PhaseEphemeralServiceAccountToken,
-  type PhaseServiceAccountTokenConfig,
-  type PhaseEphemeralServiceAccountTokenConfig,
-} from './token';
-export { PhaseSecret, type PhaseSecretConfig } from './secret';
-export {
-  WorkloadIdentity,
-  PhaseRoleLookup,
-  type WorkloadIdentityProps,
-  type WorkloadAppAccess,
-} from './workload';
+export { PhaseToken, type PhaseTokenProps } from './token';
+export { PhaseNetworkPolicy, type PhaseNetworkPolicyProps } from './network-policy';
+export { agentSidecar, AGENT_RESOURCES, type AgentSidecar, type AgentSidecarProps } from './sidecar';
+export { WorkloadIdentity, type WorkloadIdentityProps, type WorkloadAppAccess } from './workload';

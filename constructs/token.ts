@@ -1,105 +1,123 @@
-import type { Construct } from 'constructs';
-import { TerraformElement, type TerraformMetaArguments } from './cdktf';
-import { compact } from './provider';
-import { PhaseResource } from './resource';
+import { Construct } from 'constructs';
+import { parseDuration } from '../core/duration';
+import { TerraformOutput } from './cdktf';
+import { serviceAccountToken } from './provider';
+import { validate } from './validation';
 
-export interface PhaseServiceAccountTokenConfig extends TerraformMetaArguments {
-  readonly serviceAccountId: string;
-  readonly name: string;
-  /** RFC 3339 expiry with a timezone; wins over `expiresIn`. */
-  readonly expiresAt?: string;
-  /** Lifetime in seconds from creation. */
-  readonly expiresIn?: number;
-  /** Plan a replacement once the token is older than this (e.g. `"720h"`, `"30d"`). */
+export interface PhaseTokenProps {
+  /**
+   * Token name, shown in the console and the audit log.
+   * @default the construct id
+   */
+  readonly name?: string;
+  /**
+   * Lifetime: seconds, or a duration such as `"90d"` or `"720h"`.
+   * @default never expires (unless `expiresAt` is given)
+   */
+  readonly expiresIn?: number | string;
+  /**
+   * Absolute expiry, an RFC 3339 timestamp with a timezone (or a Date). Give this or `expiresIn`, not both.
+   * @default never expires (unless `expiresIn` is given)
+   */
+  readonly expiresAt?: string | Date;
+  /**
+   * Replace the token once it is older than this duration (for example `"720h"`). The new token is created before
+   * the old one is revoked, without a lifecycle block of your own. Must be shorter than the token's lifetime.
+   * @default no rotation
+   */
   readonly rotateAfter?: string;
 }
 
-/**
- * `phase_service_account_token`: a long-lived token whose value is a sensitive computed attribute (it lands in
- * state). With `rotateAfter`, pair it with `lifecycle: { createBeforeDestroy: true }` so the new token exists before
- * the old one is revoked.
- */
-export class PhaseServiceAccountToken extends PhaseResource<PhaseServiceAccountTokenConfig> {
-  static readonly tfResourceType = 'phase_service_account_token';
+/** What a token construct needs from its account. */
+export interface TokenOwner extends Construct {
+  /** The service account id. */
+  readonly id: string;
+}
 
-  constructor(scope: Construct, id: string, config: PhaseServiceAccountTokenConfig) {
-    super(scope, id, PhaseServiceAccountToken.tfResourceType, config);
+/**
+ * A service-account token. `token` and `bearerToken` are sensitive: pass them to another resource (a Kubernetes
+ * secret, say) or to a sensitive output; they are stored in Terraform state, so keep state encrypted or use workload
+ * identity instead.
+ */
+export class PhaseToken extends Construct {
+  /** The level-1 `phase_service_account_token` resource. */
+  readonly resource: serviceAccountToken.ServiceAccountToken;
+
+  constructor(scope: Construct, id: string, account: TokenOwner, props: PhaseTokenProps = {}) {
+    super(scope, id);
+    const lifetime = lifetimeSeconds(props.expiresIn);
+    const expiresAt = props.expiresAt instanceof Date ? props.expiresAt.toISOString() : props.expiresAt;
+    this.resource = new serviceAccountToken.ServiceAccountToken(this, 'token', {
+      serviceAccountId: account.id,
+      name: props.name ?? id,
+      expiresIn: lifetime,
+      expiresAt,
+      rotateAfter: props.rotateAfter,
+      lifecycle: props.rotateAfter ? { createBeforeDestroy: true } : undefined,
+    });
+    validate(this, () => {
+      const problems: string[] = [];
+      if (props.expiresIn !== undefined && props.expiresAt !== undefined) {
+        problems.push("give 'expiresIn' or 'expiresAt', not both.");
+      }
+      if (props.expiresIn !== undefined && lifetime === undefined) {
+        problems.push(
+          `expiresIn '${String(props.expiresIn)}' is not a positive number of seconds or a duration like "90d".`,
+        );
+      }
+      const at = expiresAt === undefined ? undefined : Date.parse(expiresAt);
+      if (expiresAt !== undefined && (at === undefined || Number.isNaN(at))) {
+        problems.push(`expiresAt '${expiresAt}' is not an RFC 3339 timestamp.`);
+      } else if (at !== undefined && at <= Date.now()) {
+        problems.push(`expiresAt '${expiresAt}' is in the past.`);
+      }
+      if (props.rotateAfter !== undefined) {
+        const rotate = parseDuration(props.rotateAfter);
+        const life =
+          lifetime !== undefined ? lifetime * 1000 : at !== undefined ? at - Date.now() : undefined;
+        if (rotate === undefined)
+          problems.push(`rotateAfter '${props.rotateAfter}' is not a duration like "720h" or "30d".`);
+        else if (life !== undefined && rotate >= life) {
+          problems.push(
+            `rotateAfter '${props.rotateAfter}' is not shorter than the token's lifetime, so the token would expire before it is replaced.`,
+          );
+        }
+      }
+      return problems;
+    });
   }
 
   /** The full `pss_service:v2:...` token (sensitive). */
   get token(): string {
-    return this.getStringAttribute('token');
+    return this.resource.token;
   }
 
   /** `ServiceAccount <hex>`: send as `Authorization: Bearer <bearerToken>` (sensitive). */
   get bearerToken(): string {
-    return this.getStringAttribute('bearer_token');
+    return this.resource.bearerToken;
   }
 
+  /** The token id (not secret). */
+  get id(): string {
+    return this.resource.id;
+  }
+
+  /** When the token expires (RFC 3339), or empty when it does not. */
   get expiresAt(): string {
-    return this.getStringAttribute('expires_at');
+    return this.resource.expiresAt;
   }
 
-  protected attributes(): Record<string, unknown> {
-    const c = this.config;
-    return {
-      service_account_id: c.serviceAccountId,
-      name: c.name,
-      expires_at: c.expiresAt,
-      expires_in: c.expiresIn,
-      rotate_after: c.rotateAfter,
-    };
+  /** A sensitive stack output holding the token (`terraform output -raw <name>`). */
+  toOutput(name: string): TerraformOutput {
+    const out = new TerraformOutput(this, 'output', { value: this.token, sensitive: true });
+    out.overrideLogicalId(name);
+    return out;
   }
 }
 
-export interface PhaseEphemeralServiceAccountTokenConfig {
-  readonly serviceAccountId: string;
-  /** Token name; default `terraform-ephemeral`. */
-  readonly name?: string;
-  /** Upper bound on the lifetime in seconds (default 3600); the token is deleted when Terraform closes it. */
-  readonly expiresIn?: number;
-}
-
-/**
- * The ephemeral `phase_service_account_token` (Terraform >= 1.10): minted when Terraform opens it, deleted when it
- * closes it, never written to state. cdktf 0.21 has no ephemeral class, so this is the documented escape hatch: a
- * `TerraformElement` that renders under the top-level `ephemeral` key. Its attributes may only feed provider
- * configuration, write-only attributes or other ephemeral values.
- */
-export class PhaseEphemeralServiceAccountToken extends TerraformElement {
-  static readonly tfResourceType = 'phase_service_account_token';
-
-  constructor(
-    scope: Construct,
-    id: string,
-    private readonly config: PhaseEphemeralServiceAccountTokenConfig,
-  ) {
-    super(scope, id, 'ephemeral');
-  }
-
-  private ref(attr: string): string {
-    return `\${ephemeral.${PhaseEphemeralServiceAccountToken.tfResourceType}.${this.friendlyUniqueId}.${attr}}`;
-  }
-
-  get token(): string {
-    return this.ref('token');
-  }
-
-  get bearerToken(): string {
-    return this.ref('bearer_token');
-  }
-
-  override toTerraform(): Record<string, unknown> {
-    return {
-      ephemeral: {
-        [PhaseEphemeralServiceAccountToken.tfResourceType]: {
-          [this.friendlyUniqueId]: compact({
-            service_account_id: this.config.serviceAccountId,
-            name: this.config.name,
-            expires_in: this.config.expiresIn,
-          }),
-        },
-      },
-    };
-  }
+function lifetimeSeconds(v: number | string | undefined): number | undefined {
+  if (v === undefined) return undefined;
+  if (typeof v === 'number') return Number.isInteger(v) && v > 0 ? v : undefined;
+  const ms = /^\d+$/.test(v.trim()) ? Number(v) * 1000 : parseDuration(v);
+  return ms !== undefined && ms >= 1000 ? Math.floor(ms / 1000) : undefined;
 }

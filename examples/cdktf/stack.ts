@@ -5,7 +5,7 @@
  */
 import type { Construct } from 'constructs';
 import { TerraformStack } from '../../constructs/cdktf';
-import { PhaseApp, PhaseProvider, PhaseSecret, WorkloadIdentity } from '../../constructs';
+import { PhaseApp, PhaseProvider, WorkloadIdentity } from '../../constructs';
 
 export interface QuickstartStackProps {
   /** App name (default `quickstart`). */
@@ -21,27 +21,18 @@ export class QuickstartStack extends TerraformStack {
   constructor(scope: Construct, id: string, props: QuickstartStackProps = {}) {
     super(scope, id);
     new PhaseProvider(this, 'phase');
-    this.app = new PhaseApp(this, 'app', {
-      name: props.appName ?? 'quickstart',
-      description: 'declared with CDKTF',
-    });
-    new PhaseSecret(this, 'database-url', {
-      appId: this.app.id,
-      env: 'Development',
-      key: 'DATABASE_URL',
+    const name = props.appName ?? 'quickstart';
+    this.app = new PhaseApp(this, 'app', { name, description: 'declared with CDKTF' });
+    this.app.addSecret('Development', 'DATABASE_URL', {
       valueWo: props.databaseUrl ?? 'postgres://app:dev@127.0.0.1:5432/app',
-      valueWoVersion: 1,
       comment: 'write-only: absent from state',
     });
-    new PhaseSecret(this, 'greeting', {
-      appId: this.app.id,
-      env: 'Development',
-      key: 'GREETING',
-      // `$${` escapes Terraform interpolation: Phase resolves the reference, not Terraform.
+    // `$${` escapes Terraform interpolation: Phase resolves the reference, not Terraform.
+    this.app.addSecret('Development', 'GREETING', {
       value: 'hello from phase-bridge (db: $${DATABASE_URL})',
     });
     this.workload = new WorkloadIdentity(this, 'agent', {
-      name: `${props.appName ?? 'quickstart'}-agent`,
+      name: `${name}-agent`,
       access: [{ app: this.app, environments: ['Development'] }],
       token: { name: 'agent', rotateAfter: '720h' },
       outputToken: true,
