@@ -1,5 +1,5 @@
 import { Construct } from 'constructs';
-import { Fn, type ITerraformDependable } from './cdktf';
+import { Fn, type TerraformResource } from './cdktf';
 import { app as l1app, environment as l1env, secret as l1secret } from './provider';
 import { idPart, validate } from './validation';
 
@@ -28,7 +28,7 @@ export interface PhaseEnvironmentRef {
   /** The environment id (a token until apply). */
   readonly id: string;
   /** What grants on this environment must wait for (the app, or the environment's own resource). */
-  readonly dependable: ITerraformDependable;
+  readonly dependable: TerraformResource;
 }
 
 /** A secret's value: a plain value (sensitive, kept in state), or a write-only one (Terraform >= 1.11). */

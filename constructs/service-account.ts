@@ -3,7 +3,7 @@ import type { PhaseApp, PhaseEnvironmentRef } from './app';
 import { ephemeralPhaseServiceAccountToken, serviceAccount, serviceAccountAccess } from './provider';
 import { GLOBAL_ROLES, PhaseRole, roleId, type RoleRef } from './role';
 import { PhaseToken, type PhaseTokenProps } from './token';
-import { validate } from './validation';
+import { address, validate } from './validation';
 
 export interface PhaseServiceAccountProps {
   /** Account name, at most 64 characters. */
@@ -155,7 +155,9 @@ export class PhaseServiceAccount extends Construct {
     );
     // Custom environments are resources of their own: access waits for them, and tokens wait for access.
     const access = this.accessResource;
-    access.dependsOn = [...new Set(this.grants.flatMap((g) => g.environments.map((e) => e.dependable.fqn)))];
-    for (const t of this.tokens) t.resource.dependsOn = [access.fqn];
+    access.dependsOn = [
+      ...new Set(this.grants.flatMap((g) => g.environments.map((e) => address(e.dependable)))),
+    ];
+    for (const t of this.tokens) t.resource.dependsOn = [address(access)];
   }
 }
