@@ -94,6 +94,7 @@ export async function createServer(config: ServerConfig & { logger?: Logger }): 
     metrics,
     rateLimiter: rl ? new RateLimiter(rl.limit, rl.windowMs) : undefined,
     trustedProxies: proxies,
+    allowLoopbackIdentityEndpoints: config.allowLoopbackIdentityEndpoints === true,
   };
 
   const app = express();

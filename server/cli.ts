@@ -145,6 +145,10 @@ export function register(program: Command): void {
     // Replaced by --trusted-proxy; kept hidden so that old command lines fail with the replacement named.
     .addOption(new Option('--trust-proxy').hideHelp())
     .option('--body-limit <size>', 'maximum request body', '1mb')
+    .option(
+      '--allow-loopback-identity-endpoints',
+      'tests and local stand-ins only: identity logins may call OIDC issuers and AWS STS on loopback over http',
+    )
     .option('--log-level <level>', 'pino log level', 'info')
     .action(
       async (
@@ -155,6 +159,7 @@ export function register(program: Command): void {
           trustedProxy: string[];
           trustProxy?: boolean;
           bodyLimit: string;
+          allowLoopbackIdentityEndpoints?: boolean;
           logLevel: string;
         },
       ) => {
@@ -172,6 +177,7 @@ export function register(program: Command): void {
           rateLimit: o.rateLimit,
           trustedProxies,
           bodyLimit: o.bodyLimit,
+          allowLoopbackIdentityEndpoints: o.allowLoopbackIdentityEndpoints === true,
           logLevel: o.logLevel,
         });
         if (!(await findOrganisation(srv.store.db))) {

@@ -115,6 +115,11 @@ export interface ServerConfig {
   trustedProxies?: string[];
   /** Maximum request body, default 1mb. */
   bodyLimit?: string | number;
+  /**
+   * Let identity logins call OIDC issuers and AWS STS on loopback over plain http. For tests and local stand-ins
+   * only: in production the server refuses loopback, private and non-https endpoints.
+   */
+  allowLoopbackIdentityEndpoints?: boolean;
   /** pino level; default info. Use 'silent' in tests. */
   logLevel?: string;
 }

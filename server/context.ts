@@ -21,6 +21,8 @@ export interface ServerContext {
   rateLimiter?: RateLimiter;
   /** `--trusted-proxy`: the peers whose X-Forwarded-For / X-Real-IP are believed (see network.ts clientIp). */
   trustedProxies: TrustedProxies;
+  /** Test setting: identity logins may call issuers and STS on loopback over http (docs/identity.md). */
+  allowLoopbackIdentityEndpoints?: boolean;
 }
 
 export interface Principal {

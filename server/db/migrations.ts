@@ -277,10 +277,44 @@ const m002: Migration = {
   },
 };
 
+const m003: Migration = {
+  async up(db: Kysely<unknown>): Promise<void> {
+    await db.schema
+      .createTable('external_identities')
+      .addColumn('id', 'text', (c) => c.primaryKey())
+      .addColumn('org_id', 'text', (c) => c.notNull())
+      .addColumn('provider', 'text', (c) => c.notNull())
+      .addColumn('name', 'text', (c) => c.notNull())
+      .addColumn('description', 'text')
+      .addColumn('config', 'text', (c) => c.notNull())
+      .addColumn('token_name_pattern', 'text')
+      .addColumn('default_ttl_seconds', 'integer', (c) => c.notNull())
+      .addColumn('max_ttl_seconds', 'integer', (c) => c.notNull())
+      .addColumn('created_at', ts, (c) => c.notNull())
+      .addColumn('updated_at', ts, (c) => c.notNull())
+      .addColumn('deleted_at', ts)
+      .execute();
+    await db.schema.createIndex('external_identities_org').on('external_identities').column('org_id').execute();
+    await db.schema
+      .createTable('external_identity_attachments')
+      .addColumn('identity_id', 'text', (c) => c.notNull())
+      .addColumn('service_account_id', 'text', (c) => c.notNull())
+      .addColumn('created_at', ts, (c) => c.notNull())
+      .addPrimaryKeyConstraint('external_identity_attachments_pk', ['identity_id', 'service_account_id'])
+      .execute();
+    await db.schema
+      .createIndex('external_identity_attachments_sa')
+      .on('external_identity_attachments')
+      .column('service_account_id')
+      .execute();
+  },
+};
+
 /** All migrations, in order. Names sort lexically, so keep the zero-padded prefix. */
 export const MIGRATIONS: Record<string, Migration> = {
   '001_initial': m001,
   '002_invites': m002,
+  '003_external_identities': m003,
 };
 
 export const migrationProvider: MigrationProvider = {

@@ -230,6 +230,30 @@ export interface InviteTable {
   expires_at: string;
 }
 
+/** An external identity (phase-external-identities.md §1): a platform credential that may log in as service accounts. */
+export interface ExternalIdentityTable {
+  id: string;
+  org_id: string;
+  /** `oidc` (ours) or `aws_iam`. */
+  provider: string;
+  name: string;
+  description: string | null;
+  /** Provider-specific JSON (camelCase keys, as Phase stores them). */
+  config: string;
+  token_name_pattern: string | null;
+  default_ttl_seconds: number;
+  max_ttl_seconds: number;
+  created_at: string;
+  updated_at: string;
+  deleted_at: string | null;
+}
+
+export interface ExternalIdentityAttachmentTable {
+  identity_id: string;
+  service_account_id: string;
+  created_at: string;
+}
+
 export interface DB {
   organisations: OrganisationTable;
   roles: RoleTable;
@@ -251,4 +275,6 @@ export interface DB {
   network_policy_attachments: NetworkPolicyAttachmentTable;
   audit_events: AuditEventTable;
   invites: InviteTable;
+  external_identities: ExternalIdentityTable;
+  external_identity_attachments: ExternalIdentityAttachmentTable;
 }

@@ -1,6 +1,6 @@
 /** `/v1/service-accounts/` (phase-rest-api.md §9.4): SSK service accounts, access grants, token minting. */
 import type { Request, RequestHandler, Router } from 'express';
-import { mintAccountToken, newServerManagedIdentity, tokenHash, unwrapServerKeyring } from '../../core/mint';
+import { newServerManagedIdentity } from '../../core/mint';
 import { requireOrgPermission } from '../access';
 import { audit } from '../audit';
 import { principal, type Principal, type ServerContext } from '../context';
@@ -12,6 +12,7 @@ import {
   mayHandleTokensOf,
 } from '../grant-rule';
 import { applyAccess, accessWire, removeAccountGrants, validateAccess } from '../grants';
+import { mintSaToken } from '../sa-tokens';
 import {
   HttpError,
   badRequest,
@@ -91,47 +92,6 @@ function requireTokenScope(p: Principal, sa: ServiceAccountTable): void {
   if (!mayHandleTokensOf(p, sa.id)) throw notFound('Service account not found.');
 }
 
-/** Mints and stores an SA token (§2.3). Only the hash of the bearer value is kept. */
-async function mintSaToken(
-  db: Db,
-  ctx: ServerContext,
-  p: Principal,
-  sa: ServiceAccountTable,
-  name: string,
-  expiresAt: string | null,
-) {
-  if (!sa.server_wrapped_keyring) {
-    throw badRequest(
-      'Service account does not have server-side key management enabled. Tokens cannot be minted via the API.',
-    );
-  }
-  const keyring = unwrapServerKeyring(sa.server_wrapped_keyring, ctx.server);
-  const minted = mintAccountToken('service_account', keyring);
-  const row = {
-    id: newId(),
-    sa_id: sa.id,
-    name,
-    token_hash: tokenHash(minted.tokenValue),
-    identity_key: minted.identityKey,
-    wrapped_key_share: minted.wrappedKeyShare,
-    created_by_member: p.kind === 'member' ? p.accountId : null,
-    created_by_sa: p.kind === 'service_account' ? p.accountId : null,
-    created_at: nowIso(),
-    expires_at: expiresAt,
-    deleted_at: null,
-    last_used_at: null,
-  };
-  await db.insertInto('sa_tokens').values(row).execute();
-  return {
-    id: row.id,
-    name,
-    created_at: row.created_at,
-    expires_at: expiresAt,
-    token: minted.token,
-    bearer_token: minted.bearerToken,
-  };
-}
-
 /** `expires_at` / `expires_in` / `expiry` rules (§9.4.7). Returns the stored value and the value to echo. */
 export function parseExpiry(b: Record<string, unknown>): { stored: string | null; echo: string | null } {
   if ('expiry' in b) {
@@ -160,6 +120,22 @@ export function parseExpiry(b: Record<string, unknown>): { stored: string | null
     return { stored, echo: stored };
   }
   return { stored: null, echo: null };
+}
+
+/** Longest grace a revoked token may keep: a week, so a forgotten rotation cannot keep a token alive for long. */
+export const MAX_REVOKE_GRACE_SECONDS = 7 * 86400;
+
+/** `?grace_seconds=N` on token deletion (extension); 0 = revoke at once, as Phase does. */
+function graceSeconds(req: Request): number {
+  const raw = req.query.grace_seconds;
+  if (raw === undefined) return 0;
+  const v = Array.isArray(raw) ? raw[raw.length - 1] : raw;
+  if (typeof v !== 'string' || !/^\d+$/.test(v) || Number(v) > MAX_REVOKE_GRACE_SECONDS) {
+    throw badRequest(
+      `'grace_seconds' must be a whole number of seconds from 0 to ${MAX_REVOKE_GRACE_SECONDS}.`,
+    );
+  }
+  return Number(v);
 }
 
 export function registerServiceAccounts(r: Router, ctx: ServerContext, auth: RequestHandler): void {
@@ -384,13 +360,29 @@ export function registerServiceAccounts(r: Router, ctx: ServerContext, auth: Req
               .executeTakeFirst()
           : undefined;
         if (!tok) throw notFound('Token not found.');
+        const grace = graceSeconds(req);
         await db.transaction().execute(async (trx) => {
-          await trx.updateTable('sa_tokens').set({ deleted_at: nowIso() }).where('id', '=', tok.id).execute();
+          if (grace > 0) {
+            // Rotation without an outage (extension): the replaced token keeps working until the grace runs out.
+            const until = toStoredIso(new Date(Date.now() + grace * 1000));
+            await trx
+              .updateTable('sa_tokens')
+              .set({ expires_at: until })
+              .where('id', '=', tok.id)
+              .where((eb) => eb.or([eb('expires_at', 'is', null), eb('expires_at', '>', until)]))
+              .execute();
+          } else {
+            await trx
+              .updateTable('sa_tokens')
+              .set({ deleted_at: nowIso() })
+              .where('id', '=', tok.id)
+              .execute();
+          }
           await audit(trx, p, {
             eventType: 'D',
             resourceType: 'sa_token',
             resourceId: tok.id,
-            detail: { service_account: sa.id },
+            detail: { service_account: sa.id, ...(grace > 0 ? { grace_seconds: grace } : {}) },
           });
         });
         noContent(res);

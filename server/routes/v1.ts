@@ -4,6 +4,7 @@ import { authenticate } from '../auth';
 import type { ServerContext } from '../context';
 import { registerApps } from './apps';
 import { registerExtensions } from './extensions';
+import { registerIdentities } from './identities';
 import { registerInvites } from './invites';
 import { registerMembers } from './members';
 import { registerRoles } from './roles';
@@ -20,5 +21,6 @@ export function v1Router(ctx: ServerContext): Router {
   registerInvites(r, ctx, auth);
   registerMembers(r, ctx, auth);
   registerExtensions(r, ctx, auth);
+  registerIdentities(r, ctx, auth);
   return r;
 }

@@ -52,6 +52,8 @@ export interface StartTestServerOptions {
   rateLimit?: string;
   /** `--trusted-proxy` entries: peers whose X-Forwarded-For / X-Real-IP are believed (the client is 127.0.0.1). */
   trustedProxies?: string[];
+  /** Identity logins may call issuers and STS stand-ins on loopback. */
+  allowLoopbackIdentityEndpoints?: boolean;
   bodyLimit?: string | number;
   host?: string;
 }
@@ -104,6 +106,7 @@ export async function startTestServer(opts: StartTestServerOptions = {}): Promis
     serverSecret,
     rateLimit: opts.rateLimit,
     trustedProxies: opts.trustedProxies,
+    allowLoopbackIdentityEndpoints: opts.allowLoopbackIdentityEndpoints,
     bodyLimit: opts.bodyLimit,
     logLevel: 'silent',
   });
