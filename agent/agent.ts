@@ -18,6 +18,7 @@ import { Renderer } from './render';
 import { heapWarning } from './runtime-profile';
 import { SyncEngine, type ClientFactory } from './sync';
 import { TokenSource } from './token-source';
+import { checkAgentPaths } from './trust';
 
 /** How often the heap keeper compares the heap with its headroom. */
 const HEAP_CHECK_MS = 2000;
@@ -71,6 +72,9 @@ async function clearStaleSocket(path: string): Promise<void> {
 export async function startAgent(cfg: AgentConfig, opts: StartOptions = {}): Promise<AgentHandle> {
   await initCrypto();
   const log = opts.logger ?? createLogger(cfg.logLevel);
+  const listening = opts.listen !== false && !cfg.once;
+  // Before anything is read or written: every path must be the agent's own (agent/trust.ts).
+  await checkAgentPaths(cfg, { clientTokenFile: listening && !cfg.clientToken });
   const metrics = new AgentMetrics();
   const tokens = new TokenSource({
     token: cfg.token,
@@ -90,7 +94,7 @@ export async function startAgent(cfg: AgentConfig, opts: StartOptions = {}): Pro
   let port: number | undefined;
   const startedAt = Date.now();
 
-  if (opts.listen !== false && !cfg.once) {
+  if (listening) {
     clientToken = await loadClientToken(cfg);
     const guard = new RequestGuard(clientToken, cfg, metrics);
     const deps: HttpDeps = { cfg, engine, guard, metrics, startedAt, streams };

@@ -4,7 +4,6 @@
  * PHASE_TOKEN, --token-file or the config file.
  */
 import { Command, Option } from 'commander';
-import { readFile } from 'node:fs/promises';
 import { PhaseBridgeError } from '../core/errors';
 import { join } from 'node:path';
 import {
@@ -21,6 +20,7 @@ import {
 import { startAgent } from './agent';
 import { runCommand } from './run';
 import { CLIENT_TOKEN_HEADER } from './security';
+import { checkDataDir, CLIENT_TOKEN_RULE, readTrustedFile } from './trust';
 
 /** Commander option name → (config key, flag as the user typed it). */
 const FLAG_KEYS: Array<[string, string, string]> = [
@@ -145,11 +145,14 @@ export function configFromOptions(
   return buildConfig(layers);
 }
 
+/** Exit codes: 2 for a bad configuration or a path the agent will not trust (agent/trust.ts), 1 otherwise. */
 function fail(err: unknown): never {
   const msg =
     err instanceof PhaseBridgeError ? err.message : err instanceof Error ? err.message : String(err);
   process.stderr.write(`phase-bridge: ${msg}\n`);
-  process.exit(err instanceof PhaseBridgeError && err.code === 'agent_config' ? 2 : 1);
+  process.exit(
+    err instanceof PhaseBridgeError && (err.code === 'agent_config' || err.code === 'agent_path') ? 2 : 1,
+  );
 }
 
 /** Registers `agent`, `agent-probe` and `run` on the `phase-bridge` program. */
@@ -243,8 +246,7 @@ export function register(program: Command): void {
         timeout: string;
       }) => {
         try {
-          const cfg = buildConfigForProbe(opts);
-          const token = process.env.PHASE_AGENT_CLIENT_TOKEN || (await readFile(cfg, 'utf8')).trim();
+          const token = process.env.PHASE_AGENT_CLIENT_TOKEN || (await probeClientToken(opts));
           const res = await fetch(new URL(opts.path, opts.url), {
             headers: { [CLIENT_TOKEN_HEADER]: token },
             signal: AbortSignal.timeout(parseDuration(opts.timeout) ?? 2000),
@@ -317,8 +319,20 @@ export function register(program: Command): void {
     });
 }
 
-function buildConfigForProbe(opts: { clientTokenFile?: string; dataDir?: string }): string {
-  const file = opts.clientTokenFile ?? process.env.PHASE_AGENT_CLIENT_TOKEN_FILE;
-  if (file) return file;
-  return join(defaultDataDir(opts.dataDir ?? process.env.PHASE_AGENT_DATA_DIR), 'client-token');
+/**
+ * The probe's client token: from the named client token file, or `<data-dir>/client-token` (the agent's default
+ * data directory when none is named). Read under the agent's trust rules (agent/trust.ts), so a probe never sends
+ * a token that another user planted.
+ */
+async function probeClientToken(opts: { clientTokenFile?: string; dataDir?: string }): Promise<string> {
+  let file = opts.clientTokenFile || process.env.PHASE_AGENT_CLIENT_TOKEN_FILE;
+  if (!file) {
+    const named = opts.dataDir || process.env.PHASE_AGENT_DATA_DIR;
+    const dir = defaultDataDir(named || undefined);
+    await checkDataDir(dir, !named);
+    file = join(dir, 'client-token');
+  }
+  const read = await readTrustedFile(file, CLIENT_TOKEN_RULE);
+  if (!read) throw new PhaseBridgeError('agent_probe', `cannot read the client token file ${file}: ENOENT`);
+  return read.text.trim();
 }

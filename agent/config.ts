@@ -119,7 +119,10 @@ export const AgentConfigSchema = z
     /** The client token callers send in X-Phase-Agent-Token; generated when neither this nor the file exists. */
     clientToken: z.string().min(16, 'must be at least 16 characters').optional(),
     clientTokenFile: z.string().min(1).optional(),
-    /** Where the client token file and the snapshot live (created 0750). */
+    /**
+     * Where the client token file and the snapshot live: created 0750 when missing, and refused when another user
+     * owns it or others can write it (agent/trust.ts). Default: see defaultDataDir.
+     */
     dataDir: z.string().min(1).optional(),
     /** Keep an offline snapshot (ciphertext only). */
     snapshot: z.boolean().default(true),
@@ -220,6 +223,8 @@ export type AgentConfigInput = z.input<typeof AgentConfigSchema>;
 export type AgentConfig = Omit<z.output<typeof AgentConfigSchema>, 'scopes'> & {
   scopes: ScopeConfig[];
   dataDir: string;
+  /** True when no data directory was configured: the agent then creates its own (0700) or refuses (trust.ts). */
+  dataDirIsDefault: boolean;
   clientTokenFile: string;
   snapshotFile: string;
 };
@@ -358,12 +363,17 @@ export function buildConfig(layers: ConfigLayer[]): AgentConfig {
     ...c,
     scopes: c.scopes.map((s) => ({ ...s, name: scopeName(s) })),
     dataDir,
+    dataDirIsDefault: c.dataDir === undefined,
     clientTokenFile: inData(c.clientTokenFile, 'client-token'),
     snapshotFile: inData(c.snapshotFile, 'snapshot.json'),
   };
 }
 
-/** `--data-dir`, else `$XDG_RUNTIME_DIR/phase-bridge-agent-<uid>`, else the same under the temp directory. */
+/**
+ * `--data-dir`, else `$XDG_RUNTIME_DIR/phase-bridge-agent-<uid>`, else the same under the temp directory. The
+ * default is only a name: the agent creates it 0700 and refuses it when it exists and is not its own
+ * (agent/trust.ts, ensureDataDir).
+ */
 export function defaultDataDir(dataDir?: string): string {
   return resolve(
     dataDir ??

@@ -56,3 +56,17 @@ export class SnapshotError extends PhaseBridgeError {
     super('agent_snapshot', message, options);
   }
 }
+
+/**
+ * A path the agent would read or write is not one it can trust: owned by another user, writable by others, a
+ * planted symbolic link, or not what it should be (see agent/trust.ts). The message is one line naming the path,
+ * what was found and the fix. The CLI exits 2 on it, as on a configuration error.
+ */
+export class AgentPathError extends PhaseBridgeError {
+  readonly path: string;
+
+  constructor(path: string, message: string) {
+    super('agent_path', message);
+    this.path = path;
+  }
+}

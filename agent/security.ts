@@ -4,27 +4,27 @@
  * rebinding); no Origin (browsers); and the client token, compared in constant time, on everything but /healthz.
  */
 import { randomBytes } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { constantTimeEqual } from '../core/crypto';
 import type { AgentConfig } from './config';
 import type { AgentMetrics } from './metrics';
 import { atomicWrite } from './snapshot';
+import { CLIENT_TOKEN_RULE, readTrustedFile } from './trust';
 
 /** The header clients send the agent's client token in. */
 export const CLIENT_TOKEN_HEADER = 'x-phase-agent-token';
 
 const FORWARD_HEADERS = ['x-forwarded-for', 'forwarded', 'x-forwarded-host', 'x-real-ip'];
 
-/** Loads the configured client token, or the one in the client token file, or creates that file (mode 0640). */
+/**
+ * Loads the configured client token, or the one in the client token file, or creates that file (mode 0640). The
+ * file is read only when it passes the trust rules (agent/trust.ts: owned by the agent's user or root, not
+ * writable by others), checked on the descriptor it is read from; otherwise an AgentPathError is thrown.
+ */
 export async function loadClientToken(cfg: AgentConfig): Promise<string> {
   if (cfg.clientToken) return cfg.clientToken;
-  try {
-    const existing = (await readFile(cfg.clientTokenFile, 'utf8')).trim();
-    if (existing.length >= 16) return existing;
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-  }
+  const existing = (await readTrustedFile(cfg.clientTokenFile, CLIENT_TOKEN_RULE))?.text.trim();
+  if (existing && existing.length >= 16) return existing;
   const token = randomBytes(32).toString('hex');
   await atomicWrite(cfg.clientTokenFile, `${token}\n`, 0o640);
   return token;

@@ -4,12 +4,13 @@
  * key share and wrap key it opens nothing. Written atomically (temporary file, fsync, rename) with mode 0600.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdir, open, readFile, rename, rm } from 'node:fs/promises';
+import { mkdir, open, rename, rm } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { z } from 'zod';
 import { BootstrapResponseSchema, EncryptedSecretListSchema, type BootstrapResponse } from '../core/schemas';
-import { SnapshotError } from './errors';
+import { AgentPathError, SnapshotError } from './errors';
 import type { ScopeRaw } from './scope';
+import { readTrustedFile, SNAPSHOT_RULE } from './trust';
 
 export interface Snapshot {
   format: 'phase-bridge-agent-snapshot/1';
@@ -98,13 +99,18 @@ export async function writeSnapshot(file: string, snap: Snapshot): Promise<void>
   await atomicWrite(file, snapshotJson(snap), 0o600);
 }
 
-/** Reads the snapshot; undefined when there is none. A damaged file is a SnapshotError (the agent ignores it). */
+/**
+ * Reads the snapshot; undefined when there is none. A damaged file, or one that fails the trust rules
+ * (agent/trust.ts; the agent checks those at start-up too and refuses to start), is a SnapshotError (ignored).
+ */
 export async function readSnapshot(file: string): Promise<Snapshot | undefined> {
   let text: string;
   try {
-    text = await readFile(file, 'utf8');
+    const read = await readTrustedFile(file, SNAPSHOT_RULE);
+    if (!read) return undefined;
+    text = read.text;
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    if (err instanceof AgentPathError) throw new SnapshotError(err.message, { cause: err });
     throw new SnapshotError(`cannot read the snapshot: ${(err as NodeJS.ErrnoException).code ?? 'error'}`);
   }
   let json: unknown;

@@ -5,11 +5,12 @@
  */
 import { EventEmitter } from 'node:events';
 import { watch, type FSWatcher } from 'node:fs';
-import { readFile } from 'node:fs/promises';
 import { basename, dirname } from 'node:path';
 import { parsePssToken, type PssToken } from '../core/token';
 import { PhaseBridgeError } from '../core/errors';
+import { AgentPathError } from './errors';
 import type { Logger } from './logger';
+import { readTrustedFile, TOKEN_FILE_RULE } from './trust';
 
 export interface TokenSourceEvents {
   rotated: [PssToken];
@@ -31,9 +32,15 @@ export class TokenSource extends EventEmitter<TokenSourceEvents> {
   /** Loads the token once; throws a clear error when it is missing or malformed. */
   async start(): Promise<PssToken> {
     if (this.opts.tokenFile) {
-      const raw = await this.readFileToken();
+      const file = this.opts.tokenFile;
+      const { raw, mode } = await this.readFileToken();
       this.current = { raw, token: parsePssToken(raw) };
-      this.watchFile(this.opts.tokenFile);
+      if (mode !== undefined && (mode & 0o004) !== 0)
+        this.opts.log.warn(
+          { file },
+          `the token file is readable by every local user (mode ${(mode & 0o7777).toString(8).padStart(4, '0')}): run chmod 600 ${file} (or 640 to share it with a group)`,
+        );
+      this.watchFile(file);
     } else if (this.opts.token) {
       this.current = { raw: this.opts.token.trim(), token: parsePssToken(this.opts.token) };
     } else {
@@ -53,16 +60,24 @@ export class TokenSource extends EventEmitter<TokenSourceEvents> {
     return this.current.raw;
   }
 
-  private async readFileToken(): Promise<string> {
+  /**
+   * Reads the token file through the trust rules (agent/trust.ts): owned by the agent's user or root, not writable
+   * by others (an AgentPathError otherwise). Returns the token and the file's mode.
+   */
+  private async readFileToken(): Promise<{ raw: string; mode?: number }> {
     const file = this.opts.tokenFile as string;
+    let read: Awaited<ReturnType<typeof readTrustedFile>>;
     try {
-      return (await readFile(file, 'utf8')).trim();
+      read = await readTrustedFile(file, TOKEN_FILE_RULE);
     } catch (err) {
+      if (err instanceof AgentPathError) throw err;
       throw new PhaseBridgeError(
         'agent_token',
         `cannot read token file ${file}: ${(err as NodeJS.ErrnoException).code ?? 'error'}`,
       );
     }
+    if (!read) throw new PhaseBridgeError('agent_token', `cannot read token file ${file}: ENOENT`);
+    return { raw: read.text.trim(), mode: read.stats?.mode };
   }
 
   private watchFile(file: string): void {
@@ -96,7 +111,7 @@ export class TokenSource extends EventEmitter<TokenSourceEvents> {
     if (this.reading) return this.reading;
     this.reading = (async () => {
       try {
-        const raw = await this.readFileToken();
+        const { raw } = await this.readFileToken();
         if (raw === this.current?.raw) return;
         let token: PssToken;
         try {
