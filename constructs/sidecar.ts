@@ -26,8 +26,11 @@ export interface AgentSidecarProps {
   readonly port?: number;
   /** Directory the token is mounted in (Kubernetes) or read from. @default '/var/run/secrets/phase' */
   readonly tokenDir?: string;
-  /** Agent data directory (client token for the workload, offline snapshot). @default '/run/phase-agent' */
-  readonly dataDir?: string;
+  /**
+   * Where the shared in-memory volume is mounted in both containers.
+   * @default '/run/phase-agent'
+   */
+  readonly sharedDir?: string;
   /** Kubernetes: the Secret holding the service token. @default 'phase-service-token' */
   readonly tokenSecretName?: string;
   /** Kubernetes: the key of the token in that Secret. @default 'token' */
@@ -59,7 +62,10 @@ export interface AgentSidecar {
 /** The agent as a sidecar: a Kubernetes native sidecar and an ECS container definition. */
 export function agentSidecar(props: AgentSidecarProps): AgentSidecar {
   const port = props.port ?? 8787;
-  const dataDir = props.dataDir ?? '/run/phase-agent';
+  const sharedDir = props.sharedDir ?? '/run/phase-agent';
+  // Kubernetes creates an emptyDir world-writable (0777, or 2777 with fsGroup), which the agent refuses as its data
+  // directory; it creates and owns a subdirectory instead (docs/agent.md, "What the agent trusts on disk").
+  const dataDir = `${sharedDir}/agent`;
   const tokenDir = props.tokenDir ?? '/var/run/secrets/phase';
   const tokenKey = props.tokenSecretKey ?? 'token';
   const image = props.image ?? 'phase-bridge-agent:latest';
@@ -110,7 +116,7 @@ export function agentSidecar(props: AgentSidecarProps): AgentSidecar {
         },
         volumeMounts: [
           { name: 'phase-token', mountPath: tokenDir, readOnly: true },
-          { name: 'phase-agent', mountPath: dataDir },
+          { name: 'phase-agent', mountPath: sharedDir },
         ],
       },
       volumes: [
@@ -124,7 +130,7 @@ export function agentSidecar(props: AgentSidecarProps): AgentSidecar {
         },
         { name: 'phase-agent', emptyDir: { medium: 'Memory' } },
       ],
-      workloadVolumeMount: { name: 'phase-agent', mountPath: dataDir, readOnly: true },
+      workloadVolumeMount: { name: 'phase-agent', mountPath: sharedDir, readOnly: true },
       workloadEnv: [
         { name: 'PHASE_AGENT_URL', value: `http://127.0.0.1:${port}` },
         { name: 'PHASE_AGENT_TOKEN_FILE', value: `${dataDir}/client-token` },

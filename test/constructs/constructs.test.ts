@@ -427,6 +427,9 @@ describe('agentSidecar', () => {
       ]),
     );
     expect(c.readinessProbe.exec.command).toEqual(expect.arrayContaining(['agent-probe', '/readyz']));
+    // The agent owns a subdirectory of the (world-writable) emptyDir, which it would refuse as its data directory.
+    expect(c.args).toContain('--data-dir=/run/phase-agent/agent');
+    expect(c.volumeMounts).toContainEqual({ name: 'phase-agent', mountPath: '/run/phase-agent' });
     expect(c.resources).toEqual({ requests: { cpu: '20m', memory: '80Mi' }, limits: { memory: '128Mi' } });
     expect(spec.kubernetes.volumes[0]).toEqual({
       name: 'phase-token',
@@ -438,7 +441,7 @@ describe('agentSidecar', () => {
     });
     expect(spec.kubernetes.workloadEnv).toContainEqual({
       name: 'PHASE_AGENT_TOKEN_FILE',
-      value: '/run/phase-agent/client-token',
+      value: '/run/phase-agent/agent/client-token',
     });
     expect(spec.ecs).toMatchObject({
       name: 'phase-agent',
