@@ -12,8 +12,15 @@ const PARTS: Record<string, () => Register> = {
   server: () => (require('../server/cli') as { register: Register }).register,
   agent: () => (require('../agent/cli') as { register: Register }).register,
   provider: () => (require('../provider/cli') as { register: Register }).register,
+  secrets: () => (require('./secrets') as { register: Register }).register,
 };
-const COMMAND_PART: Record<string, keyof typeof PARTS> = { 'agent-probe': 'agent', run: 'agent' };
+const COMMAND_PART: Record<string, keyof typeof PARTS> = {
+  'agent-probe': 'agent',
+  run: 'agent',
+  login: 'secrets',
+  logout: 'secrets',
+  whoami: 'secrets',
+};
 
 /** Builds the `phase-bridge` command line for `argv` (all parts when the command is not known up front). */
 export function buildProgram(argv: string[] = []): Command {
