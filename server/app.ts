@@ -42,8 +42,19 @@ function rewritePrefixes(req: Request, _res: Response, next: NextFunction): void
   if (url.startsWith('/public/v1/') || url.startsWith('/public/v1?') || url === '/public/v1') {
     url = url.slice('/public'.length);
   }
-  req.url = url;
+  req.url = withTrailingSlash(url);
   next();
+}
+
+/**
+ * `/v1/...` answers with and without the trailing slash. Phase's Django routes need it (APPEND_SLASH off), yet
+ * Phase's own examples send `curl -G https://api.phase.dev/v1/secrets` (its API host adds it), so people type both.
+ */
+function withTrailingSlash(url: string): string {
+  const q = url.indexOf('?');
+  const path = q < 0 ? url : url.slice(0, q);
+  if (!(path === '/v1' || path.startsWith('/v1/')) || path.endsWith('/')) return url;
+  return `${path}/${q < 0 ? '' : url.slice(q)}`;
 }
 
 /** Reads the raw body (any content type) and parses JSON ourselves, so the messages are Phase's. */

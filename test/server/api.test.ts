@@ -78,7 +78,9 @@ describe.each(STORES)('API on %s', (store) => {
         const g = await owner('GET', `${prefix}/apps/${r.body.id}/`);
         expect(g.status).toBe(200);
       }
-      expect((await owner('GET', `/v1/apps/${r.body.id}`)).status).toBe(404); // trailing slash mandatory
+      // Unlike Phase's Django routes, the slash is optional (issue 15: Phase's own curl examples leave it out).
+      expect((await owner('GET', `/v1/apps/${r.body.id}`)).status).toBe(200);
+      expect((await owner('GET', `/service/public/v1/apps/${r.body.id}?x=1`)).status).toBe(200);
       expect((await owner('POST', '/v1/apps/', {})).body).toEqual({ error: 'Missing required field: name' });
       expect((await owner('POST', '/v1/apps/', { name: 5 })).body).toEqual({
         error: "'name' must be a string.",
