@@ -20,6 +20,39 @@ export default tseslint.config(
       '@typescript-eslint/no-require-imports': 'off',
     },
   },
+  // The dependency rule: each part imports core only, core imports no part, and the constructs (shipped into users'
+  // CDKTF projects) import nothing of ours but core's dependency-free duration parser. A crossing fails lint.
+  ...Object.entries({
+    core: ['server', 'provider', 'constructs', 'agent', 'bin', 'examples'],
+    server: ['provider', 'constructs', 'agent', 'bin', 'examples'],
+    provider: ['server', 'constructs', 'agent', 'bin', 'examples'],
+    agent: ['server', 'provider', 'constructs', 'bin', 'examples'],
+    constructs: ['server', 'provider', 'agent', 'bin', 'examples'],
+  }).map(([part, forbidden]) => ({
+    files: [`${part}/**/*.ts`],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            ...forbidden.map((other) => ({
+              regex: `^(\\.\\./)+${other}(/|$)`,
+              message: `${part}/ may import only core/ (and its own modules), not ${other}/: see docs/architecture.md`,
+            })),
+            ...(part === 'constructs'
+              ? [
+                  {
+                    regex: '^(\\.\\./)+core/(?!duration$)',
+                    message:
+                      "constructs/ ship into users' projects: of core/ they may import only core/duration",
+                  },
+                ]
+              : []),
+          ],
+        },
+      ],
+    },
+  })),
   {
     // Tests read arbitrary JSON from real HTTP responses; `any` there is a deliberate choice, not an accident.
     files: ['test/**/*.ts', 'bench/**/*.ts'],
