@@ -5,6 +5,7 @@ import { randomUUID } from 'node:crypto';
 import type { Request } from 'express';
 import { z } from 'zod';
 import { PhaseBridgeError } from '../core/errors';
+import { canonicalSecretPath, SecretPathError } from '../core/secret-path';
 
 /** An error with an HTTP status; the message is sent as `{"error": message}` and names what to fix. */
 export class HttpError extends PhaseBridgeError {
@@ -189,34 +190,12 @@ export function isUuid(s: unknown): s is string {
   return typeof s === 'string' && /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(s);
 }
 
-/**
- * The canonical form of a secret path: collapse `//`, leading `/`, no trailing `/` (root stays `/`). Dot segments are
- * refused rather than resolved, in plain or percent-encoded form (`/api/../db`, `/api/./x`, `/api/%2e%2e/db`), and so
- * are encoded separators: path restrictions compare canonical strings, so no path may name another one.
- */
+/** The canonical secret path (core/secret-path); a dot segment is a 400 that says why. */
 export function normalizePath(p: string | undefined | null): string {
-  if (p === undefined || p === null || p === '') return '/';
-  let s = p.replace(/\/+/g, '/');
-  if (!s.startsWith('/')) s = `/${s}`;
-  if (s.length > 1) s = s.replace(/\/+$/, '');
-  for (const segment of s.split('/')) {
-    // Decoded until stable, so `%252e%252e` cannot become `..` in a client or proxy that decodes once more.
-    let decoded = segment;
-    for (let i = 0; i < 4; i++) {
-      let next = decoded;
-      try {
-        next = decodeURIComponent(decoded);
-      } catch {
-        break; // Not percent-encoding: taken literally.
-      }
-      if (next === decoded) break;
-      decoded = next;
-    }
-    if (decoded === '.' || decoded === '..' || (decoded !== segment && /[/\\]/.test(decoded))) {
-      throw badRequest(
-        `Invalid secret path '${p.slice(0, 200)}': '.' and '..' segments (plain or percent-encoded) and encoded separators are not allowed; send the canonical path.`,
-      );
-    }
+  try {
+    return canonicalSecretPath(p);
+  } catch (e) {
+    if (e instanceof SecretPathError) throw badRequest(e.message);
+    throw e;
   }
-  return s === '' ? '/' : s;
 }
