@@ -9,8 +9,8 @@ type Register = (program: Command) => void;
  */
 const PARTS: Record<string, () => Register> = {
   quickstart: () => (require('./quickstart') as { register: Register }).register,
-  server: () => (require('../server/cli') as { register: Register }).register,
-  agent: () => (require('../agent/cli') as { register: Register }).register,
+  server: () => (require('../server') as { register: Register }).register,
+  agent: () => (require('../agent') as { register: Register }).register,
   provider: () => (require('../provider/cli') as { register: Register }).register,
   secrets: () => (require('./secrets') as { register: Register }).register,
 };

@@ -1,4 +1,5 @@
-/** Programmatic API of the phase-bridge control plane. */
+/** Programmatic API and command line of the phase-bridge control plane (what `bin/` uses). */
+export { register, DEFAULT_DATA_DIR, initIfNeeded, resolvePaths } from './cli';
 export { createServer, type PhaseBridgeServer } from './app';
 export { initOrganisation, createMemberWithToken, mintMemberToken, findOrganisation } from './org';
 export type { InitOrganisationOptions, InitOrganisationResult, CreateMemberOptions } from './org';
