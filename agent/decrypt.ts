@@ -1,15 +1,18 @@
 /**
- * Decrypts one scope's ciphertext with the token's key material (all primitives come from core/crypto).
- * Runs once per sync, never per request. Unwrapped environment keys are memoised by their wrapped form, so an
- * unchanged environment costs no asymmetric work on the next sync.
+ * The agent's side of the E2E read. Opening the account, verifying keys and decrypting are core's
+ * (core/e2e-read.ts, shared with `PhaseSession`); the agent adds only memory: account and environment keys
+ * memoised by what the server sent (re-verified only when that changes), and the plaintexts of the previous sync
+ * by ciphertext, so unchanged secrets cost no asymmetric work. Runs once per sync, never per request.
  */
+import type { KeyPairHex } from '../core/crypto';
 import {
-  decryptAsymmetric,
-  reconstructPrivateKey,
-  unwrapEnvironmentKey,
-  type EnvironmentKeyMaterial,
-  type KeyPairHex,
-} from '../core/crypto';
+  type EnvironmentKeys,
+  decryptSecret,
+  openAccount,
+  openCiphertext,
+  openEnvironment,
+  wrappedEnvironmentKey,
+} from '../core/e2e-read';
 import type { PssToken } from '../core/token';
 import type { BootstrapEnvironmentKey, EncryptedSecret } from '../core/schemas';
 
@@ -29,27 +32,29 @@ export interface PlainSecret {
 export class KeyRing {
   private account: KeyPairHex | undefined;
   private accountFor = '';
-  private envKeys = new Map<string, EnvironmentKeyMaterial>();
+  private envKeys = new Map<string, EnvironmentKeys>();
 
-  /** The account key pair rebuilt from the token and the server-held share (§2.9). Throws CryptoError. */
+  /**
+   * The account key pair rebuilt from the token and the server-held share, verified against the token's public
+   * key (core's `openAccount`). Throws `KeyVerificationError`.
+   */
   accountKey(token: PssToken, wrappedKeyShare: string): KeyPairHex {
-    const id = `${token.bearer}:${wrappedKeyShare}`;
+    const id = `${token.bearer}:${token.publicKey}:${token.keyShare}:${token.wrapKey}:${wrappedKeyShare}`;
     if (!this.account || this.accountFor !== id) {
-      this.account = {
-        publicKey: token.publicKey,
-        privateKey: reconstructPrivateKey(wrappedKeyShare, token.keyShare, token.wrapKey),
-      };
-      this.accountFor = id;
+      this.account = undefined;
       this.envKeys.clear();
+      this.account = openAccount(token, wrappedKeyShare);
+      this.accountFor = id;
     }
     return this.account;
   }
 
-  envKey(account: KeyPairHex, ek: BootstrapEnvironmentKey): EnvironmentKeyMaterial {
-    const id = `${ek.wrapped_seed}|${ek.wrapped_salt}`;
+  /** An environment's key, verified against its `identity_key` (core's `openEnvironment`). Throws `KeyVerificationError`. */
+  envKey(account: KeyPairHex, ek: BootstrapEnvironmentKey, appName?: string): EnvironmentKeys {
+    const id = `${ek.wrapped_seed}|${ek.wrapped_salt}|${ek.identity_key}`;
     let k = this.envKeys.get(id);
     if (!k) {
-      k = unwrapEnvironmentKey({ wrappedSeed: ek.wrapped_seed, wrappedSalt: ek.wrapped_salt }, account);
+      k = openEnvironment(account, wrappedEnvironmentKey(ek, appName));
       this.envKeys.set(id, k);
     }
     return k;
@@ -57,6 +62,7 @@ export class KeyRing {
 
   clear(): void {
     this.account = undefined;
+    this.accountFor = '';
     this.envKeys.clear();
   }
 }
@@ -64,35 +70,38 @@ export class KeyRing {
 /** Plaintexts by ciphertext from the previous sync: unchanged secrets cost no asymmetric work on the next one. */
 export type PlainMemo = { prev?: Map<string, string>; next: Map<string, string> };
 
-/** Decrypts a list; the active personal override (PAT callers) replaces the value, as the Node and Go SDKs do. */
+/**
+ * Decrypts a list with core's rules (active personal override, empty fields, plain comments); `memo` supplies
+ * and collects plaintexts by ciphertext. Throws CryptoError on the first item that does not decrypt.
+ */
 export function decryptSecrets(
   list: EncryptedSecret[],
-  env: EnvironmentKeyMaterial,
+  env: EnvironmentKeys,
   tags?: string[],
   memo?: PlainMemo,
 ): PlainSecret[] {
   const out: PlainSecret[] = [];
   const want = tags && tags.length ? new Set(tags) : undefined;
-  const dec = (ct: string): string => {
+  const open = (ct: string): string => {
     let pt = memo?.prev?.get(ct) ?? memo?.next.get(ct);
-    if (pt === undefined) pt = decryptAsymmetric(ct, env.privateKey, env.publicKey);
+    if (pt === undefined) pt = openCiphertext(env, ct);
     memo?.next.set(ct, pt);
     return pt;
   };
   for (const s of list) {
     if (want && !s.tags.some((t) => want.has(t))) continue;
-    const useOverride = !!s.override && s.override.isActive;
+    const d = decryptSecret(env, s, open);
     out.push({
       id: s.id,
-      key: dec(s.key),
-      value: dec(useOverride ? s.override!.value : s.value),
-      comment: s.comment ? dec(s.comment) : '',
+      key: d.key,
+      value: d.value,
+      comment: d.comment,
       path: s.path,
       tags: s.tags,
       type: s.type,
       version: s.version,
       updatedAt: s.updatedAt,
-      overridden: useOverride,
+      overridden: d.overridden,
     });
   }
   return out;

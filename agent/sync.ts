@@ -283,8 +283,10 @@ export class SyncEngine extends EventEmitter<EngineEvents> {
     try {
       account = this.keyring.accountKey(token, boot.wrapped_key_share);
     } catch (err) {
-      const msg = `the token's key share does not open the server's share (${(err as Error).message}); the token is damaged or belongs to another server`;
-      for (const s of this.scopes) this.closeScope(s, problem('token_mismatch', msg));
+      // A /secrets/tokens/ answer that does not hold together (core's key checks) is refused like any failed
+      // refresh: keep serving the last good values until max-stale, report why, try again next cycle.
+      this.lastBoot = undefined;
+      this.lastCycleError = this.refused(err, this.scopes);
       return;
     }
     let fetched = false;
@@ -299,6 +301,13 @@ export class SyncEngine extends EventEmitter<EngineEvents> {
           continue;
         }
         throw err;
+      }
+      try {
+        // Verified against the server's identity_key before anything of this environment is fetched or used.
+        this.keyring.envKey(account, match.key, match.app.name);
+      } catch (err) {
+        this.refused(err, [s]);
+        continue;
       }
       const env = match.key.environment;
       const changed =
@@ -379,7 +388,7 @@ export class SyncEngine extends EventEmitter<EngineEvents> {
     const end = this.metrics.decryptSeconds.startTimer();
     const td = performance.now();
     const match = matchScope(boot, s.cfg);
-    const envKey = this.keyring.envKey(account, match.key);
+    const envKey = this.keyring.envKey(account, match.key, match.app.name);
     const plain = await this.decryptList(s, raw.secrets, envKey, s.cfg.tags);
     this.timings.decryptOnlyMs = performance.now() - td;
     let secrets = plain;
@@ -420,7 +429,7 @@ export class SyncEngine extends EventEmitter<EngineEvents> {
           else return undefined;
           deps.set(id, dep);
         }
-        const envKey2 = this.keyring.envKey(account, key);
+        const envKey2 = this.keyring.envKey(account, key, app?.name); // throws: a failed lookup
         const found = (await this.decryptList(s, dep.secrets, envKey2, undefined, `dep:${id}`)).find(
           (x) => x.key === t.key,
         );
@@ -630,6 +639,14 @@ export class SyncEngine extends EventEmitter<EngineEvents> {
     const p = problem(code, (err as Error).message);
     for (const s of scopes) this.markError(s, p);
     this.lastCycleError = p;
+  }
+
+  /** The upstream's answer failed an end-to-end key check (core/e2e-read.ts): stale, not closed. */
+  private refused(err: unknown, scopes: ScopeState[]): ScopeProblem {
+    if (!(err instanceof CryptoError)) throw err;
+    const p = problem(err.code, `refused the upstream's /secrets/tokens/ answer: ${err.message}`);
+    for (const s of scopes) this.markError(s, p);
+    return p;
   }
 
   private markError(s: ScopeState, p: ScopeProblem): void {

@@ -1,24 +1,59 @@
 /**
  * Phase cryptography, byte-compatible with the official clients (spec: phase-protocol.md §2).
  * Every function is synchronous once `initCrypto()` has resolved; randomness can be injected for test vectors.
+ * The primitives come from a backend (core/crypto-backend.ts): native libsodium where it loads, libsodium's
+ * WebAssembly build otherwise; both give the same bytes (every vector of §8 runs on both).
  */
 import { timingSafeEqual } from 'node:crypto';
-import sodium from 'libsodium-wrappers';
+import {
+  type CryptoBackend,
+  type CryptoBackendChoice,
+  type CryptoBackendName,
+  backendChoice,
+  loadBackend,
+} from './crypto-backend';
 import { CryptoError } from './errors';
 import { fromHex, toHex } from './hex';
 
-let ready = false;
+export type { CryptoBackendChoice, CryptoBackendName } from './crypto-backend';
 
-/** Loads libsodium. Call (and await) once before any other function in this module. */
-export async function initCrypto(): Promise<void> {
-  if (ready) return;
-  await sodium.ready;
-  ready = true;
+let backend: CryptoBackend | undefined;
+let loading: Promise<void> | undefined;
+
+export interface InitCryptoOptions {
+  /**
+   * `auto` (native where it loads, else WebAssembly), `native` or `wasm`. Absent: `PHASE_BRIDGE_CRYPTO`, else
+   * `auto`. Given, it switches the process's backend (tests run the vectors on both).
+   */
+  backend?: CryptoBackendChoice;
 }
 
-function na(): typeof sodium {
-  if (!ready) throw new CryptoError('crypto not initialised: await initCrypto() first');
-  return sodium;
+/** Loads the crypto backend. Call (and await) once before any other function in this module. */
+export async function initCrypto(opts: InitCryptoOptions = {}): Promise<void> {
+  if (opts.backend === undefined) {
+    if (backend) return;
+    loading ??= loadBackend(backendChoice()).then((b) => {
+      backend ??= b;
+    });
+    try {
+      await loading;
+    } finally {
+      loading = undefined;
+    }
+    return;
+  }
+  const b = await loadBackend(backendChoice(opts.backend));
+  backend = b;
+}
+
+/** The backend in use (`native` or `wasm`), or undefined before `initCrypto()`. */
+export function cryptoBackendName(): CryptoBackendName | undefined {
+  return backend?.name;
+}
+
+function na(): CryptoBackend {
+  if (!backend) throw new CryptoError('crypto not initialised: await initCrypto() first');
+  return backend;
 }
 
 export interface KeyPairHex {
@@ -41,7 +76,25 @@ function decodeUtf8(bytes: Uint8Array, what: string): string {
 
 /** 32 random bytes as lowercase hex (seeds, salts, tokens, wrap keys, shares). */
 export function randomHex(bytes = 32): string {
-  return toHex(na().randombytes_buf(bytes));
+  return toHex(na().randomBytes(bytes));
+}
+
+// ---- base64 (libsodium's ORIGINAL variant: standard alphabet, padded, canonical) ----
+
+/** Standard padded base64, as libsodium's `to_base64(…, ORIGINAL)`. */
+export function toBase64(bytes: Uint8Array): string {
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('base64');
+}
+
+/**
+ * Decodes base64 exactly as strictly as libsodium's `from_base64(…, ORIGINAL)`: standard alphabet, correct
+ * padding, zero trailing bits, nothing else (Node's decoder alone would skip invalid characters). Canonical
+ * base64 is the only form that re-encodes to itself, which is the check.
+ */
+export function fromBase64Strict(text: string, what = 'base64 text'): Uint8Array {
+  const buf = Buffer.from(text, 'base64');
+  if (buf.toString('base64') !== text) throw new CryptoError(`${what} is not valid base64`);
+  return new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength);
 }
 
 // ---- raw symmetric format: ciphertext ‖ tag ‖ nonce (§2.3) ----
@@ -50,9 +103,9 @@ export function randomHex(bytes = 32): string {
 export function encryptRawBytes(plaintext: Uint8Array, key: Uint8Array, nonce?: Uint8Array): Uint8Array {
   const s = na();
   if (key.length !== 32) throw new CryptoError('symmetric key must be 32 bytes');
-  const n = nonce ?? s.randombytes_buf(NONCE_BYTES);
+  const n = nonce ?? s.randomBytes(NONCE_BYTES);
   if (n.length !== NONCE_BYTES) throw new CryptoError('nonce must be 24 bytes');
-  const c = s.crypto_aead_xchacha20poly1305_ietf_encrypt(plaintext, null, null, n, key);
+  const c = s.aeadEncrypt(plaintext, n, key);
   const out = new Uint8Array(c.length + NONCE_BYTES);
   out.set(c, 0);
   out.set(n, c.length);
@@ -66,7 +119,7 @@ export function decryptRawBytes(blob: Uint8Array, key: Uint8Array): Uint8Array {
   const n = blob.subarray(blob.length - NONCE_BYTES);
   const c = blob.subarray(0, blob.length - NONCE_BYTES);
   try {
-    return s.crypto_aead_xchacha20poly1305_ietf_decrypt(null, c, null, n, key);
+    return s.aeadDecrypt(c, n, key);
   } catch (cause) {
     throw new CryptoError('decryption failed: wrong key or tampered ciphertext', { cause });
   }
@@ -85,19 +138,19 @@ export function decryptRaw(blob: Uint8Array, key: Uint8Array): string {
 
 /** `crypto_kx_seed_keypair`: sk = BLAKE2b-256(seed), pk = X25519(sk, 9) (§2.5). */
 export function kxSeedKeyPair(seedHex: string): KeyPairHex {
-  const kp = na().crypto_kx_seed_keypair(fromHex(seedHex, 'seed', 32));
+  const kp = na().kxSeedKeyPair(fromHex(seedHex, 'seed', 32));
   return { publicKey: toHex(kp.publicKey), privateKey: toHex(kp.privateKey) };
 }
 
 /** A random `crypto_kx_keypair()`. */
 export function kxRandomKeyPair(): KeyPairHex {
-  const kp = na().crypto_kx_keypair();
+  const kp = na().kxKeyPair();
   return { publicKey: toHex(kp.publicKey), privateKey: toHex(kp.privateKey) };
 }
 
 /** X25519 public key of a private scalar (clamped internally). */
 export function x25519PublicKey(privateKeyHex: string): string {
-  return toHex(na().crypto_scalarmult_base(fromHex(privateKeyHex, 'private key', 32)));
+  return toHex(na().scalarmultBase(fromHex(privateKeyHex, 'private key', 32)));
 }
 
 export interface SessionKeys {
@@ -106,13 +159,12 @@ export interface SessionKeys {
 }
 
 export function kxClientSessionKeys(clientPub: string, clientPriv: string, serverPub: string): SessionKeys {
+  const cpk = fromHex(clientPub, 'client public key', 32);
+  const csk = fromHex(clientPriv, 'client private key', 32);
+  const spk = fromHex(serverPub, 'server public key', 32);
   try {
-    const k = na().crypto_kx_client_session_keys(
-      fromHex(clientPub, 'client public key', 32),
-      fromHex(clientPriv, 'client private key', 32),
-      fromHex(serverPub, 'server public key', 32),
-    );
-    return { rx: toHex(k.sharedRx), tx: toHex(k.sharedTx) };
+    const k = na().kxClientSessionKeys(cpk, csk, spk);
+    return { rx: toHex(k.rx), tx: toHex(k.tx) };
   } catch (cause) {
     if (cause instanceof CryptoError) throw cause;
     throw new CryptoError('key exchange failed (invalid public key)', { cause });
@@ -120,13 +172,12 @@ export function kxClientSessionKeys(clientPub: string, clientPriv: string, serve
 }
 
 export function kxServerSessionKeys(serverPub: string, serverPriv: string, clientPub: string): SessionKeys {
+  const spk = fromHex(serverPub, 'server public key', 32);
+  const ssk = fromHex(serverPriv, 'server private key', 32);
+  const cpk = fromHex(clientPub, 'client public key', 32);
   try {
-    const k = na().crypto_kx_server_session_keys(
-      fromHex(serverPub, 'server public key', 32),
-      fromHex(serverPriv, 'server private key', 32),
-      fromHex(clientPub, 'client public key', 32),
-    );
-    return { rx: toHex(k.sharedRx), tx: toHex(k.sharedTx) };
+    const k = na().kxServerSessionKeys(spk, ssk, cpk);
+    return { rx: toHex(k.rx), tx: toHex(k.tx) };
   } catch (cause) {
     if (cause instanceof CryptoError) throw cause;
     throw new CryptoError('key exchange failed (invalid public key)', { cause });
@@ -156,11 +207,40 @@ export function encryptAsymmetric(
   rnd: EncryptRandomness = {},
 ): string {
   const s = na();
-  const esk = rnd.ephemeralPrivateKey ?? toHex(s.randombytes_buf(32));
+  const esk = rnd.ephemeralPrivateKey ?? toHex(s.randomBytes(32));
   const epk = x25519PublicKey(esk);
   const { tx } = kxClientSessionKeys(epk, esk, recipientPubHex);
-  const body = s.to_base64(encryptRaw(plaintext, fromHex(tx), rnd.nonce), s.base64_variants.ORIGINAL);
-  return `ph:v1:${epk}:${body}`;
+  return `ph:v1:${epk}:${toBase64(encryptRaw(plaintext, fromHex(tx), rnd.nonce))}`;
+}
+
+/** A recipient key pair as bytes, for decrypting many `ph:v1` ciphertexts without re-parsing hex each time. */
+export interface RecipientKey {
+  readonly publicKey: Uint8Array;
+  readonly privateKey: Uint8Array;
+}
+
+export function recipientKey(privateKeyHex: string, publicKeyHex: string): RecipientKey {
+  return {
+    privateKey: fromHex(privateKeyHex, 'recipient private key', 32),
+    publicKey: fromHex(publicKeyHex, 'recipient public key', 32),
+  };
+}
+
+/** Opens `ph:v1` ciphertext to its plaintext bytes: one X25519 (crypto_kx server side) and one AEAD. */
+export function decryptAsymmetricBytes(ciphertext: string, recipient: RecipientKey): Uint8Array {
+  if (typeof ciphertext !== 'string') throw new CryptoError('ciphertext must be a string');
+  const parts = ciphertext.split(':');
+  if (parts.length !== 4 || parts[0] !== 'ph' || parts[1] !== 'v1') {
+    throw new CryptoError('ciphertext is not in the ph:v1:<key>:<base64> format');
+  }
+  const epk = fromHex(parts[2], 'client public key', 32);
+  let rx: Uint8Array;
+  try {
+    rx = na().kxServerRx(recipient.publicKey, recipient.privateKey, epk);
+  } catch (cause) {
+    throw new CryptoError('key exchange failed (invalid public key)', { cause });
+  }
+  return decryptRawBytes(fromBase64Strict(parts[3], 'ciphertext body'), rx);
 }
 
 /** Decrypts `ph:v1` ciphertext with the recipient's key pair (the public key is a KDF input). */
@@ -169,20 +249,17 @@ export function decryptAsymmetric(
   recipientPrivHex: string,
   recipientPubHex: string,
 ): string {
-  const s = na();
   if (typeof ciphertext !== 'string') throw new CryptoError('ciphertext must be a string');
-  const parts = ciphertext.split(':');
-  if (parts.length !== 4 || parts[0] !== 'ph' || parts[1] !== 'v1') {
-    throw new CryptoError('ciphertext is not in the ph:v1:<key>:<base64> format');
-  }
-  const { rx } = kxServerSessionKeys(recipientPubHex, recipientPrivHex, parts[2]);
-  let blob: Uint8Array;
-  try {
-    blob = s.from_base64(parts[3], s.base64_variants.ORIGINAL);
-  } catch (cause) {
-    throw new CryptoError('ciphertext body is not valid base64', { cause });
-  }
-  return decryptRaw(blob, fromHex(rx));
+  const key = {
+    publicKey: fromHex(recipientPubHex, 'server public key', 32),
+    privateKey: fromHex(recipientPrivHex, 'server private key', 32),
+  };
+  return decodeUtf8(decryptAsymmetricBytes(ciphertext, key), 'decrypted text');
+}
+
+/** `decryptAsymmetric` with the key already in bytes (the read path's hot loop). */
+export function decryptAsymmetricWith(ciphertext: string, recipient: RecipientKey): string {
+  return decodeUtf8(decryptAsymmetricBytes(ciphertext, recipient), 'decrypted text');
 }
 
 // ---- digests (§2.7) ----
@@ -191,7 +268,7 @@ export function decryptAsymmetric(
 export function digest(input: string, salt: string): string {
   const key = salt === '' ? null : utf8.encode(salt);
   if (key && key.length > 64) throw new CryptoError('digest salt must be at most 64 bytes');
-  return toHex(na().crypto_generichash(32, utf8.encode(input), key));
+  return toHex(na().generichash(32, utf8.encode(input), key));
 }
 
 /** The key digest Phase stores: the key is uppercased first (§2.7, pitfall 6). */
@@ -210,13 +287,14 @@ export interface SignKeyPairHex {
 
 export function signKeyPair(seedHex?: string): SignKeyPairHex {
   const s = na();
-  const kp = seedHex ? s.crypto_sign_seed_keypair(fromHex(seedHex, 'seed', 32)) : s.crypto_sign_keypair();
+  const kp = seedHex ? s.signSeedKeyPair(fromHex(seedHex, 'seed', 32)) : s.signKeyPair();
   return { publicKey: toHex(kp.publicKey), privateKey: toHex(kp.privateKey) };
 }
 
 export function ed25519PublicToX25519(edPubHex: string): string {
+  const pk = fromHex(edPubHex, 'Ed25519 public key', 32);
   try {
-    return toHex(na().crypto_sign_ed25519_pk_to_curve25519(fromHex(edPubHex, 'Ed25519 public key', 32)));
+    return toHex(na().ed25519PkToCurve25519(pk));
   } catch (cause) {
     if (cause instanceof CryptoError) throw cause;
     throw new CryptoError('Ed25519 public key is not a valid curve point', { cause });
@@ -224,7 +302,7 @@ export function ed25519PublicToX25519(edPubHex: string): string {
 }
 
 export function ed25519SecretToX25519(edSecretHex: string): string {
-  return toHex(na().crypto_sign_ed25519_sk_to_curve25519(fromHex(edSecretHex, 'Ed25519 secret key', 64)));
+  return toHex(na().ed25519SkToCurve25519(fromHex(edSecretHex, 'Ed25519 secret key', 64)));
 }
 
 /** The X25519 key pair an account (user or service account) uses for encryption. */

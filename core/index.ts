@@ -3,6 +3,7 @@ export * from './errors';
 export * from './hex';
 export * from './token';
 export * from './crypto';
+export * from './e2e-read';
 export * from './mint';
 export * from './schemas';
 export * from './api-errors';

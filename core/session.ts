@@ -8,22 +8,19 @@
  * errors are typed; references are resolved with cross-app and cross-environment lookups through this session.
  */
 import { PhaseClient, type PhaseClientOptions } from './client';
+import { type KeyPairHex, encryptAsymmetric, initCrypto, keyDigest } from './crypto';
 import {
-  type KeyPairHex,
-  decryptAsymmetric,
-  encryptAsymmetric,
-  initCrypto,
-  keyDigest,
-  kxSeedKeyPair,
-  looksLikePhaseCiphertext,
-  reconstructPrivateKey,
-  x25519PublicKey,
-  constantTimeEqual,
-} from './crypto';
+  type EnvironmentKeys,
+  decryptSecret,
+  openAccount,
+  openEnvironment,
+  wrappedEnvironmentKey,
+} from './e2e-read';
 import { CryptoError, PhaseBridgeError } from './errors';
 import { type LocalSecret, ReferenceResolver, type ResolveMode } from './references';
 import type {
   BootstrapApp,
+  BootstrapEnvironmentKey,
   BootstrapResponse,
   EncryptedSecret,
   EncryptedSecretCreate,
@@ -176,9 +173,10 @@ export interface DeleteOptions {
 interface EnvKeyState {
   app: BootstrapApp;
   env: SessionEnvironment;
-  /** Wrapped seed the cached key pair came from (re-unwrapped only when it changes). */
+  /** Wrapped seed and salt the cached key pair came from (re-unwrapped only when they change). */
   wrappedSeed: string;
-  keys?: { publicKey: string; privateKey: string; salt: string };
+  wrappedSalt: string;
+  keys?: EnvironmentKeys;
   error?: CryptoError;
 }
 
@@ -235,21 +233,8 @@ export class PhaseSession {
     if (!pss) throw new MissingKeyMaterialError();
     const data = await this.client.bootstrap();
     if (!this.account || this.data?.wrapped_key_share !== data.wrapped_key_share) {
-      let privateKey: string;
-      try {
-        privateKey = reconstructPrivateKey(data.wrapped_key_share, pss.keyShare, pss.wrapKey);
-      } catch (cause) {
-        throw new CryptoError(
-          'cannot rebuild the account key: the token does not match its server-held key share',
-          {
-            cause,
-          },
-        );
-      }
-      if (!constantTimeEqual(x25519PublicKey(privateKey), pss.publicKey)) {
-        throw new CryptoError('the rebuilt account key does not match the public key in the token');
-      }
-      this.account = { publicKey: pss.publicKey, privateKey };
+      // Verified against the token's public key; a KeyVerificationError (a CryptoError) fails init.
+      this.account = openAccount(pss, data.wrapped_key_share);
     }
     const changed: SessionEnvironment[] = [];
     const next = new Map<string, EnvKeyState>();
@@ -266,9 +251,12 @@ export class PhaseSession {
         const prev = this.envKeys.get(env.id);
         if (!prev || prev.env.updatedAt !== env.updatedAt) changed.push(env);
         const state: EnvKeyState =
-          prev && prev.wrappedSeed === ek.wrapped_seed && prev.env.publicKey === env.publicKey
+          prev &&
+          prev.wrappedSeed === ek.wrapped_seed &&
+          prev.wrappedSalt === ek.wrapped_salt &&
+          prev.env.publicKey === env.publicKey
             ? { ...prev, app, env }
-            : this.unwrap(app, env, ek.wrapped_seed, ek.wrapped_salt);
+            : this.unwrap(app, env, ek);
         next.set(env.id, state);
       }
     }
@@ -277,37 +265,14 @@ export class PhaseSession {
     return changed;
   }
 
-  private unwrap(
-    app: BootstrapApp,
-    env: SessionEnvironment,
-    wrappedSeed: string,
-    wrappedSalt: string,
-  ): EnvKeyState {
-    const account = this.account!;
+  /** Opens and verifies an environment key; a failure is recorded and thrown when the environment is used. */
+  private unwrap(app: BootstrapApp, env: SessionEnvironment, ek: BootstrapEnvironmentKey): EnvKeyState {
+    const base = { app, env, wrappedSeed: ek.wrapped_seed, wrappedSalt: ek.wrapped_salt };
     try {
-      const seed = decryptAsymmetric(wrappedSeed, account.privateKey, account.publicKey);
-      const salt = decryptAsymmetric(wrappedSalt, account.privateKey, account.publicKey);
-      const kp = kxSeedKeyPair(seed);
-      if (!constantTimeEqual(kp.publicKey, env.publicKey.toLowerCase())) {
-        return {
-          app,
-          env,
-          wrappedSeed,
-          error: new CryptoError(
-            `environment "${env.name}" of app "${app.name}": the unwrapped key does not match the environment's public key`,
-          ),
-        };
-      }
-      return { app, env, wrappedSeed, keys: { ...kp, salt } };
-    } catch (cause) {
-      return {
-        app,
-        env,
-        wrappedSeed,
-        error: new CryptoError(`environment "${env.name}" of app "${app.name}": cannot unwrap its key`, {
-          cause,
-        }),
-      };
+      return { ...base, keys: openEnvironment(this.account!, wrappedEnvironmentKey(ek, app.name)) };
+    } catch (err) {
+      if (err instanceof CryptoError) return { ...base, error: err };
+      throw err;
     }
   }
 
@@ -378,7 +343,7 @@ export class PhaseSession {
     return { app, env };
   }
 
-  private keysFor(envId: string): { publicKey: string; privateKey: string; salt: string } {
+  private keysFor(envId: string): EnvironmentKeys {
     const state = this.envKeys.get(envId);
     if (!state) throw new EnvironmentNotFoundError(`no key for environment ${envId}`);
     if (state.error) throw state.error;
@@ -392,14 +357,12 @@ export class PhaseSession {
   }
 
   private decryptOne(s: EncryptedSecret, app: SessionApp, env: SessionEnvironment): DecryptedSecret {
-    const k = this.keysFor(env.id);
-    const dec = (c: string): string => (c === '' ? '' : decryptAsymmetric(c, k.privateKey, k.publicKey));
-    const overridden = s.override !== null && s.override.isActive;
+    const { key, value, comment, overridden } = decryptSecret(this.keysFor(env.id), s);
     return {
       id: s.id,
-      key: dec(s.key),
-      value: overridden ? dec(s.override!.value) : dec(s.value),
-      comment: looksLikePhaseCiphertext(s.comment) ? dec(s.comment) : s.comment,
+      key,
+      value,
+      comment,
       path: s.path,
       tags: s.tags,
       type: s.type,
