@@ -12,6 +12,7 @@ import { VERSION } from '../core/version';
 import { parseRateLimit, parseSize, parseTrustedProxies, type ServerConfig } from './config';
 import type { AuthedRequest, ServerContext } from './context';
 import { openStore, type Store } from './db/store';
+import { DEFAULT_REQUEST_TIMEOUT_MS, requestClockPlugin, requestTimeout } from './deadline';
 import { HttpError } from './http';
 import { EnvKeyCache } from './keys';
 import { createMetrics } from './metrics';
@@ -86,6 +87,8 @@ export async function createServer(config: ServerConfig & { logger?: Logger }): 
   await initCrypto();
   const proxies = trustedProxies(parseTrustedProxies(config.trustedProxies));
   const store = await openStore(config.database);
+  // Ties queries to their request, so a request answered by the time limit writes nothing afterwards (deadline.ts).
+  store.db = store.db.withPlugin(requestClockPlugin);
   const log =
     config.logger ??
     pino({
@@ -161,6 +164,7 @@ export async function createServer(config: ServerConfig & { logger?: Logger }): 
   app.get('/public/', alive);
 
   app.use(bodyParser(parseSize(config.bodyLimit ?? '1mb')));
+  app.use(requestTimeout(config.requestTimeout ?? DEFAULT_REQUEST_TIMEOUT_MS));
   app.use(e2eRouter(context));
   app.use(v1Router(context));
 

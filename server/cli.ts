@@ -146,6 +146,11 @@ export function register(program: Command): void {
     .addOption(new Option('--trust-proxy').hideHelp())
     .option('--body-limit <size>', 'maximum request body', '1mb')
     .option(
+      '--request-timeout <ms>',
+      'answer 503 to a request still running after this long (0: no limit)',
+      '30000',
+    )
+    .option(
       '--allow-loopback-identity-endpoints',
       'tests and local stand-ins only: identity logins may call OIDC issuers and AWS STS on loopback over http',
     )
@@ -159,6 +164,7 @@ export function register(program: Command): void {
           trustedProxy: string[];
           trustProxy?: boolean;
           bodyLimit: string;
+          requestTimeout: string;
           allowLoopbackIdentityEndpoints?: boolean;
           logLevel: string;
         },
@@ -168,6 +174,11 @@ export function register(program: Command): void {
         const trustedProxies = parseTrustedProxies(o.trustedProxy);
         if (o.rateLimit) parseRateLimit(o.rateLimit);
         parseSize(o.bodyLimit);
+        const requestTimeout = Number(o.requestTimeout);
+        if (!/^\d+$/.test(o.requestTimeout.trim()))
+          throw new Error(
+            `--request-timeout must be a number of milliseconds (0: no limit), got ${o.requestTimeout}`,
+          );
         const port = Number(o.port);
         if (!Number.isInteger(port) || port < 0 || port > 65535)
           throw new Error(`--port must be 0-65535, got ${o.port}`);
@@ -177,6 +188,7 @@ export function register(program: Command): void {
           rateLimit: o.rateLimit,
           trustedProxies,
           bodyLimit: o.bodyLimit,
+          requestTimeout,
           allowLoopbackIdentityEndpoints: o.allowLoopbackIdentityEndpoints === true,
           logLevel: o.logLevel,
         });

@@ -115,6 +115,8 @@ export interface ServerConfig {
   trustedProxies?: string[];
   /** Maximum request body, default 1mb. */
   bodyLimit?: string | number;
+  /** Per-request time limit in ms (503 after it; 0 = none); default 30 s. See deadline.ts. */
+  requestTimeout?: number;
   /**
    * Let identity logins call OIDC issuers and AWS STS on loopback over plain http. For tests and local stand-ins
    * only: in production the server refuses loopback, private and non-https endpoints.

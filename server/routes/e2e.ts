@@ -10,6 +10,8 @@ import { pathAllowed, resolveSecretsContext, type SecretsContext } from '../acce
 import { audit, type AuditInput } from '../audit';
 import { authenticate, lookupToken, rateLimit } from '../auth';
 import { principal, type Principal, type ServerContext } from '../context';
+import type { SecretTable } from '../db/schema';
+import { Pacer } from '../deadline';
 import {
   HttpError,
   badRequest,
@@ -25,10 +27,16 @@ import {
 } from '../http';
 import { clientIp } from '../network';
 import {
+  FolderIds,
+  TagIds,
+  addTags,
+  auditPaced,
   bumpEnvironment,
-  ensureFolder,
-  insertSecret,
+  checkEntryCount,
+  checkExpectedVersion,
+  insertSecrets,
   isDuplicate,
+  liveKeys,
   loadSecrets,
   lockSecrets,
   secretWire,
@@ -70,6 +78,8 @@ const createItem = z
   })
   .passthrough();
 
+const EXPECTED_VERSION = "!'expectedVersion' must be a positive integer: the version of the secret as read.";
+
 const updateItem = z
   .object({
     id: z.string({ required_error: '!Secret ID not provided' }),
@@ -81,6 +91,12 @@ const updateItem = z
     tags: tagList,
     type: z.enum(SECRET_TYPES).optional(),
     override: overrideSchema,
+    // Check-and-set (extension): the version the client read; 409 when the stored one differs.
+    expectedVersion: z
+      .number({ invalid_type_error: EXPECTED_VERSION })
+      .int({ message: EXPECTED_VERSION })
+      .positive({ message: EXPECTED_VERSION })
+      .nullish(),
   })
   .passthrough();
 
@@ -104,9 +120,11 @@ function secretsBody(req: Request): Record<string, unknown> {
   return b as Record<string, unknown>;
 }
 
-/** `res.json` minus Express's replacer/spaces lookups; the body is plain data. */
-function sendJson(res: Response, data: unknown): void {
-  res.status(200).type('application/json').send(JSON.stringify(data));
+/** The body of a bulk write, refused with 413 before validation when it carries too many entries. */
+function bulkBody(req: Request): Record<string, unknown> {
+  const b = secretsBody(req);
+  if (Array.isArray(b.secrets)) checkEntryCount(b.secrets.length);
+  return b;
 }
 
 function useCamel(req: Request): boolean {
@@ -267,6 +285,7 @@ export function e2eRouter(ctx: ServerContext): Router {
 
   r.get('/secrets/', auth, async (req: Request, res: Response) => {
     const p = principal(req);
+    const work = new Pacer();
     const c = await resolveSecretsContext(ctx, req, p, { missingMessage: missing });
     const leaseTtl = header(req, 'lease-ttl');
     if (leaseTtl !== undefined && !/^-?\d+$/.test(leaseTtl.trim())) {
@@ -290,19 +309,21 @@ export function e2eRouter(ctx: ServerContext): Router {
         allowedPaths: c.membership.paths,
       },
       p,
+      { pacer: work, kind: ctx.store.kind },
     );
+    // From the audit event on, the read is answered whatever the time.
+    work.commit();
     await audit(ctx.store.db, p, readEvent(c, items, 'e2e'));
     const camel = useCamel(req);
-    sendJson(
-      res,
-      items.map((s) => secretWire(s, undefined, camel)),
-    );
+    const json = await work.jsonArray(items.map((s) => secretWire(s, undefined, camel)));
+    res.status(200).type('application/json').send(json);
   });
 
   r.post('/secrets/', auth, async (req: Request, res: Response) => {
     const p = principal(req);
+    const work = new Pacer();
     const c = await resolveSecretsContext(ctx, req, p, { missingMessage: missing });
-    const { secrets } = parseWith(secretsArray(createItem), secretsBody(req));
+    const { secrets } = parseWith(secretsArray(createItem), bulkBody(req));
     const seen = new Set<string>();
     const prepared = secrets.map((s) => {
       const path = normalizePath(s.path ?? '/');
@@ -314,16 +335,23 @@ export function e2eRouter(ctx: ServerContext): Router {
     });
     const created: Array<{ id: string; key_digest: string; path: string }> = [];
     await ctx.store.db.transaction().execute(async (trx) => {
-      for (const s of prepared) {
-        if (await isDuplicate(trx, c.env.id, s.path, s.keyDigest)) throw conflict('Duplicate secret found');
-      }
+      const live = await liveKeys(
+        trx,
+        c.env.id,
+        prepared.map((s) => s.keyDigest),
+      );
+      if (prepared.some((s) => live.has(`${s.path}\u0000${s.keyDigest}`)))
+        throw conflict('Duplicate secret found');
+      const folders = new FolderIds(trx, c.env.id);
+      const rows: SecretTable[] = [];
+      const tagged: Array<{ secretId: string; names: string[] }> = [];
       for (const s of prepared) {
         const now = nowIso();
         const id = newId();
-        await insertSecret(trx, {
+        rows.push({
           id,
           environment_id: c.env.id,
-          folder_id: await ensureFolder(trx, c.env.id, s.path),
+          folder_id: await folders.of(s.path),
           path: s.path,
           key: s.key,
           key_digest: s.keyDigest,
@@ -335,31 +363,47 @@ export function e2eRouter(ctx: ServerContext): Router {
           updated_at: now,
           deleted_at: null,
         });
-        if (s.tags) await setTags(trx, p.orgId, id, s.tags);
-        if (s.override && p.kind === 'member')
-          await upsertOverride(trx, id, p.accountId, s.override.value, true);
+        if (s.tags) tagged.push({ secretId: id, names: s.tags });
         created.push({ id, key_digest: s.keyDigest, path: s.path });
       }
+      await insertSecrets(trx, rows, work);
+      await addTags(trx, new TagIds(trx, p.orgId), tagged, work);
+      if (p.kind === 'member') {
+        for (const [i, s] of prepared.entries()) {
+          if (!s.override) continue;
+          await upsertOverride(trx, rows[i].id, p.accountId, s.override.value, true);
+          await work.tick();
+        }
+      }
       await bumpEnvironment(trx, c.env.id, ctx.store.kind);
-      await audit(trx, p, secretEvents('C', c, created));
+      await auditPaced(trx, p, secretEvents('C', c, created), work);
+      work.commit();
     });
     res.status(200).end();
   });
 
   r.put('/secrets/', auth, async (req: Request, res: Response) => {
     const p = principal(req);
+    const work = new Pacer();
     const c = await resolveSecretsContext(ctx, req, p, { missingMessage: missing });
-    const { secrets } = parseWith(secretsArray(updateItem), secretsBody(req));
+    const { secrets } = parseWith(secretsArray(updateItem), bulkBody(req));
     const updated: Array<{ id: string; key_digest: string; path: string }> = [];
     await ctx.store.db.transaction().execute(async (trx) => {
-      await lockSecrets(
-        trx,
-        ctx.store.kind,
-        secrets.map((s) => s.id),
+      const wanted = secrets.map((s) => s.id);
+      await lockSecrets(trx, ctx.store.kind, wanted);
+      // One read for all entries; an entry naming a secret an earlier entry changed sees that change.
+      const current = new Map(
+        (await loadSecrets(trx, c.env.id, { ids: wanted, allowedPaths: c.membership.paths }, p)).map((s) => [
+          s.id,
+          s,
+        ]),
       );
+      const folders = new FolderIds(trx, c.env.id);
+      const tags = new TagIds(trx, p.orgId);
       for (const s of secrets) {
-        const [cur] = await loadSecrets(trx, c.env.id, { ids: [s.id], allowedPaths: c.membership.paths }, p);
+        const cur = current.get(s.id);
         if (!cur) throw notFound(`Secret not found: ${s.id}`);
+        checkExpectedVersion(cur, s.expectedVersion ?? undefined);
         const path = s.path !== undefined && s.path !== null ? normalizePath(s.path) : cur.path;
         requirePath(c, path);
         // A new key without its digest would leave the blind index pointing at the old name.
@@ -378,22 +422,19 @@ export function e2eRouter(ctx: ServerContext): Router {
           throw badRequest('Sealed secrets cannot be unsealed. Delete and recreate the secret instead.');
         }
         const value = cur.type === 'sealed' ? cur.value : (s.value ?? cur.value);
+        const next = {
+          key,
+          key_digest: keyDigest,
+          value,
+          comment: s.comment ?? cur.comment,
+          path,
+          folder_id: await folders.of(path),
+          type: s.type ?? cur.type,
+          version: cur.version + 1,
+          updated_at: nowIso(),
+        };
         try {
-          await trx
-            .updateTable('secrets')
-            .set({
-              key,
-              key_digest: keyDigest,
-              value,
-              comment: s.comment ?? cur.comment,
-              path,
-              folder_id: await ensureFolder(trx, c.env.id, path),
-              type: s.type ?? cur.type,
-              version: cur.version + 1,
-              updated_at: nowIso(),
-            })
-            .where('id', '=', cur.id)
-            .execute();
+          await trx.updateTable('secrets').set(next).where('id', '=', cur.id).execute();
         } catch (err) {
           if (
             (err as { code?: string }).code?.includes('CONSTRAINT') ||
@@ -403,15 +444,18 @@ export function e2eRouter(ctx: ServerContext): Router {
           }
           throw err;
         }
+        Object.assign(cur, next);
         // E2E PUT always applies tags: omitting them clears them (Phase behaviour the official clients rely on).
-        await setTags(trx, p.orgId, cur.id, s.tags ?? []);
+        await setTags(trx, p.orgId, cur.id, s.tags ?? [], tags);
         if (s.override && p.kind === 'member') {
           await upsertOverride(trx, cur.id, p.accountId, s.override.value, s.override.isActive ?? true);
         }
         updated.push({ id: cur.id, key_digest: keyDigest, path });
+        await work.tick();
       }
       await bumpEnvironment(trx, c.env.id, ctx.store.kind);
-      await audit(trx, p, secretEvents('U', c, updated));
+      await auditPaced(trx, p, secretEvents('U', c, updated), work);
+      work.commit();
     });
     res.status(200).end();
   });
