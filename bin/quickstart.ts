@@ -6,7 +6,7 @@
  *  3. serve the workload's secrets from the sidecar agent on localhost, decrypted locally with the minted token.
  * Without terraform (>= 1.11) it says so and serves step 1 only.
  */
-import { readFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import { configFromOptions } from '../agent/cli';
@@ -43,6 +43,7 @@ const say = (s = ''): void => {
 };
 
 export async function quickstart(o: QuickstartOptions): Promise<void> {
+  secureDataDir(o.dataDir);
   const tokenFile = join(o.dataDir, 'owner-token');
   const paths = resolvePaths({ dataDir: o.dataDir });
   // An existing token file over an empty database is refused with a clear message rather than overwritten.
@@ -86,10 +87,14 @@ export async function quickstart(o: QuickstartOptions): Promise<void> {
   }
   say(`2. Deploying examples/cdktf (app "quickstart", secrets, workload identity) with terraform ${tfv}...`);
   const ownerToken = readFileSync(tokenFile, 'utf8').trim();
-  const deployed = await deployQuickstart({ dataDir: o.dataDir, url, ownerToken });
-  say(
-    `   Applied in ${deployed.workDir}; the workload's token is in ${deployed.agentTokenFile} (mode 0600).`,
-  );
+  const deployed = await deployQuickstart({
+    dataDir: o.dataDir,
+    url,
+    ownerToken,
+    log: (line) => say(`   ${line}`),
+  });
+  say(`   Applied; Terraform state: ${deployed.stateFile} (mode 0600, one per data directory).`);
+  say(`   The workload's token is in ${deployed.agentTokenFile} (mode 0600).`);
 
   const cfg = configFromOptions(
     {
@@ -112,6 +117,19 @@ export async function quickstart(o: QuickstartOptions): Promise<void> {
   say(`   curl -s -H "X-Phase-Agent-Token: $CT" "${agent.url}/v1/env?format=dotenv"`);
   say();
   say('Docs: docs/server.md, docs/provider/, docs/agent.md. Ctrl-C stops.');
+}
+
+/**
+ * The data directory holds the database, the server key, tokens and the Terraform state: created 0700. One created
+ * by someone else with group or other access is tightened, with a line saying so.
+ */
+function secureDataDir(dir: string): void {
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  if (process.platform === 'win32') return; // no POSIX modes to tighten
+  const mode = statSync(dir).mode & 0o777;
+  if ((mode & 0o077) === 0) return;
+  chmodSync(dir, 0o700);
+  say(`Data directory ${dir} was mode 0${mode.toString(8)}; set to 0700 (it holds tokens and keys).`);
 }
 
 /** Waits (bounded) for the agent's first sync so the printed commands work right away. */
