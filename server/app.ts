@@ -11,7 +11,9 @@ import { serverKeyPair } from '../core/mint';
 import { VERSION } from '../core/version';
 import { parseRateLimit, parseSize, parseTrustedProxies, type ServerConfig } from './config';
 import type { AuthedRequest, ServerContext } from './context';
-import { openStore, type Store } from './db/store';
+import { ChangeFeed } from './changes';
+import { openStore, parseDatabaseUrl, type Store } from './db/store';
+import { eventsRouter } from './routes/events';
 import { DEFAULT_REQUEST_TIMEOUT_MS, requestClockPlugin, requestTimeout } from './deadline';
 import { HttpError } from './http';
 import { EnvKeyCache } from './keys';
@@ -110,6 +112,9 @@ export async function createServer(config: ServerConfig & { logger?: Logger }): 
     trustedProxies: proxies,
     allowLoopbackIdentityEndpoints: config.allowLoopbackIdentityEndpoints === true,
   };
+  const feed = new ChangeFeed(store.kind, parseDatabaseUrl(config.database).target, log);
+  await feed.start();
+  const events = eventsRouter(context, feed, config.changeStreamHeartbeatMs);
 
   const app = express();
   app.set('strict routing', true);
@@ -163,6 +168,8 @@ export async function createServer(config: ServerConfig & { logger?: Logger }): 
   app.get('/', alive);
   app.get('/public/', alive);
 
+  // The change stream is long-lived: mounted before the body parser and the per-request time limit.
+  app.use(events.router);
   app.use(bodyParser(parseSize(config.bodyLimit ?? '1mb')));
   app.use(requestTimeout(config.requestTimeout ?? DEFAULT_REQUEST_TIMEOUT_MS));
   app.use(e2eRouter(context));
@@ -235,6 +242,8 @@ export async function createServer(config: ServerConfig & { logger?: Logger }): 
           s.closeIdleConnections();
         });
       }
+      events.closeAll();
+      await feed.close();
       await store.close();
     },
   };

@@ -122,6 +122,8 @@ export interface ServerConfig {
    * only: in production the server refuses loopback, private and non-https endpoints.
    */
   allowLoopbackIdentityEndpoints?: boolean;
+  /** Heartbeat of the change stream (`/secrets/events/`), which also re-checks the token and access; default 15 s. */
+  changeStreamHeartbeatMs?: number;
   /** pino level; default info. Use 'silent' in tests. */
   logLevel?: string;
 }

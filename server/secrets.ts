@@ -13,6 +13,7 @@ import type { Pacer } from './deadline';
 import { HttpError, conflict, isoToMicros, microsToIso, newId, nowIso } from './http';
 import type { Db } from './keys';
 import { pathAllowed } from './access';
+import { publishChange } from './changes';
 
 /**
  * Most entries one `POST` or `PUT` on `/v1/secrets/` or E2E `/secrets/` accepts; more is a 413 naming the number.
@@ -370,6 +371,7 @@ export async function bumpEnvironment(
   let next = nowIso();
   if (next <= row.updated_at) next = microsToIso(isoToMicros(row.updated_at) + 1);
   await db.updateTable('environments').set({ updated_at: next }).where('id', '=', envId).execute();
+  await publishChange(db, kind, { environmentId: envId, updatedAt: next });
 }
 
 /** Is there a live secret at (env, path, digest), other than `exceptId`? */

@@ -54,6 +54,8 @@ export interface StartTestServerOptions {
   trustedProxies?: string[];
   /** Identity logins may call issuers and STS stand-ins on loopback. */
   allowLoopbackIdentityEndpoints?: boolean;
+  /** Heartbeat of the change stream (default 15 s). */
+  changeStreamHeartbeatMs?: number;
   bodyLimit?: string | number;
   host?: string;
 }
@@ -107,6 +109,7 @@ export async function startTestServer(opts: StartTestServerOptions = {}): Promis
     rateLimit: opts.rateLimit,
     trustedProxies: opts.trustedProxies,
     allowLoopbackIdentityEndpoints: opts.allowLoopbackIdentityEndpoints,
+    changeStreamHeartbeatMs: opts.changeStreamHeartbeatMs,
     bodyLimit: opts.bodyLimit,
     logLevel: 'silent',
   });
