@@ -25,8 +25,8 @@ export interface PhaseProviderProps {
    */
   readonly alias?: string;
   /**
-   * Version constraint written to `required_providers`.
-   * @default any installed version
+   * Version constraint written to `required_providers` (cdktf-cli requires one).
+   * @default `~> MAJOR.MINOR` of the phase-bridge release the bindings were generated for (e.g. `~> 0.1`)
    */
   readonly version?: string;
 }

@@ -213,7 +213,7 @@ function moduleFor(kind: Kind, typeName: string, block: WireBlock): string {
     body.push(
       configInterfaces(n.configName, block, undefined).replace(
         `export interface ${n.configName} {\n`,
-        `export interface ${n.configName} {\n  /** Alias, for several configurations of this provider in one stack. */\n  readonly alias?: string;\n  /** Version constraint written to \`required_providers\` (e.g. \`"~> 0.1"\`). */\n  readonly version?: string;\n`,
+        `export interface ${n.configName} {\n  /** Alias, for several configurations of this provider in one stack. */\n  readonly alias?: string;\n  /** Version constraint written to \`required_providers\`; default \`"${versionConstraint()}"\`, the versions this binding was generated for. */\n  readonly version?: string;\n`,
       ),
     );
     body.push(spec);
@@ -223,7 +223,11 @@ function moduleFor(kind: Kind, typeName: string, block: WireBlock): string {
   constructor(scope: Construct, id: string, private readonly config: ${n.configName} = {}) {
     super(scope, id, {
       terraformResourceType: '${PROVIDER}',
-      terraformGeneratorMetadata: { providerName: '${PROVIDER}', providerVersionConstraint: config.version },
+      terraformGeneratorMetadata: {
+        providerName: '${PROVIDER}',
+        providerVersion: '${providerVersion()}',
+        providerVersionConstraint: config.version ?? '${versionConstraint()}',
+      },
       terraformProviderSource: '${PROVIDER_SOURCE}',
     });
     this.alias = config.alias;
@@ -308,6 +312,20 @@ ${text}`;
 }
 
 const PROVIDER_SOURCE = 'phase-bridge/phase';
+
+/** The provider version these bindings are generated for: phase-bridge's own (what `provider install` installs). */
+function providerVersion(): string {
+  return (JSON.parse(readFileSync(join(repoRoot(), 'package.json'), 'utf8')) as { version: string }).version;
+}
+
+/**
+ * `~> MAJOR.MINOR` of that version: cdktf-cli refuses a required provider without a constraint, and this one accepts
+ * every later release that keeps the schema compatible.
+ */
+function versionConstraint(): string {
+  const [major, minor] = providerVersion().split('.');
+  return `~> ${major}.${minor}`;
+}
 
 /** Every generated file (path relative to the repository → contents, formatted as the repository formats code). */
 export function generate(schema: WireSchema, root: string): Map<string, string> {

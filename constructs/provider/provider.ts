@@ -7,7 +7,7 @@ import { toTerraform, type BlockSpec } from '../synth';
 export interface PhaseProviderConfig {
   /** Alias, for several configurations of this provider in one stack. */
   readonly alias?: string;
-  /** Version constraint written to `required_providers` (e.g. `"~> 0.1"`). */
+  /** Version constraint written to `required_providers`; default `"~> 0.1"`, the versions this binding was generated for. */
   readonly version?: string;
   /**
    * Phase host. Defaults to `PHASE_HOST`, then Phase Cloud (`https://api.phase.dev`). Other hosts get `/service/public` appended.
@@ -43,7 +43,11 @@ export class PhaseProvider extends TerraformProvider {
   ) {
     super(scope, id, {
       terraformResourceType: 'phase',
-      terraformGeneratorMetadata: { providerName: 'phase', providerVersionConstraint: config.version },
+      terraformGeneratorMetadata: {
+        providerName: 'phase',
+        providerVersion: '0.1.0',
+        providerVersionConstraint: config.version ?? '~> 0.1',
+      },
       terraformProviderSource: 'phase-bridge/phase',
     });
     this.alias = config.alias;
