@@ -32,6 +32,11 @@ import {
   type EncryptedSecretUpdate,
   type Environment,
   EnvironmentSchema,
+  type AwsIamIdentityConfig,
+  type ExternalIdentity,
+  ExternalIdentityCreateSchema,
+  ExternalIdentitySchema,
+  ExternalIdentityUpdateSchema,
   ListSchema,
   type Member,
   type MemberAccess,
@@ -42,6 +47,7 @@ import {
   MintedTokenSchema,
   type NetworkPolicy,
   NetworkPolicySchema,
+  type OidcIdentityConfig,
   type Role,
   RoleSchema,
   type SecretType,
@@ -188,6 +194,38 @@ export interface NetworkPolicyInput {
 }
 
 export type AccountType = 'service_account' | 'member';
+
+/** Fields every external identity has (docs/identity.md); the server defaults the TTLs to 3600 and 86400. */
+interface ExternalIdentityFields {
+  name: string;
+  /** null clears it on update. */
+  description?: string | null;
+  /** Name given to minted tokens (falls back to the provider, e.g. `aws-iam`); null clears it on update. */
+  tokenNamePattern?: string | null;
+  defaultTtlSeconds?: number;
+  maxTtlSeconds?: number;
+}
+
+/** A new external identity: the provider and its config. */
+export type ExternalIdentityInput =
+  | (ExternalIdentityFields & { provider: 'oidc'; config: OidcIdentityConfig })
+  | (ExternalIdentityFields & { provider: 'aws_iam'; config: AwsIamIdentityConfig });
+
+/** Changes to an identity: any field but `provider` (fixed at creation); `config` replaces the whole config. */
+export type ExternalIdentityChanges = Partial<ExternalIdentityFields> & {
+  config?: OidcIdentityConfig | AwsIamIdentityConfig;
+};
+
+/** The longest grace a deleted token may keep (`?grace_seconds=`, phase-bridge extension): 7 days. */
+export const MAX_REVOKE_GRACE_SECONDS = 7 * 86400;
+
+export interface DeleteTokenOptions {
+  /**
+   * phase-bridge extension: the token stays valid this many more seconds (at most 7 days), then expires, so a
+   * replaced token keeps working while its users move to the new one. Phase ignores it and revokes at once.
+   */
+  graceSeconds?: number;
+}
 
 export interface AuditLogFilters {
   limit?: number;
@@ -478,8 +516,20 @@ export class PhaseClient {
       body,
     });
   }
-  async deleteServiceAccountToken(id: string, tokenId: string): Promise<void> {
-    await this.request('DELETE', 'api', `/v1/service-accounts/${seg(id)}/tokens/${seg(tokenId)}/`, null);
+  /** Revokes a token; with `graceSeconds` (phase-bridge extension) it stays valid that long, then expires. */
+  async deleteServiceAccountToken(id: string, tokenId: string, opts: DeleteTokenOptions = {}): Promise<void> {
+    const grace = opts.graceSeconds;
+    if (
+      grace !== undefined &&
+      !(Number.isInteger(grace) && grace >= 0 && grace <= MAX_REVOKE_GRACE_SECONDS)
+    ) {
+      throw new RequestValidationError('token deletion', [
+        `graceSeconds: must be a whole number of seconds from 0 to ${MAX_REVOKE_GRACE_SECONDS}`,
+      ]);
+    }
+    await this.request('DELETE', 'api', `/v1/service-accounts/${seg(id)}/tokens/${seg(tokenId)}/`, null, {
+      query: { grace_seconds: grace ? grace : undefined },
+    });
   }
 
   /** Grouped service-account calls (`client.serviceAccounts.setAccess(...)`). */
@@ -491,7 +541,8 @@ export class PhaseClient {
     delete: (id: string) => this.deleteServiceAccount(id),
     setAccess: (id: string, apps: AccessGrant) => this.setServiceAccountAccess(id, apps),
     createToken: (id: string, input: TokenCreate) => this.createServiceAccountToken(id, input),
-    deleteToken: (id: string, tokenId: string) => this.deleteServiceAccountToken(id, tokenId),
+    deleteToken: (id: string, tokenId: string, opts?: DeleteTokenOptions) =>
+      this.deleteServiceAccountToken(id, tokenId, opts),
   };
 
   // ---- members ----
@@ -621,6 +672,58 @@ export class PhaseClient {
       this.detachNetworkPolicy(id, target),
   };
 
+  // ---- phase-bridge extension: external identities (docs/identity.md) ----
+
+  listExternalIdentities(): Promise<ExternalIdentity[]> {
+    return this.list('/v1/external-identities/', ExternalIdentitySchema);
+  }
+  /** Creates an identity (`oidc` or `aws_iam`); the config is checked locally before it is sent. */
+  createExternalIdentity(input: ExternalIdentityInput): Promise<ExternalIdentity> {
+    const body = checkInput(ExternalIdentityCreateSchema, identityBody(input), 'external identity');
+    return this.request('POST', 'api', '/v1/external-identities/', ExternalIdentitySchema, { body });
+  }
+  getExternalIdentity(id: string): Promise<ExternalIdentity> {
+    return this.request('GET', 'api', `/v1/external-identities/${seg(id)}/`, ExternalIdentitySchema);
+  }
+  updateExternalIdentity(id: string, changes: ExternalIdentityChanges): Promise<ExternalIdentity> {
+    const body = checkInput(ExternalIdentityUpdateSchema, identityBody(changes), 'external identity update');
+    return this.request('PUT', 'api', `/v1/external-identities/${seg(id)}/`, ExternalIdentitySchema, {
+      body,
+    });
+  }
+  /** Deletes an identity (soft delete on the server); its attachments go with it. */
+  async deleteExternalIdentity(id: string): Promise<void> {
+    await this.request('DELETE', 'api', `/v1/external-identities/${seg(id)}/`, null);
+  }
+  /** Lets the identity log in as the service account (only the account itself or a global-access member may). */
+  attachExternalIdentity(id: string, serviceAccountId: string): Promise<ExternalIdentity> {
+    return this.request(
+      'PUT',
+      'api',
+      `/v1/external-identities/${seg(id)}/attachments/`,
+      ExternalIdentitySchema,
+      { body: { service_account_id: serviceAccountId } },
+    );
+  }
+  async detachExternalIdentity(id: string, serviceAccountId: string): Promise<void> {
+    await this.request(
+      'DELETE',
+      'api',
+      `/v1/external-identities/${seg(id)}/attachments/${seg(serviceAccountId)}/`,
+      null,
+    );
+  }
+
+  readonly externalIdentities = {
+    list: () => this.listExternalIdentities(),
+    create: (input: ExternalIdentityInput) => this.createExternalIdentity(input),
+    get: (id: string) => this.getExternalIdentity(id),
+    update: (id: string, changes: ExternalIdentityChanges) => this.updateExternalIdentity(id, changes),
+    delete: (id: string) => this.deleteExternalIdentity(id),
+    attach: (id: string, serviceAccountId: string) => this.attachExternalIdentity(id, serviceAccountId),
+    detach: (id: string, serviceAccountId: string) => this.detachExternalIdentity(id, serviceAccountId),
+  };
+
   /** `GET /v1/audit-logs/` (phase-bridge extension): key digests and actors, never values. */
   auditLogs(filters: AuditLogFilters = {}): Promise<AuditLogPage> {
     const query: Query = {
@@ -656,6 +759,19 @@ function policyBody(input: Partial<NetworkPolicyInput>): Record<string, unknown>
   if (input.name !== undefined) body.name = input.name;
   if (input.allowedIps !== undefined) body.allowed_ips = input.allowedIps;
   if (input.isGlobal !== undefined) body.is_global = input.isGlobal;
+  return body;
+}
+
+/** External-identity bodies go out snake_case; the config keeps its camelCase keys (docs/identity.md). */
+function identityBody(input: ExternalIdentityChanges & { provider?: string }): Record<string, unknown> {
+  const body: Record<string, unknown> = {};
+  if (input.name !== undefined) body.name = input.name;
+  if (input.description !== undefined) body.description = input.description;
+  if (input.provider !== undefined) body.provider = input.provider;
+  if (input.config !== undefined) body.config = input.config;
+  if (input.tokenNamePattern !== undefined) body.token_name_pattern = input.tokenNamePattern;
+  if (input.defaultTtlSeconds !== undefined) body.default_ttl_seconds = input.defaultTtlSeconds;
+  if (input.maxTtlSeconds !== undefined) body.max_ttl_seconds = input.maxTtlSeconds;
   return body;
 }
 

@@ -384,3 +384,88 @@ export const TokenCreateSchema = z
   })
   .strict();
 export type TokenCreate = z.infer<typeof TokenCreateSchema>;
+
+// ---- phase-bridge extension: external identities (docs/identity.md) ----
+
+/** The identity providers an identity record can use (`oidc` is ours; Phase has `aws_iam` and `azure_entra`). */
+export const EXTERNAL_IDENTITY_PROVIDERS = ['oidc', 'aws_iam'] as const;
+export type ExternalIdentityProvider = (typeof EXTERNAL_IDENTITY_PROVIDERS)[number];
+
+/** `config` of an `oidc` identity, keys camelCase as Phase writes identity configs. */
+export const OidcIdentityConfigSchema = z
+  .object({
+    /** Exact match of the token's `iss`. */
+    issuer: str.min(1),
+    /** The token's `aud` must contain one of these. */
+    audiences: z.array(str.min(1)).min(1),
+    /** The issuer's JWKS URL; neither this nor `jwks` = discovery from the issuer. */
+    jwksUrl: str.min(1).optional(),
+    /** An inline JWKS (`{"keys": [...]}`). */
+    jwks: z.record(z.unknown()).optional(),
+    /** Default (server) `["RS256", "ES256"]`; `none` and HMAC are refused. */
+    allowedAlgorithms: z.array(str.min(1)).min(1).optional(),
+    /** Glob patterns for `sub`; a bare `*` is refused. */
+    boundSubjects: z.array(str.min(1)).min(1),
+    /** Claim name → glob pattern (string claims only). */
+    boundClaims: z.record(str.min(1)).optional(),
+  })
+  .strict();
+export type OidcIdentityConfig = z.infer<typeof OidcIdentityConfigSchema>;
+
+/** `config` of an `aws_iam` identity. */
+export const AwsIamIdentityConfigSchema = z
+  .object({
+    /** ARN glob patterns; a bare `*` is refused. */
+    trustedPrincipals: z.array(str.min(1)).min(1),
+    /** Default (server) `https://sts.amazonaws.com`. */
+    stsEndpoint: str.min(1).optional(),
+    /** Allowed clock skew of the signed request; default (server) 60. */
+    signatureTtlSeconds: z.number().int().positive().optional(),
+  })
+  .strict();
+export type AwsIamIdentityConfig = z.infer<typeof AwsIamIdentityConfigSchema>;
+
+/** An identity as `/v1/external-identities/` answers it. `config` is kept as sent (the provider decides its shape). */
+export const ExternalIdentitySchema = z.object({
+  id: str,
+  name: str,
+  description: optText,
+  /** `oidc` or `aws_iam` (kept as a string: a Phase-created `azure_entra` record still parses). */
+  provider: str,
+  config: z.record(z.unknown()),
+  tokenNamePattern: optText,
+  defaultTtlSeconds: z.number().int(),
+  maxTtlSeconds: z.number().int(),
+  /** Ids of the attached service accounts. */
+  serviceAccounts: z.array(str).default([]),
+  createdAt: str.optional(),
+  updatedAt: str.optional(),
+});
+export type ExternalIdentity = z.infer<typeof ExternalIdentitySchema>;
+
+const identityFields = {
+  name: str.min(1).max(64),
+  description: str.nullable().optional(),
+  token_name_pattern: str.min(1).max(64).nullable().optional(),
+  default_ttl_seconds: z.number().int().positive().optional(),
+  max_ttl_seconds: z.number().int().positive().optional(),
+};
+
+/** `POST /v1/external-identities/` body (snake_case, like every `/v1` request body). */
+export const ExternalIdentityCreateSchema = z.discriminatedUnion('provider', [
+  z.object({ ...identityFields, provider: z.literal('oidc'), config: OidcIdentityConfigSchema }).strict(),
+  z
+    .object({ ...identityFields, provider: z.literal('aws_iam'), config: AwsIamIdentityConfigSchema })
+    .strict(),
+]);
+export type ExternalIdentityCreate = z.infer<typeof ExternalIdentityCreateSchema>;
+
+/** `PUT /v1/external-identities/:id/` body: any create field but `provider`; `config` is replaced as a whole. */
+export const ExternalIdentityUpdateSchema = z
+  .object({
+    ...identityFields,
+    name: identityFields.name.optional(),
+    config: z.union([OidcIdentityConfigSchema, AwsIamIdentityConfigSchema]).optional(),
+  })
+  .strict();
+export type ExternalIdentityUpdate = z.infer<typeof ExternalIdentityUpdateSchema>;

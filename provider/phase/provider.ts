@@ -11,6 +11,7 @@ import { secretsDataSource } from '../data-sources/secrets';
 import { serviceAccountTokenEphemeral } from '../ephemeral/service-account-token';
 import { appResource } from '../resources/app';
 import { environmentResource } from '../resources/environment';
+import { externalIdentityResource, serviceAccountIdentityResource } from '../resources/external-identity';
 import { networkPolicyAttachmentResource, networkPolicyResource } from '../resources/network-policy';
 import { roleResource } from '../resources/role';
 import { secretResource } from '../resources/secret';
@@ -113,6 +114,8 @@ export const providerDef: ProviderDef<Client> = {
     serviceAccountResource,
     serviceAccountAccessResource,
     serviceAccountTokenResource,
+    externalIdentityResource,
+    serviceAccountIdentityResource,
     networkPolicyResource,
     networkPolicyAttachmentResource,
     secretResource,

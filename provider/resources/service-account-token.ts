@@ -1,12 +1,14 @@
 /**
  * `phase_service_account_token`: a token of a service account, with expiry and built-in rotation.
  * `rotate_after` plans a replacement once the token is older than that duration, so rotation needs no
- * `time_rotating` resource; the token value is kept in state (sensitive), like every managed credential.
+ * `time_rotating` resource; `revoke_grace` keeps a replaced token valid a while longer (phase-bridge extension).
+ * The token value is kept in state (sensitive), like every managed credential.
  */
 import { parseDuration } from '../../core/duration';
 import type { ResourceDef } from '../framework/provider';
 import { error, warning } from '../framework/diagnostics';
 import { isUnknown, type TfObject } from '../framework/types';
+import type { Validator } from '../framework/schema';
 import { createdAt, deleteIgnoringGone, idAttr, orNullIfGone, type Client } from '../phase/common';
 import {
   duration,
@@ -19,6 +21,29 @@ import {
   splitImportId,
   str,
 } from '../phase/values';
+
+/** The longest `revoke_grace` the server accepts (`?grace_seconds=`): 7 days. */
+export const MAX_REVOKE_GRACE_MS = 7 * 86_400_000;
+
+const atMostSevenDays: Validator = (v, path) => {
+  const ms = typeof v === 'string' ? parseDuration(v) : undefined;
+  return ms !== undefined && ms > MAX_REVOKE_GRACE_MS
+    ? [
+        error(
+          'Grace too long',
+          `revoke_grace "${String(v)}" is longer than 7 days ("168h" or "7d" at most).`,
+          path,
+        ),
+      ]
+    : [];
+};
+
+/** `revoke_grace` in whole seconds, or undefined when it is not set. */
+export function graceSeconds(state: TfObject): number | undefined {
+  const g = str(state, 'revoke_grace');
+  const ms = g ? parseDuration(g) : undefined;
+  return ms === undefined ? undefined : Math.min(Math.floor(ms / 1000), MAX_REVOKE_GRACE_MS / 1000);
+}
 
 /** True when the token's age has reached `rotate_after`. */
 export function rotationDue(createdAtIso: string, rotateAfter: string, now = Date.now()): boolean {
@@ -40,8 +65,8 @@ export const serviceAccountTokenResource: ResourceDef<Client> = {
     version: 0,
     block: {
       description:
-        'A service-account token. Any change to its arguments (except `rotate_after`) mints a new token. ' +
-        'A token that expired or was revoked outside Terraform is planned for re-creation.',
+        'A service-account token. Any change to its arguments (except `rotate_after` and `revoke_grace`) mints a new ' +
+        'token. A token that expired or was revoked outside Terraform is planned for re-creation.',
       attributes: {
         id: idAttr('token'),
         service_account_id: {
@@ -80,6 +105,15 @@ export const serviceAccountTokenResource: ResourceDef<Client> = {
             'Plan a replacement once the token is older than this duration (e.g. `"720h"`, `"30d"`). Combine with ' +
             '`lifecycle { create_before_destroy = true }` so the new token exists before the old one is revoked.',
           validators: [duration],
+        },
+        revoke_grace: {
+          type: 'string',
+          optional: true,
+          description:
+            'When the token is destroyed or replaced, keep it valid this much longer (e.g. `"1h"`, at most 7 days) so ' +
+            'its users can move to the new token; it then expires on the server. A phase-bridge extension: real Phase ' +
+            'ignores it and revokes at once. Takes effect from the apply after it is set.',
+          validators: [duration, atMostSevenDays],
         },
         token: {
           type: 'string',
@@ -174,14 +208,20 @@ export const serviceAccountTokenResource: ResourceDef<Client> = {
     };
   },
 
-  /** Only `rotate_after` changes in place, and it lives in state alone. */
+  /** Only `rotate_after` and `revoke_grace` change in place, and they live in state alone. */
   async update(_client, _prior, planned) {
     return planned;
   },
 
+  /** Revokes the token, or with `revoke_grace` (stored in state, so a replacement uses it too) lets it expire later. */
   async delete(client, state) {
+    const grace = graceSeconds(state);
     await deleteIgnoringGone(() =>
-      client.deleteServiceAccountToken(need(state, 'service_account_id'), need(state, 'id')),
+      client.deleteServiceAccountToken(
+        need(state, 'service_account_id'),
+        need(state, 'id'),
+        grace ? { graceSeconds: grace } : {},
+      ),
     );
   },
 

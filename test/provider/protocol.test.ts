@@ -97,12 +97,14 @@ describe('provider plugin over gRPC (spec §1–§7)', () => {
       [
         'phase_app',
         'phase_environment',
+        'phase_external_identity',
         'phase_network_policy',
         'phase_network_policy_attachment',
         'phase_role',
         'phase_secret',
         'phase_service_account',
         'phase_service_account_access',
+        'phase_service_account_identity',
         'phase_service_account_token',
       ].sort(),
     );
@@ -128,7 +130,7 @@ describe('provider plugin over gRPC (spec §1–§7)', () => {
 
   it('answers GetMetadata and leaves unimplemented RPCs UNIMPLEMENTED', async () => {
     const md = await plugin.call('GetMetadata');
-    expect((md.resources as unknown[]).length).toBe(9);
+    expect((md.resources as unknown[]).length).toBe(11);
     await expect(plugin.call('CallFunction', { name: 'x' })).rejects.toMatchObject({
       code: grpc.status.UNIMPLEMENTED,
     });
@@ -280,6 +282,7 @@ describe('provider plugin over gRPC (spec §1–§7)', () => {
       ...fresh,
       expires_at: null,
       expires_in: null,
+      revoke_grace: null,
     });
   });
 
