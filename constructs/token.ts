@@ -26,6 +26,13 @@ export interface PhaseTokenProps {
    * @default no rotation
    */
   readonly rotateAfter?: string;
+  /**
+   * When the token is replaced (a rotation) or destroyed, keep it valid this much longer (for example `"1h"`, at most
+   * 7 days) so running workloads can move to the new token; it then expires on the server. A phase-bridge extension:
+   * Phase ignores it and revokes at once. Takes effect from the apply after it is first set.
+   * @default revoked at once
+   */
+  readonly revokeGrace?: string;
 }
 
 /** What a token construct needs from its account. */
@@ -53,6 +60,7 @@ export class PhaseToken extends Construct {
       expiresIn: lifetime,
       expiresAt,
       rotateAfter: props.rotateAfter,
+      revokeGrace: props.revokeGrace,
       lifecycle: props.rotateAfter ? { createBeforeDestroy: true } : undefined,
     });
     validate(this, () => {
@@ -82,6 +90,13 @@ export class PhaseToken extends Construct {
             `rotateAfter '${props.rotateAfter}' is not shorter than the token's lifetime, so the token would expire before it is replaced.`,
           );
         }
+      }
+      if (props.revokeGrace !== undefined) {
+        const grace = parseDuration(props.revokeGrace);
+        if (grace === undefined)
+          problems.push(`revokeGrace '${props.revokeGrace}' is not a duration like "1h" or "30m".`);
+        else if (grace > MAX_REVOKE_GRACE_MS)
+          problems.push(`revokeGrace '${props.revokeGrace}' is longer than 7 days; use at most "7d".`);
       }
       return problems;
     });
@@ -115,7 +130,11 @@ export class PhaseToken extends Construct {
   }
 }
 
-function lifetimeSeconds(v: number | string | undefined): number | undefined {
+/** The longest `revokeGrace` the server keeps a token for: 7 days. */
+const MAX_REVOKE_GRACE_MS = 7 * 86_400_000;
+
+/** Whole seconds from a number of seconds or a duration (`"90d"`), or undefined when it is neither. */
+export function lifetimeSeconds(v: number | string | undefined): number | undefined {
   if (v === undefined) return undefined;
   if (typeof v === 'number') return Number.isInteger(v) && v > 0 ? v : undefined;
   const ms = /^\d+$/.test(v.trim()) ? Number(v) * 1000 : parseDuration(v);

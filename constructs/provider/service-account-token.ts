@@ -28,6 +28,10 @@ export interface ServiceAccountTokenConfig extends TerraformMetaArguments {
    * Plan a replacement once the token is older than this duration (e.g. `"720h"`, `"30d"`). Combine with `lifecycle { create_before_destroy = true }` so the new token exists before the old one is revoked.
    */
   readonly rotateAfter?: string;
+  /**
+   * When the token is destroyed or replaced, keep it valid this much longer (e.g. `"1h"`, at most 7 days) so its users can move to the new token; it then expires on the server. A phase-bridge extension: real Phase ignores it and revokes at once. Takes effect from the apply after it is set.
+   */
+  readonly revokeGrace?: string;
 }
 
 const SPEC: BlockSpec = {
@@ -37,12 +41,13 @@ const SPEC: BlockSpec = {
     expiresAt: 'expires_at',
     expiresIn: 'expires_in',
     rotateAfter: 'rotate_after',
+    revokeGrace: 'revoke_grace',
   },
   blocks: {},
 };
 
 /**
- * A service-account token. Any change to its arguments (except `rotate_after`) mints a new token. A token that expired or was revoked outside Terraform is planned for re-creation.
+ * A service-account token. Any change to its arguments (except `rotate_after` and `revoke_grace`) mints a new token. A token that expired or was revoked outside Terraform is planned for re-creation.
  * The resource `phase_service_account_token`.
  */
 export class ServiceAccountToken extends TerraformResource {
@@ -104,6 +109,13 @@ export class ServiceAccountToken extends TerraformResource {
    */
   get rotateAfter(): string {
     return this.getStringAttribute('rotate_after');
+  }
+
+  /**
+   * When the token is destroyed or replaced, keep it valid this much longer (e.g. `"1h"`, at most 7 days) so its users can move to the new token; it then expires on the server. A phase-bridge extension: real Phase ignores it and revokes at once. Takes effect from the apply after it is set.
+   */
+  get revokeGrace(): string {
+    return this.getStringAttribute('revoke_grace');
   }
 
   /**

@@ -26,6 +26,10 @@ import {
   serviceAccountAccess,
   serviceAccountToken,
 } from '../../constructs/provider';
+import {
+  externalIdentity as l1identity,
+  serviceAccountIdentity as l1attachment,
+} from '../../constructs/provider';
 import { providerDef } from '../../provider/phase/provider';
 import type { BlockDef } from '../../provider/framework/schema';
 
@@ -450,5 +454,210 @@ describe('agentSidecar', () => {
       memory: 128,
     });
     expect(spec.ecs.environment).toEqual([{ name: 'PHASE_HOST', value: 'https://phase.example' }]);
+  });
+});
+
+describe('PhaseServiceAccount: workload identity (trustKubernetes, trustOidc, trustAwsPrincipal) and revokeGrace', () => {
+  /** Every emitted body of the two identity types against the provider schema. */
+  const conforms = (out: Synth): string[] =>
+    ['phase_external_identity', 'phase_service_account_identity'].flatMap((type) =>
+      Object.entries(out.resource[type] ?? {}).flatMap(([name, body]) =>
+        conformance(schemaOf('resource', type), body, `${type}.${name}`),
+      ),
+    );
+
+  test('trustKubernetes: an oidc identity bound to the pod service account and audience, attached to the account', () => {
+    let returned: unknown;
+    const out = synth((s) => {
+      const sa = new PhaseServiceAccount(s, 'sa', { name: 'payments-api' });
+      returned = sa.trustKubernetes({
+        issuer: 'https://oidc.eks.eu-west-1.amazonaws.com/id/EXAMPLE',
+        namespace: 'payments',
+        serviceAccount: 'api',
+        audience: 'phase',
+        tokenTtl: '15m',
+        maxTtl: '1h',
+      });
+    });
+    expect(returned).toBeInstanceOf(l1identity.ExternalIdentity);
+    expect(conforms(out)).toEqual([]);
+    const [[name, identity]] = Object.entries(out.resource.phase_external_identity);
+    expect(identity).toEqual({
+      name: 'payments-api: kubernetes payments/api',
+      provider_type: 'oidc',
+      default_ttl_seconds: 900,
+      max_ttl_seconds: 3600,
+      oidc: [
+        {
+          issuer: 'https://oidc.eks.eu-west-1.amazonaws.com/id/EXAMPLE',
+          audiences: ['phase'],
+          bound_subjects: ['system:serviceaccount:payments:api'],
+        },
+      ],
+    });
+    const attachments = Object.values(out.resource.phase_service_account_identity);
+    expect(attachments).toEqual([
+      {
+        identity_id: `\${phase_external_identity.${name}.id}`,
+        service_account_id: expect.stringMatching(/^\$\{phase_service_account\.sa_account_[A-Z0-9]+\.id\}$/),
+      },
+    ]);
+  });
+
+  test('trustOidc: subjects, claims, inline keys as JSON text, algorithms; two identities on one issuer get their own ids', () => {
+    const jwks = { keys: [{ kty: 'EC', crv: 'P-256', x: 'x', y: 'y', kid: 'k1' }] };
+    const synthed = Testing.synthScope((s) => {
+      const sa = new PhaseServiceAccount(s, 'deploy', { name: 'deploy' });
+      sa.trustOidc({
+        issuer: 'https://token.actions.githubusercontent.com',
+        audiences: ['https://github.com/acme'],
+        subjects: ['repo:acme/payments:environment:production'],
+        claims: { ref: 'refs/heads/main' },
+        jwks,
+        allowedAlgorithms: ['RS256'],
+        name: 'github deploys',
+      });
+      sa.trustOidc({
+        issuer: 'https://token.actions.githubusercontent.com',
+        audiences: ['https://github.com/acme'],
+        subjects: ['repo:acme/infra:*'],
+      });
+    });
+    expect(synthed).toHaveResourceWithProperties(l1identity.ExternalIdentity, {
+      name: 'github deploys',
+      provider_type: 'oidc',
+      oidc: [
+        {
+          issuer: 'https://token.actions.githubusercontent.com',
+          audiences: ['https://github.com/acme'],
+          bound_subjects: ['repo:acme/payments:environment:production'],
+          bound_claims: { ref: 'refs/heads/main' },
+          jwks: JSON.stringify(jwks),
+          allowed_algorithms: ['RS256'],
+        },
+      ],
+    });
+    expect(synthed).toHaveResource(l1attachment.ServiceAccountIdentity);
+    const out = JSON.parse(synthed) as Synth;
+    expect(Object.keys(out.resource.phase_external_identity)).toHaveLength(2);
+    expect(Object.keys(out.resource.phase_service_account_identity)).toHaveLength(2);
+    const second = Object.values(out.resource.phase_external_identity).find(
+      (i) => i.name !== 'github deploys',
+    )!;
+    expect(second.name).toBe('deploy: oidc token.actions.githubusercontent.com');
+    expect(second.default_ttl_seconds).toBeUndefined();
+  });
+
+  test('trustAwsPrincipal: one pattern or several, the regional STS endpoint, no oidc block', () => {
+    const out = synth((s) => {
+      const sa = new PhaseServiceAccount(s, 'worker', { name: 'worker' });
+      sa.trustAwsPrincipal('arn:aws:sts::123456789012:assumed-role/worker/*', {
+        stsEndpoint: 'https://sts.eu-west-1.amazonaws.com',
+        tokenTtl: 600,
+      });
+      sa.trustAwsPrincipal([
+        'arn:aws:iam::123456789012:role/batch',
+        'arn:aws:sts::123456789012:assumed-role/batch/*',
+      ]);
+    });
+    expect(conforms(out)).toEqual([]);
+    // Synthesised in logical-id order: find each by its content.
+    const all = Object.values(out.resource.phase_external_identity);
+    expect(all).toHaveLength(2);
+    const one = all.find((i) => i.default_ttl_seconds === 600)!;
+    const two = all.find((i) => i !== one)!;
+    expect(one).toEqual({
+      name: 'worker: aws iam',
+      provider_type: 'aws_iam',
+      default_ttl_seconds: 600,
+      aws_iam: [
+        {
+          trusted_principals: ['arn:aws:sts::123456789012:assumed-role/worker/*'],
+          sts_endpoint: 'https://sts.eu-west-1.amazonaws.com',
+        },
+      ],
+    });
+    expect(two.aws_iam).toEqual([
+      {
+        trusted_principals: [
+          'arn:aws:iam::123456789012:role/batch',
+          'arn:aws:sts::123456789012:assumed-role/batch/*',
+        ],
+      },
+    ]);
+  });
+
+  test('revokeGrace reaches the level-1 token', () => {
+    const synthed = Testing.synthScope((s) => {
+      new PhaseServiceAccount(s, 'sa', { name: 'sa' }).addToken('t', {
+        rotateAfter: '30d',
+        revokeGrace: '1h',
+      });
+    });
+    expect(synthed).toHaveResourceWithProperties(serviceAccountToken.ServiceAccountToken, {
+      rotate_after: '30d',
+      revoke_grace: '1h',
+      lifecycle: { create_before_destroy: true },
+    });
+  });
+
+  test('refused at synth: a bare * pattern, empty subjects and namespace, a non-https issuer', () => {
+    const sa = (s: TerraformStack) => new PhaseServiceAccount(s, 'sa', { name: 'sa' });
+    const anySubject = problems((s) =>
+      sa(s).trustOidc({ issuer: 'https://issuer.example', audiences: ['phase'], subjects: ['*'] }),
+    );
+    expect(anySubject).toContain(
+      "PhaseServiceAccount 'stack/sa': trustOidc: 'subjects' has the pattern '*', which would trust anyone; narrow it",
+    );
+    expect(
+      problems((s) =>
+        sa(s).trustOidc({ issuer: 'https://issuer.example', audiences: ['phase'], subjects: [] }),
+      ),
+    ).toContain("trustOidc: 'subjects' is empty; list at least one pattern");
+    expect(problems((s) => sa(s).trustAwsPrincipal('*'))).toContain(
+      "trustAwsPrincipal: 'arnPattern' has the pattern '*', which would trust anyone",
+    );
+    const k8s = (issuer: string, namespace = 'payments') =>
+      problems((s) => sa(s).trustKubernetes({ issuer, namespace, serviceAccount: 'api', audience: 'phase' }));
+    expect(k8s('https://kubernetes.default.svc', '')).toContain(
+      "trustKubernetes: 'namespace' is empty; name the pods' namespace.",
+    );
+    expect(k8s('http://issuer.example')).toContain(
+      "trustKubernetes: issuer 'http://issuer.example' must be an https:// URL (plain http is allowed only for 127.0.0.1 and localhost, in tests).",
+    );
+    expect(k8s('http://127.0.0.1:8443')).toBe('');
+    expect(k8s('http://localhost:8443')).toBe('');
+    expect(k8s('https://kubernetes.default.svc', 'pay*')).toContain('holds a pattern character');
+  });
+
+  test('refused at synth: conflicting keys, HMAC, a token TTL above the maximum, a grace over 7 days', () => {
+    const sa = (s: TerraformStack) => new PhaseServiceAccount(s, 'sa', { name: 'sa' });
+    const msg = problems((s) =>
+      sa(s).trustOidc({
+        issuer: 'https://issuer.example',
+        audiences: ['phase'],
+        subjects: ['ci'],
+        jwksUrl: 'https://issuer.example/keys',
+        jwks: { keys: [] },
+        allowedAlgorithms: ['HS256'],
+        claims: { ref: '*' },
+        tokenTtl: '2d',
+      }),
+    );
+    expect(msg).toContain("trustOidc: give 'jwksUrl' or 'jwks', not both.");
+    expect(msg).toContain("trustOidc: algorithm 'HS256' is not allowed");
+    expect(msg).toContain("trustOidc: claim 'ref' has the pattern '*', which matches anything");
+    expect(msg).toContain(
+      'trustOidc: tokenTtl (172800s) is longer than maxTtl (86400s, the default); raise maxTtl or shorten tokenTtl.',
+    );
+    expect(problems((s) => sa(s).trustAwsPrincipal('arn:aws:iam::1:role/x', { maxTtl: '31d' }))).toContain(
+      "trustAwsPrincipal: maxTtl '31d' is longer than 30 days.",
+    );
+    expect(problems((s) => void sa(s).addToken('t', { revokeGrace: '8d' }))).toContain(
+      "PhaseToken 'stack/sa/t': revokeGrace '8d' is longer than 7 days; use at most \"7d\".",
+    );
+    expect(problems((s) => void sa(s).addToken('t', { revokeGrace: 'soon' }))).toContain(
+      `revokeGrace 'soon' is not a duration like "1h" or "30m".`,
+    );
   });
 });
