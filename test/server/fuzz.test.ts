@@ -617,10 +617,14 @@ describe.each(STORES)('fuzzing every endpoint (%s)', (store) => {
       }
     }
     expect(wrong).toEqual([]);
-    // Unslashed URLs are plain 404s, no redirect (§3.2).
-    for (const p of ['/v1/apps', '/service/secrets', '/service/secrets/tokens', `/v1/apps/${f.app.id}`]) {
+    // Unslashed E2E URLs are plain 404s, no redirect (§3.2); `/v1` answers without the slash too (issue 15).
+    for (const p of ['/service/secrets', '/service/secrets/tokens']) {
       const r = await call(f.url, 'GET', p, { auth: f.owner.auth });
       expect([p, r.status]).toEqual([p, 404]);
+    }
+    for (const p of ['/v1/apps', `/v1/apps/${f.app.id}`]) {
+      const r = await call(f.url, 'GET', p, { auth: f.owner.auth });
+      expect([p, r.status]).toEqual([p, 200]);
     }
   });
 
