@@ -11,7 +11,7 @@ export interface BenchResult {
   note?: string;
 }
 
-const PARTS = ['server', 'agent', 'provider'] as const;
+const PARTS = ['server', 'agent', 'provider', 'read'] as const;
 
 async function main(): Promise<void> {
   const wanted = process.argv.slice(2).filter((a) => !a.startsWith('-'));

@@ -20,6 +20,7 @@ import {
   recipientKey,
   x25519PublicKey,
 } from './crypto';
+import type { DecryptPool } from './crypto-worker';
 import { CryptoError } from './errors';
 import type { BootstrapEnvironmentKey, EncryptedSecret } from './schemas';
 
@@ -189,4 +190,57 @@ export function decryptSecret(
     comment: looksLikePhaseCiphertext(item.comment) ? dec(item.comment) : (item.comment ?? ''),
     overridden,
   };
+}
+
+type SecretFields = Pick<EncryptedSecret, 'key' | 'value' | 'comment' | 'override'>;
+
+/** The ciphertexts `decryptSecret` opens for an item (empty fields and plain comments are not ciphertext). */
+function ciphertextsOf(item: SecretFields): string[] {
+  const out: string[] = [];
+  const overridden = !!item.override && item.override.isActive === true;
+  for (const c of [item.key, overridden ? item.override!.value : item.value]) if (c !== '') out.push(c);
+  if (looksLikePhaseCiphertext(item.comment)) out.push(item.comment);
+  return out;
+}
+
+/**
+ * `decryptSecret` over a list of one environment's secrets, with the asymmetric work spread over a
+ * `DecryptPool`'s worker threads when one is given (large lists only; see core/crypto-worker.ts). Per item: the
+ * decrypted fields, or the CryptoError of the field that did not decrypt.
+ */
+export async function decryptSecretList(
+  env: EnvironmentKeys,
+  items: SecretFields[],
+  pool?: DecryptPool,
+): Promise<Array<DecryptedFields | CryptoError>> {
+  const index = new Map<string, number>();
+  const cts: string[] = [];
+  for (const item of items)
+    for (const c of ciphertextsOf(item))
+      if (!index.has(c)) {
+        index.set(c, cts.length);
+        cts.push(c);
+      }
+  const opened: Array<string | CryptoError> = pool
+    ? await pool.openAll(env.recipient, cts)
+    : cts.map((c) => {
+        try {
+          return openCiphertext(env, c);
+        } catch (err) {
+          return err instanceof CryptoError ? err : new CryptoError(String(err));
+        }
+      });
+  const open: CiphertextOpener = (c) => {
+    const r = opened[index.get(c)!];
+    if (r instanceof CryptoError) throw r;
+    return r;
+  };
+  return items.map((item) => {
+    try {
+      return decryptSecret(env, item, open);
+    } catch (err) {
+      if (err instanceof CryptoError) return err;
+      throw err;
+    }
+  });
 }

@@ -9,9 +9,12 @@
  */
 import { PhaseClient, type PhaseClientOptions } from './client';
 import { type KeyPairHex, encryptAsymmetric, initCrypto, keyDigest } from './crypto';
+import { DecryptPool } from './crypto-worker';
 import {
+  type DecryptedFields,
   type EnvironmentKeys,
   decryptSecret,
+  decryptSecretList,
   openAccount,
   openEnvironment,
   wrappedEnvironmentKey,
@@ -183,6 +186,12 @@ interface EnvKeyState {
 export interface PhaseSessionOptions extends PhaseClientOptions {
   /** Use this client instead of building one from the other options. */
   client?: PhaseClient;
+  /**
+   * Worker threads that share the decryption of large reads (core/crypto-worker.ts), started by `init()` and
+   * ended after 10 s without work. Default: `PHASE_BRIDGE_DECRYPT_THREADS`, else cores − 1 (at most 3); 0 keeps
+   * all decryption in the calling thread.
+   */
+  decryptThreads?: number;
 }
 
 function normalisePath(p: string | undefined): string {
@@ -201,10 +210,12 @@ export class PhaseSession {
   private data?: BootstrapResponse;
   private account?: KeyPairHex;
   private envKeys = new Map<string, EnvKeyState>();
+  private readonly pool: DecryptPool;
 
   constructor(opts: PhaseSessionOptions) {
     this.client = opts.client ?? new PhaseClient(opts);
     if (!this.client.credential.pss) throw new MissingKeyMaterialError();
+    this.pool = new DecryptPool({ threads: opts.decryptThreads });
   }
 
   /** Builds and initialises a session. */
@@ -218,8 +229,14 @@ export class PhaseSession {
    */
   async init(): Promise<this> {
     await initCrypto();
+    this.pool.warm(); // the workers start while the bootstrap is on the wire
     await this.refresh();
     return this;
+  }
+
+  /** Ends the decryption worker threads now (they also end by themselves when idle, and never hold the process). */
+  close(): Promise<void> {
+    return this.pool.close();
   }
 
   /**
@@ -357,7 +374,15 @@ export class PhaseSession {
   }
 
   private decryptOne(s: EncryptedSecret, app: SessionApp, env: SessionEnvironment): DecryptedSecret {
-    const { key, value, comment, overridden } = decryptSecret(this.keysFor(env.id), s);
+    return this.toDecrypted(s, decryptSecret(this.keysFor(env.id), s), app, env);
+  }
+
+  private toDecrypted(
+    s: EncryptedSecret,
+    { key, value, comment, overridden }: DecryptedFields,
+    app: SessionApp,
+    env: SessionEnvironment,
+  ): DecryptedSecret {
     return {
       id: s.id,
       key,
@@ -393,18 +418,24 @@ export class PhaseSession {
       tags: opts.tags,
     });
     const seen = new Set<string>();
-    const out: DecryptedSecret[] = [];
     const wantPath = opts.path !== undefined ? normalisePath(opts.path) : undefined;
     const wantKey = opts.key?.toUpperCase();
+    const rows: EncryptedSecret[] = [];
     for (const s of enc) {
       if (seen.has(s.id)) continue; // the server's tag join can repeat rows
       seen.add(s.id);
       if (wantPath !== undefined && normalisePath(s.path) !== wantPath) continue;
       if (opts.tags && opts.tags.length > 0 && !s.tags.some((t) => opts.tags!.includes(t))) continue;
-      const d = this.decryptOne(s, app, env);
-      if (wantKey !== undefined && d.key.toUpperCase() !== wantKey) continue;
-      out.push(d);
+      rows.push(s);
     }
+    const fields = await decryptSecretList(k, rows, this.pool);
+    const out: DecryptedSecret[] = [];
+    rows.forEach((s, i) => {
+      const f = fields[i];
+      if (f instanceof CryptoError) throw f;
+      if (wantKey !== undefined && f.key.toUpperCase() !== wantKey) return;
+      out.push(this.toDecrypted(s, f, app, env));
+    });
     return out;
   }
 
@@ -426,6 +457,7 @@ export class PhaseSession {
     mode: ResolveMode,
   ): Promise<DecryptedSecret[]> {
     const { app, env } = this.resolveScope(sel);
+    if (!secrets.some((s) => s.value.includes('${'))) return secrets; // nothing to resolve: skip the resolver
     const scopes = new Map<string, Promise<DecryptedSecret[]>>();
     const scopeSecrets = (appName: string, envName: string): Promise<DecryptedSecret[]> => {
       const id = `${appName.toLowerCase()}\u0000${envName.toLowerCase()}`;

@@ -25,6 +25,8 @@ import {
   openEnvironment,
   type KeyVerificationCheck,
 } from '../../core/e2e-read';
+import { join } from 'node:path';
+import { DecryptPool } from '../../core/crypto-worker';
 import { CryptoError } from '../../core/errors';
 import { mintAccountToken } from '../../core/mint';
 import { PhaseClient } from '../../core/client';
@@ -304,4 +306,57 @@ describe.each(BACKENDS)('%s backend: PhaseSession against the real server, answe
     proxy.tamper = undefined;
     expect((await s.get({ appId, env: 'Development' }))[0].value).toBe('dev-value');
   });
+});
+
+describe('DecryptPool: worker threads share the decryption of large lists', () => {
+  // Worker threads run compiled JavaScript, so this part loads core from dist/ (built by `npm test`).
+  const dist = join(__dirname, '../../dist/core');
+  const load = <T>(name: string): T => require(join(dist, name)) as T;
+
+  test('from TypeScript sources no worker can start: the pool stays in-thread', () => {
+    expect(new DecryptPool({ threads: 2 }).threads).toBe(0);
+  });
+
+  test.each(BACKENDS)(
+    '%s backend: the same results as in-thread, per item, errors included',
+    async (backend) => {
+      const c = load<typeof import('../../core/crypto')>('crypto');
+      const w = load<typeof import('../../core/crypto-worker')>('crypto-worker');
+      const r = load<typeof import('../../core/e2e-read')>('e2e-read');
+      await c.initCrypto({ backend });
+      const env = c.newEnvironmentKey();
+      const keys = { ...env, recipient: c.recipientKey(env.privateKey, env.publicKey) };
+      const enc = (v: string): string => c.encryptAsymmetric(v, env.publicKey);
+      const foreign = c.encryptAsymmetric('not yours', c.kxRandomKeyPair().publicKey);
+      const items = Array.from({ length: 1000 }, (_, i) => ({
+        key: enc(`KEY_${i}`),
+        value: i === 17 ? foreign : i % 50 === 0 ? '' : enc(`value ${i} ✓`),
+        comment: i % 3 === 0 ? enc(`comment ${i}`) : i % 3 === 1 ? 'plain' : '',
+        override: null,
+      }));
+      const pool = new w.DecryptPool({ threads: 1 });
+      expect(pool.threads).toBe(1);
+      pool.warm();
+      await pool.ready();
+      try {
+        const parallel = await r.decryptSecretList(keys, items, pool);
+        expect(pool.lastJob!.inWorkers).toBeGreaterThan(0);
+        expect(pool.lastJob!.inWorkers).toBeLessThan(pool.lastJob!.chunks);
+        const inThread = await r.decryptSecretList(keys, items);
+        const plain = (xs: typeof parallel) =>
+          xs.map((x) => (x instanceof Error ? `error: ${x.message}` : x));
+        expect(plain(parallel)).toEqual(plain(inThread));
+        expect(parallel[17]).toBeInstanceOf(Error);
+        expect(parallel[0]).toEqual({ key: 'KEY_0', value: '', comment: 'comment 0', overridden: false });
+        expect(parallel[999]).toEqual({
+          key: 'KEY_999',
+          value: 'value 999 ✓',
+          comment: 'comment 999',
+          overridden: false,
+        });
+      } finally {
+        await pool.close();
+      }
+    },
+  );
 });
