@@ -13,211 +13,111 @@ export interface RoleMap {
   global_access: boolean;
 }
 
-const CRUD = (): string[] => ['create', 'read', 'update', 'delete'];
-
 export const DEFAULT_ROLE_NAMES = ['Owner', 'Admin', 'Manager', 'Developer', 'Service'] as const;
 export type DefaultRoleName = (typeof DEFAULT_ROLE_NAMES)[number];
 
-/** Built-in maps in source order (phasehq/console `roles.py` `default_roles`). */
-export const DEFAULT_ROLES: Record<DefaultRoleName, RoleMap> = {
+/**
+ * One row per permission class: the actions of Owner, Admin, Manager, Developer and Service, in that order. Letters
+ * stand for actions in the order they are listed (c create, r read, u update, d delete; `crud` = all four), `-` for
+ * none, `x` for a class missing from that role's map. The maps below are generated from these rows.
+ */
+type Row = [resource: string, ...actions: [string, string, string, string, string]];
+
+const ROWS: Row[] = [
+  // Organisation permissions (`permissions`):
+  ['Organisation', 'crud', 'ru', 'r', '-', '-'],
+  ['Billing', 'crud', 'crud', 'crud', '-', '-'],
+  ['Apps', 'crud', 'crud', 'crud', 'r', 'cru'],
+  ['Members', 'crud', 'crud', 'crud', 'r', 'r'],
+  ['MemberPersonalAccessTokens', 'crud', 'crud', 'x', 'x', 'x'],
+  ['ServiceAccounts', 'crud', 'crud', 'crud', '-', 'r'],
+  ['ServiceAccountTokens', 'crud', 'crud', 'crud', '-', 'r'],
+  ['ExternalIdentities', 'crud', 'crud', 'crud', '-', 'r'],
+  ['Roles', 'crud', 'crud', 'crud', 'r', 'r'],
+  ['IntegrationCredentials', 'crud', 'crud', 'crud', 'cru', 'r'],
+  ['NetworkAccessPolicies', 'crud', 'crud', 'crud', 'r', 'r'],
+  ['Logs', 'r', 'r', 'r', 'r', '-'],
+  ['SSO', 'crud', 'crud', '-', '-', '-'],
+  ['Teams', 'crud', 'crud', 'crud', 'r', '-'],
+  ['SCIM', 'crud', 'crud', '-', '-', '-'],
+  ['LogStreams', 'crud', 'crud', '-', '-', '-'],
+  // App permissions (`app_permissions`):
+  ['Environments', 'crud', 'crud', 'rcu', 'rcu', 'rcud'],
+  ['Secrets', 'crud', 'crud', 'crud', 'crud', 'crud'],
+  ['DynamicSecretLeases', 'crud', 'crud', 'crud', 'cr', 'cr'],
+  ['RotatingSecrets', 'crud', 'crud', 'crud', 'r', 'r'],
+  ['Lockbox', 'crud', 'crud', 'crud', 'crud', '-'],
+  ['Logs', 'crud', 'crud', 'crud', 'r', '-'],
+  ['Tokens', 'crud', 'crud', 'crud', 'rc', '-'],
+  ['Members', 'crud', 'crud', 'crud', 'r', 'r'],
+  ['ServiceAccounts', 'crud', 'crud', 'crud', 'c', 'r'],
+  ['Integrations', 'crud', 'crud', 'crud', 'crud', 'r'],
+  ['EncryptionMode', 'ru', 'ru', 'ru', 'ru', 'r'],
+  ['Teams', 'crud', 'crud', 'crud', 'r', 'r'],
+];
+
+/** The first rows of ROWS are the organisation classes, the rest the app classes. */
+const ORG_CLASSES = 16;
+
+const ROLE_META: Record<DefaultRoleName, { version: number; description: string; global_access: boolean }> = {
   Owner: {
-    meta: {
-      version: 2,
-      description:
-        'The organisation owner, limited to a single user, with full access to all resources and actions.',
-    },
-    permissions: {
-      Organisation: CRUD(),
-      Billing: CRUD(),
-      Apps: CRUD(),
-      Members: CRUD(),
-      MemberPersonalAccessTokens: CRUD(),
-      ServiceAccounts: CRUD(),
-      ServiceAccountTokens: CRUD(),
-      ExternalIdentities: CRUD(),
-      Roles: CRUD(),
-      IntegrationCredentials: CRUD(),
-      NetworkAccessPolicies: CRUD(),
-      Logs: ['read'],
-      SSO: CRUD(),
-      Teams: CRUD(),
-      SCIM: CRUD(),
-      LogStreams: CRUD(),
-    },
-    app_permissions: {
-      Environments: CRUD(),
-      Secrets: CRUD(),
-      DynamicSecretLeases: CRUD(),
-      RotatingSecrets: CRUD(),
-      Lockbox: CRUD(),
-      Logs: CRUD(),
-      Tokens: CRUD(),
-      Members: CRUD(),
-      ServiceAccounts: CRUD(),
-      Integrations: CRUD(),
-      EncryptionMode: ['read', 'update'],
-      Teams: CRUD(),
-    },
+    version: 2,
+    description:
+      'The organisation owner, limited to a single user, with full access to all resources and actions.',
     global_access: true,
   },
   Admin: {
-    meta: {
-      version: 2,
-      description:
-        'Administrative users with broad access to resources and global access to all Apps and Environments.',
-    },
-    permissions: {
-      Organisation: ['read', 'update'],
-      Billing: CRUD(),
-      Apps: CRUD(),
-      Members: CRUD(),
-      MemberPersonalAccessTokens: CRUD(),
-      ServiceAccounts: CRUD(),
-      ServiceAccountTokens: CRUD(),
-      ExternalIdentities: CRUD(),
-      Roles: CRUD(),
-      IntegrationCredentials: CRUD(),
-      NetworkAccessPolicies: CRUD(),
-      Logs: ['read'],
-      SSO: CRUD(),
-      Teams: CRUD(),
-      SCIM: CRUD(),
-      LogStreams: CRUD(),
-    },
-    app_permissions: {
-      Environments: CRUD(),
-      Secrets: CRUD(),
-      DynamicSecretLeases: CRUD(),
-      RotatingSecrets: CRUD(),
-      Lockbox: CRUD(),
-      Logs: CRUD(),
-      Tokens: CRUD(),
-      Members: CRUD(),
-      ServiceAccounts: CRUD(),
-      Integrations: CRUD(),
-      EncryptionMode: ['read', 'update'],
-      Teams: CRUD(),
-    },
+    version: 2,
+    description:
+      'Administrative users with broad access to resources and global access to all Apps and Environments.',
     global_access: true,
   },
   Manager: {
-    meta: {
-      version: 2,
-      description:
-        'Management users with broad access to environments, secrets, and service accounts at the organisation level. Requires explicit access to Apps and Environments.',
-    },
-    permissions: {
-      Organisation: ['read'],
-      Billing: CRUD(),
-      Apps: CRUD(),
-      Members: CRUD(),
-      ServiceAccounts: CRUD(),
-      ServiceAccountTokens: CRUD(),
-      ExternalIdentities: CRUD(),
-      Roles: CRUD(),
-      IntegrationCredentials: CRUD(),
-      NetworkAccessPolicies: CRUD(),
-      Logs: ['read'],
-      SSO: [],
-      Teams: CRUD(),
-      SCIM: [],
-      LogStreams: [],
-    },
-    app_permissions: {
-      Environments: ['read', 'create', 'update'],
-      Secrets: CRUD(),
-      DynamicSecretLeases: CRUD(),
-      RotatingSecrets: CRUD(),
-      Lockbox: CRUD(),
-      Logs: CRUD(),
-      Tokens: CRUD(),
-      Members: CRUD(),
-      ServiceAccounts: CRUD(),
-      Integrations: CRUD(),
-      EncryptionMode: ['read', 'update'],
-      Teams: CRUD(),
-    },
+    version: 2,
+    description:
+      'Management users with broad access to environments, secrets, and service accounts at the organisation level. Requires explicit access to Apps and Environments.',
     global_access: false,
   },
   Developer: {
-    meta: {
-      version: 1,
-      description:
-        'Development users with limited organisation-level permissions. Requires explicit access to Apps and Environments.',
-    },
-    permissions: {
-      Organisation: [],
-      Billing: [],
-      Apps: ['read'],
-      Members: ['read'],
-      ServiceAccounts: [],
-      ServiceAccountTokens: [],
-      ExternalIdentities: [],
-      Roles: ['read'],
-      IntegrationCredentials: ['create', 'read', 'update'],
-      NetworkAccessPolicies: ['read'],
-      Logs: ['read'],
-      SSO: [],
-      Teams: ['read'],
-      SCIM: [],
-      LogStreams: [],
-    },
-    app_permissions: {
-      Environments: ['read', 'create', 'update'],
-      Secrets: CRUD(),
-      DynamicSecretLeases: ['create', 'read'],
-      RotatingSecrets: ['read'],
-      Lockbox: CRUD(),
-      Logs: ['read'],
-      Tokens: ['read', 'create'],
-      Members: ['read'],
-      ServiceAccounts: ['create'],
-      Integrations: CRUD(),
-      EncryptionMode: ['read', 'update'],
-      Teams: ['read'],
-    },
+    version: 1,
+    description:
+      'Development users with limited organisation-level permissions. Requires explicit access to Apps and Environments.',
     global_access: false,
   },
   Service: {
-    meta: {
-      version: 1,
-      description:
-        'Default role for Service Accounts, providing programmatic access to secrets without access to other organisation or app resources.',
-    },
-    permissions: {
-      Organisation: [],
-      Billing: [],
-      Apps: ['create', 'read', 'update'],
-      Members: ['read'],
-      ServiceAccounts: ['read'],
-      ServiceAccountTokens: ['read'],
-      ExternalIdentities: ['read'],
-      Roles: ['read'],
-      IntegrationCredentials: ['read'],
-      NetworkAccessPolicies: ['read'],
-      Logs: [],
-      SSO: [],
-      Teams: [],
-      SCIM: [],
-      LogStreams: [],
-    },
-    app_permissions: {
-      Environments: ['read', 'create', 'update', 'delete'],
-      Secrets: CRUD(),
-      DynamicSecretLeases: ['create', 'read'],
-      RotatingSecrets: ['read'],
-      Lockbox: [],
-      Logs: [],
-      Tokens: [],
-      Members: ['read'],
-      ServiceAccounts: ['read'],
-      Integrations: ['read'],
-      EncryptionMode: ['read'],
-      Teams: ['read'],
-    },
+    version: 1,
+    description:
+      'Default role for Service Accounts, providing programmatic access to secrets without access to other organisation or app resources.',
     global_access: false,
   },
 };
+
+const ACTION_LETTERS: Record<string, Action> = { c: 'create', r: 'read', u: 'update', d: 'delete' };
+
+/** One role's column of a table as a permission map. */
+function column(rows: Row[], role: number): PermissionMap {
+  const out: PermissionMap = {};
+  for (const [resource, ...cells] of rows) {
+    const cell = cells[role];
+    if (cell === 'x') continue;
+    out[resource] = cell === '-' ? [] : [...cell].map((l) => ACTION_LETTERS[l]);
+  }
+  return out;
+}
+
+/** Built-in maps in source order (phasehq/console `roles.py` `default_roles`). */
+export const DEFAULT_ROLES = Object.fromEntries(
+  DEFAULT_ROLE_NAMES.map((name, i) => {
+    const { version, description, global_access } = ROLE_META[name];
+    const map: RoleMap = {
+      meta: { version, description },
+      permissions: column(ROWS.slice(0, ORG_CLASSES), i),
+      app_permissions: column(ROWS.slice(ORG_CLASSES), i),
+      global_access,
+    };
+    return [name, map];
+  }),
+) as Record<DefaultRoleName, RoleMap>;
 
 /** The fields of a role row RBAC needs. */
 export interface RoleLike {
