@@ -2,313 +2,114 @@
  * Versioned schema migrations, run on every start (kysely's Migrator records applied versions in
  * `kysely_migration` and takes a lock, so several processes starting on one PostgreSQL do not race).
  * Never edit a released migration: add a new one.
+ *
+ * Each migration is a list of statements, one a line, run in order through kysely's schema builder:
+ * - `table NAME: COLUMN TYPE, ... [| primary key NAME (COLUMNS)] [| unique NAME (COLUMNS)]`, where TYPE is `text`,
+ *   `integer` or `ts` (a timestamp, stored as ISO text), `!` after it means NOT NULL (`!unique`: NOT NULL UNIQUE),
+ *   and `pk` alone is a text primary key; columns are added in the order listed;
+ * - `index NAME on TABLE (COLUMNS)`;
+ * - `sql STATEMENT`, for what the builder cannot say (a partial unique index).
  */
 import { sql, type Kysely, type Migration, type MigrationProvider } from 'kysely';
 
-const ts = 'text';
+function columnList(s: string): string[] {
+  return s.split(',').map((c) => c.trim());
+}
 
-const m001: Migration = {
-  async up(db: Kysely<unknown>): Promise<void> {
-    await db.schema
-      .createTable('organisations')
-      .addColumn('id', 'text', (c) => c.primaryKey())
-      .addColumn('name', 'text', (c) => c.notNull())
-      .addColumn('created_at', ts, (c) => c.notNull())
-      .addColumn('updated_at', ts, (c) => c.notNull())
-      .execute();
+/** `NAME (a, b)` → [NAME, [a, b]]. */
+function namedColumns(s: string): [string, never[]] {
+  const m = /^(\w+) \(([^)]*)\)$/.exec(s.trim());
+  if (!m) throw new Error(`migration: cannot read '${s}'`);
+  return [m[1], columnList(m[2]) as never[]];
+}
 
-    await db.schema
-      .createTable('roles')
-      .addColumn('id', 'text', (c) => c.primaryKey())
-      .addColumn('org_id', 'text', (c) => c.notNull())
-      .addColumn('name', 'text', (c) => c.notNull())
-      .addColumn('description', 'text')
-      .addColumn('color', 'text', (c) => c.notNull())
-      .addColumn('permissions', 'text', (c) => c.notNull())
-      .addColumn('is_default', 'integer', (c) => c.notNull())
-      .addColumn('created_at', ts, (c) => c.notNull())
-      .addColumn('updated_at', ts, (c) => c.notNull())
-      .execute();
-    await db.schema.createIndex('roles_org').on('roles').columns(['org_id', 'created_at']).execute();
-
-    await db.schema
-      .createTable('members')
-      .addColumn('id', 'text', (c) => c.primaryKey())
-      .addColumn('org_id', 'text', (c) => c.notNull())
-      .addColumn('email', 'text', (c) => c.notNull())
-      .addColumn('username', 'text', (c) => c.notNull())
-      .addColumn('full_name', 'text')
-      .addColumn('role_id', 'text')
-      .addColumn('identity_key', 'text', (c) => c.notNull())
-      .addColumn('server_wrapped_keyring', 'text', (c) => c.notNull())
-      .addColumn('created_at', ts, (c) => c.notNull())
-      .addColumn('updated_at', ts, (c) => c.notNull())
-      .addColumn('deleted_at', ts)
-      .execute();
-    await db.schema.createIndex('members_org').on('members').columns(['org_id', 'email']).execute();
-
-    for (const table of ['user_tokens', 'sa_tokens'] as const) {
-      let b = db.schema
-        .createTable(table)
-        .addColumn('id', 'text', (c) => c.primaryKey())
-        .addColumn(table === 'user_tokens' ? 'member_id' : 'sa_id', 'text', (c) => c.notNull())
-        .addColumn('name', 'text', (c) => c.notNull())
-        .addColumn('token_hash', 'text', (c) => c.notNull().unique())
-        .addColumn('identity_key', 'text', (c) => c.notNull())
-        .addColumn('wrapped_key_share', 'text', (c) => c.notNull());
-      if (table === 'sa_tokens') {
-        b = b.addColumn('created_by_member', 'text').addColumn('created_by_sa', 'text');
-      }
-      await b
-        .addColumn('created_at', ts, (c) => c.notNull())
-        .addColumn('expires_at', ts)
-        .addColumn('deleted_at', ts)
-        .addColumn('last_used_at', ts)
-        .execute();
+async function createTable(db: Kysely<unknown>, line: string): Promise<void> {
+  const [head, ...constraints] = line.split('|');
+  const [name, columns] = head.split(':');
+  let b = db.schema.createTable(name.trim());
+  for (const entry of columnList(columns)) {
+    const [column, spec] = entry.split(' ');
+    if (spec === 'pk') {
+      b = b.addColumn(column, 'text', (c) => c.primaryKey());
+      continue;
     }
-    await db.schema.createIndex('sa_tokens_sa').on('sa_tokens').column('sa_id').execute();
-    await db.schema.createIndex('user_tokens_member').on('user_tokens').column('member_id').execute();
+    const [type, modifier] = spec.split('!');
+    const dataType = type === 'integer' ? 'integer' : 'text';
+    if (modifier === undefined) b = b.addColumn(column, dataType);
+    else if (modifier === 'unique') b = b.addColumn(column, dataType, (c) => c.notNull().unique());
+    else b = b.addColumn(column, dataType, (c) => c.notNull());
+  }
+  for (const c of constraints.map((x) => x.trim())) {
+    if (c.startsWith('primary key ')) b = b.addPrimaryKeyConstraint(...namedColumns(c.slice(12)));
+    else if (c.startsWith('unique ')) b = b.addUniqueConstraint(...namedColumns(c.slice(7)));
+    else throw new Error(`migration: unknown constraint '${c}'`);
+  }
+  await b.execute();
+}
 
-    await db.schema
-      .createTable('service_accounts')
-      .addColumn('id', 'text', (c) => c.primaryKey())
-      .addColumn('org_id', 'text', (c) => c.notNull())
-      .addColumn('name', 'text', (c) => c.notNull())
-      .addColumn('role_id', 'text')
-      .addColumn('identity_key', 'text', (c) => c.notNull())
-      .addColumn('server_wrapped_keyring', 'text')
-      .addColumn('server_wrapped_recovery', 'text')
-      .addColumn('created_at', ts, (c) => c.notNull())
-      .addColumn('updated_at', ts, (c) => c.notNull())
-      .addColumn('deleted_at', ts)
-      .execute();
+/** A migration from its statements (see the top of this file). */
+function schemaMigration(statements: string): Migration {
+  return {
+    async up(db: Kysely<unknown>): Promise<void> {
+      for (const raw of statements.split('\n')) {
+        const line = raw.trim();
+        if (line === '') continue;
+        const [kind, rest] = [line.slice(0, line.indexOf(' ')), line.slice(line.indexOf(' ') + 1)];
+        if (kind === 'table') await createTable(db, rest);
+        else if (kind === 'index') {
+          const [name, on] = rest.split(' on ');
+          const [table, columns] = namedColumns(on);
+          await db.schema.createIndex(name).on(table).columns(columns).execute();
+        } else if (kind === 'sql') await sql.raw(rest).execute(db);
+        else throw new Error(`migration: unknown statement '${line}'`);
+      }
+    },
+  };
+}
 
-    await db.schema
-      .createTable('apps')
-      .addColumn('id', 'text', (c) => c.primaryKey())
-      .addColumn('org_id', 'text', (c) => c.notNull())
-      .addColumn('name', 'text', (c) => c.notNull())
-      .addColumn('description', 'text')
-      .addColumn('sse_enabled', 'integer', (c) => c.notNull())
-      .addColumn('created_at', ts, (c) => c.notNull())
-      .addColumn('updated_at', ts, (c) => c.notNull())
-      .execute();
+const m001 = schemaMigration(`
+  table organisations: id pk, name text!, created_at ts!, updated_at ts!
+  table roles: id pk, org_id text!, name text!, description text, color text!, permissions text!, is_default integer!, created_at ts!, updated_at ts!
+  index roles_org on roles (org_id, created_at)
+  table members: id pk, org_id text!, email text!, username text!, full_name text, role_id text, identity_key text!, server_wrapped_keyring text!, created_at ts!, updated_at ts!, deleted_at ts
+  index members_org on members (org_id, email)
+  table user_tokens: id pk, member_id text!, name text!, token_hash text!unique, identity_key text!, wrapped_key_share text!, created_at ts!, expires_at ts, deleted_at ts, last_used_at ts
+  table sa_tokens: id pk, sa_id text!, name text!, token_hash text!unique, identity_key text!, wrapped_key_share text!, created_by_member text, created_by_sa text, created_at ts!, expires_at ts, deleted_at ts, last_used_at ts
+  index sa_tokens_sa on sa_tokens (sa_id)
+  index user_tokens_member on user_tokens (member_id)
+  table service_accounts: id pk, org_id text!, name text!, role_id text, identity_key text!, server_wrapped_keyring text, server_wrapped_recovery text, created_at ts!, updated_at ts!, deleted_at ts
+  table apps: id pk, org_id text!, name text!, description text, sse_enabled integer!, created_at ts!, updated_at ts!
+  table app_memberships: app_id text!, account_type text!, account_id text!, paths text, created_at ts! | primary key app_memberships_pk (app_id, account_type, account_id)
+  index app_memberships_account on app_memberships (account_type, account_id)
+  table environments: id pk, app_id text!, name text!, env_type text!, sort_index integer!, identity_key text!, wrapped_seed text!, wrapped_salt text!, created_at ts!, updated_at ts!
+  index environments_app on environments (app_id)
+  table server_env_keys: environment_id pk, identity_key text!, wrapped_seed text!, wrapped_salt text!, created_at ts!
+  table environment_keys: id pk, environment_id text!, account_type text!, account_id text!, identity_key text!, wrapped_seed text!, wrapped_salt text!, created_at ts!, updated_at ts! | unique environment_keys_unique (environment_id, account_type, account_id)
+  index environment_keys_account on environment_keys (account_type, account_id)
+  table folders: id pk, environment_id text!, path text!, created_at ts! | unique folders_unique (environment_id, path)
+  table secrets: id pk, environment_id text!, folder_id text, path text!, key text!, key_digest text!, value text!, comment text!, version integer!, type text!, created_at ts!, updated_at ts!, deleted_at ts
+  index secrets_env on secrets (environment_id, key_digest)
+  sql CREATE UNIQUE INDEX secrets_live_unique ON secrets (environment_id, path, key_digest) WHERE deleted_at IS NULL
+  table tags: id pk, org_id text!, name text!, color text! | unique tags_unique (org_id, name)
+  table secret_tags: secret_id text!, tag_id text! | primary key secret_tags_pk (secret_id, tag_id)
+  table personal_secrets: id pk, secret_id text!, member_id text!, value text!, is_active integer!, created_at ts!, updated_at ts! | unique personal_secrets_unique (secret_id, member_id)
+  table network_policies: id pk, org_id text!, name text!, allowed_ips text!, is_global integer!, created_at ts!, updated_at ts!
+  table network_policy_attachments: policy_id text!, account_type text!, account_id text! | primary key npa_pk (policy_id, account_type, account_id)
+  table audit_events: id pk, org_id text!, timestamp ts!, event_type text!, resource_type text!, resource_id text, actor_type text, actor_id text, token_id text, app_id text, environment_id text, key_digest text, path text, detail text, ip_address text, user_agent text
+  index audit_events_time on audit_events (org_id, timestamp)
+`);
 
-    await db.schema
-      .createTable('app_memberships')
-      .addColumn('app_id', 'text', (c) => c.notNull())
-      .addColumn('account_type', 'text', (c) => c.notNull())
-      .addColumn('account_id', 'text', (c) => c.notNull())
-      .addColumn('paths', 'text')
-      .addColumn('created_at', ts, (c) => c.notNull())
-      .addPrimaryKeyConstraint('app_memberships_pk', ['app_id', 'account_type', 'account_id'])
-      .execute();
-    await db.schema
-      .createIndex('app_memberships_account')
-      .on('app_memberships')
-      .columns(['account_type', 'account_id'])
-      .execute();
+const m002 = schemaMigration(`
+  table invites: id pk, org_id text!, invitee_email text!, role_id text, invited_by_member text, invited_by_sa text, valid integer!, created_at ts!, expires_at ts!
+  index invites_org on invites (org_id, invitee_email)
+`);
 
-    await db.schema
-      .createTable('environments')
-      .addColumn('id', 'text', (c) => c.primaryKey())
-      .addColumn('app_id', 'text', (c) => c.notNull())
-      .addColumn('name', 'text', (c) => c.notNull())
-      .addColumn('env_type', 'text', (c) => c.notNull())
-      .addColumn('sort_index', 'integer', (c) => c.notNull())
-      .addColumn('identity_key', 'text', (c) => c.notNull())
-      .addColumn('wrapped_seed', 'text', (c) => c.notNull())
-      .addColumn('wrapped_salt', 'text', (c) => c.notNull())
-      .addColumn('created_at', ts, (c) => c.notNull())
-      .addColumn('updated_at', ts, (c) => c.notNull())
-      .execute();
-    await db.schema.createIndex('environments_app').on('environments').column('app_id').execute();
-
-    await db.schema
-      .createTable('server_env_keys')
-      .addColumn('environment_id', 'text', (c) => c.primaryKey())
-      .addColumn('identity_key', 'text', (c) => c.notNull())
-      .addColumn('wrapped_seed', 'text', (c) => c.notNull())
-      .addColumn('wrapped_salt', 'text', (c) => c.notNull())
-      .addColumn('created_at', ts, (c) => c.notNull())
-      .execute();
-
-    await db.schema
-      .createTable('environment_keys')
-      .addColumn('id', 'text', (c) => c.primaryKey())
-      .addColumn('environment_id', 'text', (c) => c.notNull())
-      .addColumn('account_type', 'text', (c) => c.notNull())
-      .addColumn('account_id', 'text', (c) => c.notNull())
-      .addColumn('identity_key', 'text', (c) => c.notNull())
-      .addColumn('wrapped_seed', 'text', (c) => c.notNull())
-      .addColumn('wrapped_salt', 'text', (c) => c.notNull())
-      .addColumn('created_at', ts, (c) => c.notNull())
-      .addColumn('updated_at', ts, (c) => c.notNull())
-      .addUniqueConstraint('environment_keys_unique', ['environment_id', 'account_type', 'account_id'])
-      .execute();
-    await db.schema
-      .createIndex('environment_keys_account')
-      .on('environment_keys')
-      .columns(['account_type', 'account_id'])
-      .execute();
-
-    await db.schema
-      .createTable('folders')
-      .addColumn('id', 'text', (c) => c.primaryKey())
-      .addColumn('environment_id', 'text', (c) => c.notNull())
-      .addColumn('path', 'text', (c) => c.notNull())
-      .addColumn('created_at', ts, (c) => c.notNull())
-      .addUniqueConstraint('folders_unique', ['environment_id', 'path'])
-      .execute();
-
-    await db.schema
-      .createTable('secrets')
-      .addColumn('id', 'text', (c) => c.primaryKey())
-      .addColumn('environment_id', 'text', (c) => c.notNull())
-      .addColumn('folder_id', 'text')
-      .addColumn('path', 'text', (c) => c.notNull())
-      .addColumn('key', 'text', (c) => c.notNull())
-      .addColumn('key_digest', 'text', (c) => c.notNull())
-      .addColumn('value', 'text', (c) => c.notNull())
-      .addColumn('comment', 'text', (c) => c.notNull())
-      .addColumn('version', 'integer', (c) => c.notNull())
-      .addColumn('type', 'text', (c) => c.notNull())
-      .addColumn('created_at', ts, (c) => c.notNull())
-      .addColumn('updated_at', ts, (c) => c.notNull())
-      .addColumn('deleted_at', ts)
-      .execute();
-    await db.schema
-      .createIndex('secrets_env')
-      .on('secrets')
-      .columns(['environment_id', 'key_digest'])
-      .execute();
-    // Concurrent writers (several processes) cannot create two live secrets at one (environment, path, digest).
-    await sql`CREATE UNIQUE INDEX secrets_live_unique ON secrets (environment_id, path, key_digest) WHERE deleted_at IS NULL`.execute(
-      db,
-    );
-
-    await db.schema
-      .createTable('tags')
-      .addColumn('id', 'text', (c) => c.primaryKey())
-      .addColumn('org_id', 'text', (c) => c.notNull())
-      .addColumn('name', 'text', (c) => c.notNull())
-      .addColumn('color', 'text', (c) => c.notNull())
-      .addUniqueConstraint('tags_unique', ['org_id', 'name'])
-      .execute();
-    await db.schema
-      .createTable('secret_tags')
-      .addColumn('secret_id', 'text', (c) => c.notNull())
-      .addColumn('tag_id', 'text', (c) => c.notNull())
-      .addPrimaryKeyConstraint('secret_tags_pk', ['secret_id', 'tag_id'])
-      .execute();
-
-    await db.schema
-      .createTable('personal_secrets')
-      .addColumn('id', 'text', (c) => c.primaryKey())
-      .addColumn('secret_id', 'text', (c) => c.notNull())
-      .addColumn('member_id', 'text', (c) => c.notNull())
-      .addColumn('value', 'text', (c) => c.notNull())
-      .addColumn('is_active', 'integer', (c) => c.notNull())
-      .addColumn('created_at', ts, (c) => c.notNull())
-      .addColumn('updated_at', ts, (c) => c.notNull())
-      .addUniqueConstraint('personal_secrets_unique', ['secret_id', 'member_id'])
-      .execute();
-
-    await db.schema
-      .createTable('network_policies')
-      .addColumn('id', 'text', (c) => c.primaryKey())
-      .addColumn('org_id', 'text', (c) => c.notNull())
-      .addColumn('name', 'text', (c) => c.notNull())
-      .addColumn('allowed_ips', 'text', (c) => c.notNull())
-      .addColumn('is_global', 'integer', (c) => c.notNull())
-      .addColumn('created_at', ts, (c) => c.notNull())
-      .addColumn('updated_at', ts, (c) => c.notNull())
-      .execute();
-    await db.schema
-      .createTable('network_policy_attachments')
-      .addColumn('policy_id', 'text', (c) => c.notNull())
-      .addColumn('account_type', 'text', (c) => c.notNull())
-      .addColumn('account_id', 'text', (c) => c.notNull())
-      .addPrimaryKeyConstraint('npa_pk', ['policy_id', 'account_type', 'account_id'])
-      .execute();
-
-    await db.schema
-      .createTable('audit_events')
-      .addColumn('id', 'text', (c) => c.primaryKey())
-      .addColumn('org_id', 'text', (c) => c.notNull())
-      .addColumn('timestamp', ts, (c) => c.notNull())
-      .addColumn('event_type', 'text', (c) => c.notNull())
-      .addColumn('resource_type', 'text', (c) => c.notNull())
-      .addColumn('resource_id', 'text')
-      .addColumn('actor_type', 'text')
-      .addColumn('actor_id', 'text')
-      .addColumn('token_id', 'text')
-      .addColumn('app_id', 'text')
-      .addColumn('environment_id', 'text')
-      .addColumn('key_digest', 'text')
-      .addColumn('path', 'text')
-      .addColumn('detail', 'text')
-      .addColumn('ip_address', 'text')
-      .addColumn('user_agent', 'text')
-      .execute();
-    await db.schema
-      .createIndex('audit_events_time')
-      .on('audit_events')
-      .columns(['org_id', 'timestamp'])
-      .execute();
-  },
-};
-
-const m002: Migration = {
-  async up(db: Kysely<unknown>): Promise<void> {
-    await db.schema
-      .createTable('invites')
-      .addColumn('id', 'text', (c) => c.primaryKey())
-      .addColumn('org_id', 'text', (c) => c.notNull())
-      .addColumn('invitee_email', 'text', (c) => c.notNull())
-      .addColumn('role_id', 'text')
-      .addColumn('invited_by_member', 'text')
-      .addColumn('invited_by_sa', 'text')
-      .addColumn('valid', 'integer', (c) => c.notNull())
-      .addColumn('created_at', ts, (c) => c.notNull())
-      .addColumn('expires_at', ts, (c) => c.notNull())
-      .execute();
-    await db.schema.createIndex('invites_org').on('invites').columns(['org_id', 'invitee_email']).execute();
-  },
-};
-
-const m003: Migration = {
-  async up(db: Kysely<unknown>): Promise<void> {
-    await db.schema
-      .createTable('external_identities')
-      .addColumn('id', 'text', (c) => c.primaryKey())
-      .addColumn('org_id', 'text', (c) => c.notNull())
-      .addColumn('provider', 'text', (c) => c.notNull())
-      .addColumn('name', 'text', (c) => c.notNull())
-      .addColumn('description', 'text')
-      .addColumn('config', 'text', (c) => c.notNull())
-      .addColumn('token_name_pattern', 'text')
-      .addColumn('default_ttl_seconds', 'integer', (c) => c.notNull())
-      .addColumn('max_ttl_seconds', 'integer', (c) => c.notNull())
-      .addColumn('created_at', ts, (c) => c.notNull())
-      .addColumn('updated_at', ts, (c) => c.notNull())
-      .addColumn('deleted_at', ts)
-      .execute();
-    await db.schema.createIndex('external_identities_org').on('external_identities').column('org_id').execute();
-    await db.schema
-      .createTable('external_identity_attachments')
-      .addColumn('identity_id', 'text', (c) => c.notNull())
-      .addColumn('service_account_id', 'text', (c) => c.notNull())
-      .addColumn('created_at', ts, (c) => c.notNull())
-      .addPrimaryKeyConstraint('external_identity_attachments_pk', ['identity_id', 'service_account_id'])
-      .execute();
-    await db.schema
-      .createIndex('external_identity_attachments_sa')
-      .on('external_identity_attachments')
-      .column('service_account_id')
-      .execute();
-  },
-};
+const m003 = schemaMigration(`
+  table external_identities: id pk, org_id text!, provider text!, name text!, description text, config text!, token_name_pattern text, default_ttl_seconds integer!, max_ttl_seconds integer!, created_at ts!, updated_at ts!, deleted_at ts
+  index external_identities_org on external_identities (org_id)
+  table external_identity_attachments: identity_id text!, service_account_id text!, created_at ts! | primary key external_identity_attachments_pk (identity_id, service_account_id)
+  index external_identity_attachments_sa on external_identity_attachments (service_account_id)
+`);
 
 /** All migrations, in order. Names sort lexically, so keep the zero-padded prefix. */
 export const MIGRATIONS: Record<string, Migration> = {
