@@ -9,6 +9,7 @@
  */
 import { PhaseClient, type PhaseClientOptions } from './client';
 import { type KeyPairHex, encryptAsymmetric, initCrypto, keyDigest } from './crypto';
+import { nodeTransport } from './http';
 import { DecryptPool } from './crypto-worker';
 import {
   type DecryptedFields,
@@ -213,7 +214,14 @@ export class PhaseSession {
   private readonly pool: DecryptPool;
 
   constructor(opts: PhaseSessionOptions) {
-    this.client = opts.client ?? new PhaseClient(opts);
+    // node:http rather than the client's default global fetch: a cold process then never loads undici, which
+    // alone cost ~100 ms of CPU in a cold init + get of 1,000 secrets (bench/read; the agent does the same).
+    this.client =
+      opts.client ??
+      new PhaseClient({
+        ...opts,
+        transport: opts.transport ?? nodeTransport({ rejectUnauthorized: !opts.skipTlsVerification }),
+      });
     if (!this.client.credential.pss) throw new MissingKeyMaterialError();
     this.pool = new DecryptPool({ threads: opts.decryptThreads });
   }
