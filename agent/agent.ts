@@ -7,7 +7,11 @@ import * as http from 'node:http';
 import * as https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { getHeapStatistics } from 'node:v8';
+import { resolveBaseUrls } from '../core/client';
 import { initCrypto } from '../core/crypto';
+import { authorizationHeader } from '../core/token';
+import { VERSION } from '../core/version';
+import { ChangeStream, type ChangeStreamOptions } from './change-stream';
 import type { AgentConfig } from './config';
 import { createRequestHandler, type HttpDeps } from './http';
 import { createLogger, type Logger } from './logger';
@@ -44,6 +48,10 @@ export interface StartOptions {
   clientFactory?: ClientFactory;
   /** Skip the HTTP listeners (used by `phase-bridge run`). */
   listen?: boolean;
+  /** Change stream timings (tests shorten the backoff). */
+  stream?: Partial<
+    Pick<ChangeStreamOptions, 'minBackoffMs' | 'maxBackoffMs' | 'unsupportedRetryMs' | 'idleTimeoutMs'>
+  >;
 }
 
 function listen(server: http.Server, target: { port: number; host: string } | string): Promise<void> {
@@ -84,6 +92,23 @@ export async function startAgent(cfg: AgentConfig, opts: StartOptions = {}): Pro
   });
   await tokens.start();
   const engine = new SyncEngine(cfg, tokens, log, metrics, opts.clientFactory);
+  // Push: the upstream's change stream, when it has one (phase-bridge servers); polling goes on either way.
+  const stream =
+    cfg.push && !cfg.once
+      ? new ChangeStream({
+          url: `${resolveBaseUrls(cfg.host).e2e}/secrets/events/`,
+          headers: () => ({
+            Authorization: authorizationHeader(tokens.raw),
+            'User-Agent': `phase-bridge-agent/${VERSION}`,
+          }),
+          log,
+          ...opts.stream,
+        })
+      : undefined;
+  if (stream) {
+    engine.attachStream(stream);
+    tokens.on('rotated', () => stream.reconnect());
+  }
 
   const renderer = cfg.render ? new Renderer(engine, cfg.render, log) : undefined;
 
@@ -148,10 +173,13 @@ export async function startAgent(cfg: AgentConfig, opts: StartOptions = {}): Pro
   heap.start();
 
   await engine.start();
+  // After the first sync has started: the stream's hello is compared with data the agent holds.
+  void engine.firstSync.then(() => stream?.start());
 
   let closing: Promise<void> | undefined;
   const close = (): Promise<void> => {
     closing ??= (async () => {
+      stream?.stop();
       engine.stop();
       heap.stop();
       tokens.stop();

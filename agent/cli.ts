@@ -41,6 +41,7 @@ const FLAG_KEYS: Array<[string, string, string]> = [
   ['maxStale', 'maxStale', '--max-stale'],
   ['budgetPerMinute', 'budgetPerMinute', '--budget-per-minute'],
   ['budgetBurst', 'budgetBurst', '--budget-burst'],
+  ['budgetPushBurst', 'budgetPushBurst', '--budget-push-burst'],
   ['upstreamTimeout', 'upstreamTimeout', '--upstream-timeout'],
   ['tokenPoll', 'tokenPollInterval', '--token-poll'],
   ['strictReferences', 'strictReferences', '--strict-references'],
@@ -49,7 +50,7 @@ const FLAG_KEYS: Array<[string, string, string]> = [
   ['shutdownGrace', 'shutdownGrace', '--shutdown-grace'],
   ['heapHeadroom', 'heapHeadroom', '--heap-headroom'],
 ];
-const NUMERIC = new Set(['jitter', 'budgetPerMinute', 'budgetBurst', 'heapHeadroom']);
+const NUMERIC = new Set(['jitter', 'budgetPerMinute', 'budgetBurst', 'budgetPushBurst', 'heapHeadroom']);
 
 function addCommonOptions(cmd: Command): Command {
   return cmd
@@ -77,6 +78,11 @@ function addCommonOptions(cmd: Command): Command {
     .option('--max-stale <duration>', 'serve last known good values this long during an outage (default 24h)')
     .option('--budget-per-minute <n>', 'upstream calls per minute per scope in steady state (default 1)')
     .option('--budget-burst <n>', 'upstream call burst per scope (default 4)')
+    .option(
+      '--budget-push-burst <n>',
+      'extra calls per scope for syncs the change stream triggers and forced refreshes (default 10)',
+    )
+    .option('--no-push', "do not subscribe to the upstream's change stream (poll only)")
     .option('--upstream-timeout <duration>', 'timeout of one upstream call (default 15s)')
     .option('--token-poll <duration>', 'token file polling interval (default 5s)')
     .option('--no-resolve-references', 'leave ${...} references as they are')
@@ -111,6 +117,10 @@ export function configFromOptions(
   if (opts.snapshot === false) {
     flags.values.snapshot = false;
     flags.source.snapshot = '--no-snapshot';
+  }
+  if (opts.push === false) {
+    flags.values.push = false;
+    flags.source.push = '--no-push';
   }
   if (opts.resolveReferences === false) {
     flags.values.resolveReferences = false;

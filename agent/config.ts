@@ -136,6 +136,10 @@ export const AgentConfigSchema = z
     budgetPerMinute: z.number().positive('must be > 0').default(1),
     /** Extra calls allowed in a burst (start-up, changes, rotation). */
     budgetBurst: z.number().int().min(2, 'must be >= 2').default(4),
+    /** Subscribe to the upstream's change stream (phase-bridge servers; real Phase has none: polling only). */
+    push: z.boolean().default(true),
+    /** Calls per scope the syncs the change stream triggers (and forced refreshes) may make on top, refilled at budgetPerMinute. */
+    budgetPushBurst: z.number().int().min(0, 'must be >= 0').default(10),
     /** Timeout of one upstream HTTP call. */
     upstreamTimeout: duration('upstreamTimeout', 100).default('15s'),
     /** How long a request waits for the first sync before 503. */

@@ -399,6 +399,20 @@ export function buildApp(d: HttpDeps, serving = makeServing(d)): Express {
   return app;
 }
 
+/** The upstream change stream's state: `off` (push disabled), `connected`, `down` or `unsupported` (no stream upstream). */
+function changeStreamStatus(engine: SyncEngine, iso: (t: number) => string | null): Record<string, unknown> {
+  const st = engine.stream;
+  if (!st) return { state: 'off' };
+  return {
+    state: st.state,
+    connects: st.connects,
+    events: st.events,
+    lastEventAt: iso(st.lastEventAt),
+    lastError: st.lastError ?? null,
+    nextAttemptAt: st.state === 'connected' ? null : iso(st.nextAttemptAt),
+  };
+}
+
 /** The /v1/status document: no values, no tokens. */
 export function status(d: HttpDeps): Record<string, unknown> {
   const { cfg, engine } = d;
@@ -428,7 +442,12 @@ export function status(d: HttpDeps): Record<string, unknown> {
         available: Math.floor(b.available() * 100) / 100,
         callsMade: b.used,
         callsDeferred: b.deferred,
+        pushBurst: b.pushBurst,
+        pushAvailable: Math.floor(b.pushAvailable() * 100) / 100,
+        pushCallsMade: b.pushUsed,
       },
+      changeStream: changeStreamStatus(engine, iso),
+      cycles: { ...engine.kinds },
       rateLimit: {
         limited: b.rateLimitedUntil > now,
         until: b.rateLimitedUntil > now ? iso(b.rateLimitedUntil) : null,

@@ -17,7 +17,9 @@ import {
   type ReferenceResolutionError,
 } from '../core/references';
 import type { PssToken } from '../core/token';
-import { CallBudget } from './budget';
+import { CallBudget, type CallKind } from './budget';
+import type { ChangeStream, StreamEnv } from './change-stream';
+import { systemClock, type Clock, type ClockTimer } from './clock';
 import type { AgentConfig } from './config';
 import { KeyRing, decryptSecrets, type PlainMemo, type PlainSecret } from './decrypt';
 import { ScopeResolutionError } from './errors';
@@ -72,6 +74,30 @@ const upstreamTransport = nodeTransport({ rejectUnauthorized: true });
 /** Secrets decrypted between two yields to the event loop during a sync. */
 const DECRYPT_CHUNK = 100;
 
+/**
+ * What started a cycle. `poll`: the refresh timer, start-up, a token rotation (a bootstrap, charged to the polling
+ * budget). `push`: the change stream announced a newer `updated_at` (no bootstrap when one with the current token is
+ * held: the announced time stands in for it, so one call per changed scope, charged to the push bucket first).
+ * `forced`: SIGHUP, `POST /v1/refresh`, a revocation or removal the stream reported (a bootstrap, push bucket first).
+ */
+export type CycleKind = 'poll' | 'push' | 'forced';
+
+/** Retries of a bootstrap that reports an environment older than the stream announced ("sync again shortly"). */
+const CONFIRM_TRIES = 3;
+const CONFIRM_BASE_MS = 250;
+
+/** True when `updated_at` value a is strictly later than b (microsecond ISO times; '' is older than anything). */
+export function newerThan(a: string, b: string | undefined): boolean {
+  if (!b) return !!a;
+  if (a === b) return false;
+  const sec = (x: string): number => Math.floor(Date.parse(x) / 1000);
+  const frac = (x: string): string => (/\.(\d+)/.exec(x)?.[1] ?? '').padEnd(9, '0');
+  const sa = sec(a);
+  const sb = sec(b);
+  if (Number.isNaN(sa) || Number.isNaN(sb)) return a > b;
+  return sa !== sb ? sa > sb : frac(a) > frac(b);
+}
+
 function problem(code: string, message: string): ScopeProblem {
   return { code, message, at: Date.now() };
 }
@@ -90,7 +116,21 @@ export class SyncEngine extends EventEmitter<EngineEvents> {
   private inflight: Promise<void> | undefined;
   /** Set when the token rotated during a cycle: sync again as soon as the budget allows. */
   private rerun = false;
-  private timer: NodeJS.Timeout | undefined;
+  private timer: ClockTimer | undefined;
+  /** A push (or forced) cycle waiting for the budget, or for the cycle in flight. */
+  private pushTimer: ClockTimer | undefined;
+  private next: { push: boolean; forced: boolean } = { push: false, forced: false };
+  /**
+   * Newer `updated_at` values the change stream announced for environments held here (scopes and the targets of
+   * their references), with when they arrived; dropped once the data held is at least as new.
+   */
+  private readonly announced = new Map<string, { updatedAt: string; at: number; tries: number }>();
+  /** The upstream change stream, when subscribed (for /v1/status). */
+  stream?: ChangeStream;
+  /** Cycles by kind (for /v1/status). */
+  readonly kinds = { poll: 0, push: 0, forced: 0 };
+  /** The budget bucket the cycle in flight charges. */
+  private bucket: CallKind = 'poll';
   private stopped = false;
   private lastBoot: { boot: BootstrapResponse; at: number; token: string } | undefined;
   /** node-cache holding every precomputed view (per scope, and the merge). */
@@ -111,12 +151,18 @@ export class SyncEngine extends EventEmitter<EngineEvents> {
     private readonly log: Logger,
     private readonly metrics: AgentMetrics,
     private readonly clientFactory: ClientFactory = defaultClientFactory(cfg),
+    private readonly clock: Clock = systemClock,
   ) {
     super();
     this.setMaxListeners(0);
     this.scopes = cfg.scopes.map((s) => new ScopeState(s, this.cache));
     const n = this.scopes.length;
-    this.budget = new CallBudget(cfg.budgetPerMinute * n, cfg.budgetBurst * n);
+    this.budget = new CallBudget(
+      cfg.budgetPerMinute * n,
+      cfg.budgetBurst * n,
+      () => this.clock.now(),
+      cfg.push ? cfg.budgetPushBurst * n : 0,
+    );
     this.client = this.makeClient();
     this.firstSync = new Promise((r) => (this.resolveFirst = r));
     tokens.on('rotated', () => {
@@ -187,28 +233,121 @@ export class SyncEngine extends EventEmitter<EngineEvents> {
 
   stop(): void {
     this.stopped = true;
-    if (this.timer) clearTimeout(this.timer);
+    if (this.timer) this.clock.clearTimeout(this.timer);
+    if (this.pushTimer) this.clock.clearTimeout(this.pushTimer);
     this.timer = undefined;
+    this.pushTimer = undefined;
   }
 
   private schedule(delayMs?: number): void {
     if (this.stopped) return;
-    if (this.timer) clearTimeout(this.timer);
+    if (this.timer) this.clock.clearTimeout(this.timer);
     const base = this.cfg.refreshInterval;
     const jitter = base * this.cfg.jitter * (2 * Math.random() - 1);
     let wait = delayMs ?? base + jitter;
     // Never wake before the budget allows a call; a wake-up that cannot call would only burn a cycle.
     wait = Math.max(wait, this.budget.waitMs());
-    this.timer = setTimeout(() => void this.sync('refresh'), Math.max(10, Math.round(wait)));
-    this.timer.unref();
+    this.timer = this.clock.setTimeout(() => void this.sync('refresh'), Math.max(10, Math.round(wait)));
+  }
+
+  /** Runs a push or forced cycle after `delayMs` (or the budget's wait, whichever is longer). */
+  private schedulePush(delayMs = 0): void {
+    if (this.stopped) return;
+    if (this.pushTimer) this.clock.clearTimeout(this.pushTimer);
+    const wait = Math.max(delayMs, this.budget.waitMs('push'));
+    this.pushTimer = this.clock.setTimeout(() => {
+      this.pushTimer = undefined;
+      const forced = this.next.forced;
+      const push = this.next.push;
+      this.next = { push: false, forced: false };
+      if (forced) void this.sync('confirm', 'forced');
+      else if (push) void this.sync('change stream', 'push');
+    }, Math.round(wait));
+  }
+
+  // ---- push: what the change stream reports ----
+
+  /** Subscribes the engine to an upstream change stream (agent/change-stream.ts). */
+  attachStream(stream: ChangeStream): void {
+    this.stream = stream;
+    stream.on('hello', (envs) => this.announce(envs));
+    stream.on('change', (env) => this.announce([env]));
+    stream.on('removed', ({ id }) => {
+      if (this.heldUpdatedAt(id) !== undefined) this.requestCycle('forced');
+    });
+    stream.on('revoked', () => this.requestCycle('forced'));
+  }
+
+  /** The oldest `updated_at` held for an environment (a scope's, or a reference target's); undefined if none. */
+  private heldUpdatedAt(envId: string): string | undefined {
+    let held: string | undefined;
+    const take = (v: string): void => {
+      if (held === undefined || newerThan(held, v)) held = v;
+    };
+    for (const s of this.scopes) {
+      if (!s.raw || s.failClosed) continue;
+      if (s.raw.envId === envId) take(s.raw.envUpdatedAt);
+      for (const d of s.raw.deps) if (d.envId === envId) take(d.updatedAt);
+    }
+    return held;
+  }
+
+  /**
+   * The change stream reported environments' `updated_at` (all of them on (re)connect, one per change): those held
+   * here with older data are synced at once, through the push budget.
+   */
+  announce(envs: StreamEnv[]): void {
+    let stale = false;
+    const now = this.clock.now();
+    for (const e of envs) {
+      const held = this.heldUpdatedAt(e.id);
+      if (held === undefined || !newerThan(e.updatedAt, held)) continue;
+      const prev = this.announced.get(e.id);
+      if (!prev || newerThan(e.updatedAt, prev.updatedAt))
+        this.announced.set(e.id, { updatedAt: e.updatedAt, at: now, tries: 0 });
+      stale = true;
+    }
+    if (stale) this.requestCycle('push');
+  }
+
+  /** Starts a push or forced cycle now, or right after the one in flight. */
+  private requestCycle(kind: 'push' | 'forced'): void {
+    if (this.stopped) return;
+    this.next[kind] = true;
+    if (this.inflight || this.pushTimer) return; // picked up when the cycle in flight ends, or by the timer
+    this.schedulePush(0);
+  }
+
+  /**
+   * A sync now (SIGHUP, `POST /v1/refresh`): after the cycle in flight, if any, so it sees the upstream as it is
+   * now. Charged to the push bucket first; when the budget is spent it waits for the next cycle, and says so.
+   */
+  async refresh(reason: string): Promise<{ ok: boolean; deferred: boolean; ms: number }> {
+    const t0 = performance.now();
+    this.log.info({ reason }, 'sync requested: syncing now');
+    if (this.inflight) await this.inflight;
+    const deferredBefore = this.budget.deferred;
+    await this.sync(reason, 'forced');
+    const deferred = this.budget.deferred > deferredBefore;
+    const ok = !deferred && !this.lastCycleError && this.ready();
+    const ms = Math.round(performance.now() - t0);
+    this.log.info(
+      { reason, ms, ok, deferred, waitMs: deferred ? this.budget.waitMs('push') : undefined },
+      deferred ? 'requested sync deferred by the call budget' : 'requested sync done',
+    );
+    return { ok, deferred, ms };
   }
 
   /** Runs one cycle, or joins the one in flight (single-flight). */
-  sync(reason = 'manual'): Promise<void> {
-    if (this.inflight) return this.inflight;
+  sync(reason = 'manual', kind: CycleKind = 'poll'): Promise<void> {
+    if (this.inflight) {
+      if (kind !== 'poll') this.next[kind] = true;
+      return this.inflight;
+    }
     this.inflight = (async () => {
       try {
-        await this.cycle(reason);
+        this.kinds[kind]++;
+        await this.cycle(reason, kind);
       } catch (err) {
         // A bug must not kill the loop: record it and keep serving what we have.
         this.lastCycleError = problem('internal', (err as Error).message);
@@ -217,13 +356,16 @@ export class SyncEngine extends EventEmitter<EngineEvents> {
         this.inflight = undefined;
         // Precompute the merged view now, not on the first request after a change.
         if (this.scopes.length > 1) this.mergedView();
-        this.lastCycleAt = Date.now();
+        this.lastCycleAt = this.clock.now();
         this.cycles++;
         this.updateGauges();
         const pending = this.scopes.some((s) => s.pendingFetch);
         const again = this.rerun;
         this.rerun = false;
-        this.schedule(pending || again ? this.budget.waitMs() : undefined);
+        // A push cycle leaves the polling timer alone: polling goes on at its interval whatever the stream does.
+        if (kind !== 'push' || again) this.schedule(pending || again ? this.budget.waitMs() : undefined);
+        if (kind === 'push' && pending) this.next.push = true;
+        if ((this.next.push || this.next.forced) && !this.pushTimer) this.schedulePush(0);
         this.resolveFirst();
         this.emit('synced');
       }
@@ -240,35 +382,46 @@ export class SyncEngine extends EventEmitter<EngineEvents> {
     }
   }
 
-  private takeCall(): boolean {
-    const ok = this.budget.tryTake();
+  private takeCall(kind: CallKind): boolean {
+    const ok = this.budget.tryTake(kind);
     if (!ok) this.metrics.budgetDeferred.inc();
     return ok;
   }
 
   // ---- the cycle ----
 
-  private async cycle(reason: string): Promise<void> {
+  private async cycle(reason: string, kind: CycleKind): Promise<void> {
     const started = performance.now();
     const token = this.tokens.token;
     const tokenId = token.bearer;
-    const now = Date.now();
+    const now = this.clock.now();
+    const bucket: CallKind = kind === 'poll' ? 'poll' : 'push';
+    this.bucket = bucket;
     let boot: BootstrapResponse;
+    /** A bootstrap answered in this cycle (else the held one stands in, with the announced times). */
+    let fresh = false;
+    let bootAskedAt = now;
     const pending = this.scopes.some((s) => s.pendingFetch);
+    const held = this.lastBoot && this.lastBoot.token === tokenId ? this.lastBoot : undefined;
     if (
-      pending &&
-      this.lastBoot &&
-      this.lastBoot.token === tokenId &&
-      now - this.lastBoot.at < this.cfg.refreshInterval
+      held &&
+      ((kind === 'poll' && pending && now - held.at < this.cfg.refreshInterval) || kind === 'push')
     ) {
-      boot = this.lastBoot.boot; // finish the fetches the budget postponed, without a new bootstrap
+      // Finish the fetches the budget postponed, or follow a push, without a new bootstrap: the environment keys
+      // have not changed (a change of access comes as `removed`, or with the next poll).
+      boot = this.withAnnounced(held.boot);
     } else {
-      if (!this.takeCall()) {
-        this.log.debug({ reason, waitMs: this.budget.waitMs() }, 'refresh deferred by the call budget');
+      if (!this.takeCall(bucket)) {
+        this.log.debug(
+          { reason, kind, waitMs: this.budget.waitMs(bucket) },
+          'refresh deferred by the call budget',
+        );
+        if (kind !== 'poll') this.next[kind] = true;
         return;
       }
       try {
         const tb = performance.now();
+        bootAskedAt = this.clock.now();
         boot = await this.client.bootstrap();
         this.timings.bootstrapMs = performance.now() - tb;
       } catch (err) {
@@ -276,9 +429,10 @@ export class SyncEngine extends EventEmitter<EngineEvents> {
         this.upstreamFailure(err, this.scopes, 'bootstrap', tokenId);
         return;
       }
-      this.lastBoot = { boot, at: Date.now(), token: tokenId };
+      this.lastBoot = { boot, at: this.clock.now(), token: tokenId };
+      fresh = true;
     }
-    this.lastCycleError = undefined;
+    if (fresh || kind === 'poll') this.lastCycleError = undefined;
     let account;
     try {
       account = this.keyring.accountKey(token, boot.wrapped_key_share);
@@ -292,6 +446,8 @@ export class SyncEngine extends EventEmitter<EngineEvents> {
     let fetched = false;
     const resolved: ScopeState[] = [];
     for (const s of this.scopes) {
+      // A push cycle without a bootstrap looks only at the scopes the stream named (or the budget postponed).
+      if (!fresh && kind === 'push' && !s.pendingFetch && !this.announcedFor(s)) continue;
       let match;
       try {
         match = matchScope(boot, s.cfg);
@@ -322,13 +478,14 @@ export class SyncEngine extends EventEmitter<EngineEvents> {
       s.envId = env.id;
       s.envName = env.name;
       if (!changed) {
-        s.confirmedAt = Date.now();
+        if (!fresh && kind === 'push') continue; // nothing was asked of the upstream about this scope
+        s.confirmedAt = this.clock.now();
         s.lastSyncAt = s.confirmedAt;
         s.lastError = undefined;
         if (s.source === 'snapshot') s.source = 'upstream';
         continue;
       }
-      if (!this.takeCall()) {
+      if (!this.takeCall(bucket)) {
         s.pendingFetch = true;
         continue;
       }
@@ -347,7 +504,7 @@ export class SyncEngine extends EventEmitter<EngineEvents> {
       const prevDeps = s.raw?.deps ?? [];
       s.raw = { envId: env.id, envUpdatedAt: env.updated_at, secrets: list, deps: prevDeps };
       s.fetchedWithToken = tokenId;
-      s.fetchedAt = Date.now();
+      s.fetchedAt = this.clock.now();
       s.source = 'upstream';
       s.failClosed = undefined;
       resolved.push(s);
@@ -356,7 +513,7 @@ export class SyncEngine extends EventEmitter<EngineEvents> {
     // Decrypt and resolve after every fetch, so references between scopes see this cycle's data.
     for (const s of resolved) {
       // Confirmed before the view changes, so listeners of the change event already see a servable scope.
-      s.confirmedAt = Date.now();
+      s.confirmedAt = this.clock.now();
       s.lastSyncAt = s.confirmedAt;
       s.lastError = undefined;
       await this.materialise(s, boot, account, true);
@@ -364,6 +521,63 @@ export class SyncEngine extends EventEmitter<EngineEvents> {
     if (fetched) {
       this.lastFetchCycleMs = performance.now() - started;
       await this.persist(boot);
+    }
+    this.settleAnnounced(fresh ? bootAskedAt : undefined);
+  }
+
+  /** Whether the stream announced a newer time for the scope's environment or one of its reference targets. */
+  private announcedFor(s: ScopeState): boolean {
+    if (s.envId && this.announced.has(s.envId)) return true;
+    return !!s.raw?.deps.some((d) => this.announced.has(d.envId));
+  }
+
+  /** The held bootstrap with each environment's `updated_at` raised to what the stream announced since. */
+  private withAnnounced(boot: BootstrapResponse): BootstrapResponse {
+    if (this.announced.size === 0) return boot;
+    return {
+      ...boot,
+      apps: boot.apps.map((a) => ({
+        ...a,
+        environment_keys: a.environment_keys.map((k) => {
+          const ann = this.announced.get(k.environment.id);
+          return ann && newerThan(ann.updatedAt, k.environment.updated_at)
+            ? { ...k, environment: { ...k.environment, updated_at: ann.updatedAt } }
+            : k;
+        }),
+      })),
+    };
+  }
+
+  /**
+   * After a cycle: forget announcements the data held now covers. One a bootstrap asked after it arrived still
+   * reports as older (a server that announced before it could answer it) means "sync again shortly": a forced cycle
+   * after 250 ms, 500 ms, 1 s; then the announcement is dropped (the polls go on).
+   */
+  private settleAnnounced(bootAskedAt: number | undefined): void {
+    let confirm = 0;
+    for (const [id, a] of this.announced) {
+      const held = this.heldUpdatedAt(id);
+      if (held === undefined || !newerThan(a.updatedAt, held)) {
+        this.announced.delete(id);
+        continue;
+      }
+      // A push cycle follows an announcement the bootstrap could not have seen, or a fetch the budget postponed.
+      if (bootAskedAt === undefined || a.at > bootAskedAt || this.scopes.some((s) => s.pendingFetch))
+        continue;
+      a.tries++;
+      if (a.tries > CONFIRM_TRIES) {
+        this.announced.delete(id);
+        this.log.warn(
+          { environment: id, announced: a.updatedAt, held },
+          'the upstream announced a change its answers do not show yet; leaving it to the next refresh',
+        );
+        continue;
+      }
+      confirm = Math.max(confirm, CONFIRM_BASE_MS * 2 ** (a.tries - 1));
+    }
+    if (confirm > 0 && !this.stopped) {
+      this.next.forced = true;
+      this.schedulePush(confirm);
     }
   }
 
@@ -415,7 +629,7 @@ export class SyncEngine extends EventEmitter<EngineEvents> {
         if (!dep) {
           const old = byDep.get(id);
           if (old && (!online || old.updatedAt === key.environment.updated_at)) dep = old;
-          else if (online && this.takeCall()) {
+          else if (online && this.takeCall(this.bucket)) {
             let list: EncryptedSecret[] = [];
             let updatedAt = key.environment.updated_at;
             try {
