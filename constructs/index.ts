@@ -25,6 +25,10 @@ export {
   PhaseServiceAccount,
   type PhaseServiceAccountProps,
   type PhaseGrantOptions,
+  type PhaseTrustOptions,
+  type PhaseTrustKubernetesOptions,
+  type PhaseTrustOidcOptions,
+  type PhaseTrustAwsOptions,
 } from './service-account';
 export { PhaseToken, type PhaseTokenProps } from './token';
 export { PhaseNetworkPolicy, type PhaseNetworkPolicyProps } from './network-policy';
