@@ -7,6 +7,7 @@ import type { AppTable, EnvironmentTable } from './db/schema';
 import { HttpError, forbidden, header, isUuid, notFound, query } from './http';
 import type { Db } from './keys';
 import { actionFor, hasGlobalAccess, roleHasPermission, type Action } from './rbac';
+import { findInOrg } from './repositories/rows';
 
 export function isGlobal(p: Principal): boolean {
   return p.kind === 'member' && hasGlobalAccess(p.role);
@@ -76,14 +77,7 @@ export async function findApp(
   p: Principal,
   appId: string | undefined,
 ): Promise<AppTable> {
-  const app = isUuid(appId)
-    ? await ctx.store.db
-        .selectFrom('apps')
-        .selectAll()
-        .where('id', '=', appId)
-        .where('org_id', '=', p.orgId)
-        .executeTakeFirst()
-    : undefined;
+  const app = await findInOrg(ctx.store.db, 'apps', p.orgId, appId);
   if (!app) throw notFound(`App with ID ${appId ?? ''} not found`);
   return app;
 }

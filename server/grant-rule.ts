@@ -14,6 +14,7 @@ import type { AccountType, RoleTable } from './db/schema';
 import { forbidden } from './http';
 import type { Db } from './keys';
 import { effectiveMap, type PermissionMap, type RoleLike } from './rbac';
+import { liveAccountIds } from './repositories/accounts';
 
 /** The account a grant is aimed at. */
 export interface GrantTarget {
@@ -246,21 +247,11 @@ export async function loadPolicyState(db: Db, orgId: string): Promise<PolicyStat
 }
 
 async function orgAccounts(db: Db, orgId: string): Promise<GrantTarget[]> {
-  const members = await db
-    .selectFrom('members')
-    .select('id')
-    .where('org_id', '=', orgId)
-    .where('deleted_at', 'is', null)
-    .execute();
-  const sas = await db
-    .selectFrom('service_accounts')
-    .select('id')
-    .where('org_id', '=', orgId)
-    .where('deleted_at', 'is', null)
-    .execute();
+  const members = await liveAccountIds(db, orgId, 'member');
+  const sas = await liveAccountIds(db, orgId, 'service_account');
   return [
-    ...members.map((m) => ({ type: 'member' as const, id: m.id })),
-    ...sas.map((s) => ({ type: 'service_account' as const, id: s.id })),
+    ...members.map((id) => ({ type: 'member' as const, id })),
+    ...sas.map((id) => ({ type: 'service_account' as const, id })),
   ];
 }
 

@@ -7,8 +7,9 @@ import { isGlobal, membershipOf, holdsEnvKey } from './access';
 import type { Principal, ServerContext } from './context';
 import type { AccountType } from './db/schema';
 import { assertMayChangeAccessOf, assertPathsWithin, type GrantTarget } from './grant-rule';
-import { badRequest, forbidden, isUuid, normalizePath, notFound, parseWith } from './http';
+import { badRequest, forbidden, normalizePath, notFound, parseWith } from './http';
 import { addAppMember, grantEnvironment, type Db } from './keys';
+import { findInOrg } from './repositories/rows';
 
 const pathsSchema = z
   .array(
@@ -61,14 +62,7 @@ export async function validateAccess(
     if (e.id === undefined || e.id === null || e.id === '')
       throw badRequest("Each app entry requires an 'id'.");
     const appId = String(e.id);
-    const app = isUuid(appId)
-      ? await db
-          .selectFrom('apps')
-          .selectAll()
-          .where('id', '=', appId)
-          .where('org_id', '=', p.orgId)
-          .executeTakeFirst()
-      : undefined;
+    const app = await findInOrg(db, 'apps', p.orgId, appId);
     if (!app) throw notFound(`App not found: ${appId}`);
     if (!app.sse_enabled) {
       throw badRequest(`App '${app.name}' does not have SSE enabled. Only SSE apps are supported.`);

@@ -12,6 +12,7 @@ import { badRequest, isUuid, newId, notFound, nowIso, objectBody, parseWith, toS
 import type { Db } from '../keys';
 import { assertMayChangePolicies, loadPolicyState, type PolicyState } from '../grant-rule';
 import { validIpEntry } from '../network';
+import { findInOrg, listInOrg } from '../repositories/rows';
 import { noContent, param, route, send } from './util';
 
 const ipList = z
@@ -110,14 +111,7 @@ async function guardPolicies(trx: Db, p: Principal, change: (s: PolicyState) => 
 }
 
 async function findPolicy(ctx: ServerContext, p: Principal, id: string): Promise<NetworkPolicyTable> {
-  const row = isUuid(id)
-    ? await ctx.store.db
-        .selectFrom('network_policies')
-        .selectAll()
-        .where('id', '=', id)
-        .where('org_id', '=', p.orgId)
-        .executeTakeFirst()
-    : undefined;
+  const row = await findInOrg(ctx.store.db, 'network_policies', p.orgId, id);
   if (!row) throw notFound('Network policy not found.');
   return row;
 }
@@ -184,12 +178,7 @@ export function registerExtensions(r: Router, ctx: ServerContext, auth: RequestH
     get: async (req, res) => {
       const p = principal(req);
       requireOrgPermission(p, 'read', 'NetworkAccessPolicies');
-      const rows = await db
-        .selectFrom('network_policies')
-        .selectAll()
-        .where('org_id', '=', p.orgId)
-        .orderBy('created_at')
-        .execute();
+      const rows = await listInOrg(db, 'network_policies', p.orgId);
       const out = [];
       for (const row of rows) out.push(await policyWire(db, row));
       send(res, 200, { data: out });

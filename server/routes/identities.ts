@@ -10,18 +10,7 @@ import { rateLimit } from '../auth';
 import { principal, type Principal, type ServerContext } from '../context';
 import type { ExternalIdentityTable } from '../db/schema';
 import { mayHandleTokensOf } from '../grant-rule';
-import {
-  badRequest,
-  body,
-  camelize,
-  header,
-  isUuid,
-  newId,
-  notFound,
-  nowIso,
-  objectBody,
-  parseWith,
-} from '../http';
+import { badRequest, body, camelize, header, newId, notFound, nowIso, objectBody, parseWith } from '../http';
 import { verifyAwsIam, decodeSignedRequest, stsEndpointOf } from '../identity/aws-iam';
 import {
   DEFAULT_TTL_SECONDS,
@@ -45,6 +34,7 @@ import { LoginError } from '../identity/login-error';
 import { verifyOidcJwt } from '../identity/oidc';
 import type { Db } from '../keys';
 import { clientIp } from '../network';
+import { findInOrg, listInOrg, softDelete } from '../repositories/rows';
 import { noContent, param, route } from './util';
 
 /** snake_case keys for the record's own fields (bodies may be camelCase); `config` is left as given. */
@@ -86,15 +76,7 @@ async function identityWire(db: Db, row: ExternalIdentityTable) {
 }
 
 async function findIdentity(ctx: ServerContext, p: Principal, id: string): Promise<ExternalIdentityTable> {
-  const row = isUuid(id)
-    ? await ctx.store.db
-        .selectFrom('external_identities')
-        .selectAll()
-        .where('id', '=', id)
-        .where('org_id', '=', p.orgId)
-        .where('deleted_at', 'is', null)
-        .executeTakeFirst()
-    : undefined;
+  const row = await findInOrg(ctx.store.db, 'external_identities', p.orgId, id);
   if (!row) throw notFound('External identity not found.');
   return row;
 }
@@ -110,15 +92,7 @@ function ttlBounds(defaultTtl: number, maxTtl: number): void {
  * rule applies (the account itself or a global-access member). Anything else looks like a missing account.
  */
 async function attachableAccount(ctx: ServerContext, p: Principal, saId: string) {
-  const sa = isUuid(saId)
-    ? await ctx.store.db
-        .selectFrom('service_accounts')
-        .selectAll()
-        .where('id', '=', saId)
-        .where('org_id', '=', p.orgId)
-        .where('deleted_at', 'is', null)
-        .executeTakeFirst()
-    : undefined;
+  const sa = await findInOrg(ctx.store.db, 'service_accounts', p.orgId, saId);
   if (!sa || !mayHandleTokensOf(p, sa.id)) throw notFound('Service account not found.');
   if (!sa.server_wrapped_keyring) {
     throw badRequest('Service account does not have server-side key management enabled; it cannot log in.');
@@ -133,13 +107,7 @@ export function registerIdentities(r: Router, ctx: ServerContext, auth: RequestH
     get: async (req, res) => {
       const p = principal(req);
       requireOrgPermission(p, 'read', 'ExternalIdentities');
-      const rows = await db
-        .selectFrom('external_identities')
-        .selectAll()
-        .where('org_id', '=', p.orgId)
-        .where('deleted_at', 'is', null)
-        .orderBy('created_at')
-        .execute();
+      const rows = await listInOrg(db, 'external_identities', p.orgId);
       const data = [];
       for (const row of rows) data.push(await identityWire(db, row));
       res.status(200).json({ data });
@@ -214,13 +182,8 @@ export function registerIdentities(r: Router, ctx: ServerContext, auth: RequestH
       requireOrgPermission(p, 'delete', 'ExternalIdentities');
       const row = await findIdentity(ctx, p, param(req, 'identity_id'));
       await db.transaction().execute(async (trx) => {
-        const now = nowIso();
         await trx.deleteFrom('external_identity_attachments').where('identity_id', '=', row.id).execute();
-        await trx
-          .updateTable('external_identities')
-          .set({ deleted_at: now, updated_at: now })
-          .where('id', '=', row.id)
-          .execute();
+        await softDelete(trx, 'external_identities', row.id);
         await audit(trx, p, {
           eventType: 'D',
           resourceType: 'external_identity',

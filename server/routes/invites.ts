@@ -8,19 +8,18 @@ import { requireOrgPermission } from '../access';
 import { audit } from '../audit';
 import { principal, type ServerContext } from '../context';
 import type { InviteTable } from '../db/schema';
-import { badRequest, conflict, isUuid, microsToIso, newId, notFound, nowIso, objectBody } from '../http';
+import { badRequest, conflict, microsToIso, newId, notFound, nowIso, objectBody } from '../http';
 import type { Db } from '../keys';
 import { assertMayAssignRole } from '../grant-rule';
 import { hasGlobalAccess, roleHasPermission } from '../rbac';
+import { roleFromBody, roleRef } from '../repositories/roles';
+import { findInOrg } from '../repositories/rows';
 import { noContent, param, route, send } from './util';
 
 const INVITE_DAYS = 14;
 const EMAIL = /^[^\s@<>()[\]\\,;:"]+@[^\s@<>()[\]\\,;:"]+\.[^\s@<>()[\]\\,;:"]+$/;
 
 async function inviteWire(db: Db, i: InviteTable) {
-  const role = i.role_id
-    ? await db.selectFrom('roles').select(['id', 'name']).where('id', '=', i.role_id).executeTakeFirst()
-    : undefined;
   let invitedBy: Record<string, string> | null = null;
   if (i.invited_by_member) {
     const m = await db
@@ -40,7 +39,7 @@ async function inviteWire(db: Db, i: InviteTable) {
   return {
     id: i.id,
     invitee_email: i.invitee_email,
-    role: role ? { id: role.id, name: role.name } : null,
+    role: await roleRef(db, i.role_id),
     invited_by: invitedBy,
     created_at: i.created_at,
     expires_at: i.expires_at,
@@ -78,19 +77,7 @@ export function registerInvites(r: Router, ctx: ServerContext, auth: RequestHand
           `'${typeof b.email === 'string' ? b.email.slice(0, 254) : ''}' is not a valid email address.`,
         );
       }
-      if (b.role_id === undefined || b.role_id === null || b.role_id === '') {
-        throw badRequest('Missing required field: role_id');
-      }
-      const role =
-        typeof b.role_id === 'string' && isUuid(b.role_id)
-          ? await db
-              .selectFrom('roles')
-              .selectAll()
-              .where('id', '=', b.role_id)
-              .where('org_id', '=', p.orgId)
-              .executeTakeFirst()
-          : undefined;
-      if (!role) throw notFound('Role not found.');
+      const role = await roleFromBody(db, p.orgId, b.role_id);
       if (hasGlobalAccess(role)) throw badRequest(`Members cannot be invited with the '${role.name}' role.`);
       if (roleHasPermission(role, 'create', 'ServiceAccountTokens', false)) {
         throw badRequest(
@@ -146,14 +133,7 @@ export function registerInvites(r: Router, ctx: ServerContext, auth: RequestHand
       const p = principal(req);
       requireOrgPermission(p, 'delete', 'Members');
       const id = param(req, 'invite_id');
-      const row = isUuid(id)
-        ? await db
-            .selectFrom('invites')
-            .select('id')
-            .where('id', '=', id)
-            .where('org_id', '=', p.orgId)
-            .executeTakeFirst()
-        : undefined;
+      const row = await findInOrg(db, 'invites', p.orgId, id);
       if (!row) throw notFound('Invite not found.');
       await db.transaction().execute(async (trx) => {
         await trx.deleteFrom('invites').where('id', '=', row.id).execute();

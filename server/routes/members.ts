@@ -6,44 +6,30 @@ import { principal, type Principal, type ServerContext } from '../context';
 import type { MemberTable } from '../db/schema';
 import { assertMayAssignRole, assertMayChangeAccessOf, assertMayChangeRoleOf } from '../grant-rule';
 import { applyAccess, accessWire, removeAccountGrants, validateAccess } from '../grants';
-import { HttpError, badRequest, forbidden, isUuid, notFound, nowIso, objectBody } from '../http';
+import { HttpError, badRequest, forbidden, notFound, nowIso, objectBody } from '../http';
 import type { Db } from '../keys';
 import { hasGlobalAccess, roleHasPermission } from '../rbac';
+import { softDeleteAccount } from '../repositories/accounts';
+import { roleById, roleFromBody, roleRef } from '../repositories/roles';
+import { findInOrg, listInOrg } from '../repositories/rows';
 import { noContent, param, route, send } from './util';
 
 async function memberWire(db: Db, m: MemberTable) {
-  const role = m.role_id
-    ? await db.selectFrom('roles').select(['id', 'name']).where('id', '=', m.role_id).executeTakeFirst()
-    : undefined;
   return {
     id: m.id,
     username: m.username,
     full_name: m.full_name,
     email: m.email,
-    role: role ? { id: role.id, name: role.name } : null,
+    role: await roleRef(db, m.role_id),
     created_at: m.created_at,
     updated_at: m.updated_at,
   };
 }
 
 async function findMember(ctx: ServerContext, p: Principal, id: string): Promise<MemberTable> {
-  const m = isUuid(id)
-    ? await ctx.store.db
-        .selectFrom('members')
-        .selectAll()
-        .where('id', '=', id)
-        .where('org_id', '=', p.orgId)
-        .where('deleted_at', 'is', null)
-        .executeTakeFirst()
-    : undefined;
+  const m = await findInOrg(ctx.store.db, 'members', p.orgId, id);
   if (!m) throw notFound('Member not found.');
   return m;
-}
-
-async function roleOf(ctx: ServerContext, roleId: string | null) {
-  return roleId
-    ? ctx.store.db.selectFrom('roles').selectAll().where('id', '=', roleId).executeTakeFirst()
-    : undefined;
 }
 
 export function registerMembers(r: Router, ctx: ServerContext, auth: RequestHandler): void {
@@ -53,13 +39,7 @@ export function registerMembers(r: Router, ctx: ServerContext, auth: RequestHand
     get: async (req, res) => {
       const p = principal(req);
       requireOrgPermission(p, 'read', 'Members');
-      const rows = await db
-        .selectFrom('members')
-        .selectAll()
-        .where('org_id', '=', p.orgId)
-        .where('deleted_at', 'is', null)
-        .orderBy('created_at')
-        .execute();
+      const rows = await listInOrg(db, 'members', p.orgId);
       const out = [];
       for (const m of rows) out.push(await memberWire(db, m));
       send(res, 200, { data: out });
@@ -80,7 +60,7 @@ export function registerMembers(r: Router, ctx: ServerContext, auth: RequestHand
       const p = principal(req);
       requireOrgPermission(p, 'update', 'Members');
       const target = await findMember(ctx, p, param(req, 'member_id'));
-      const targetRole = await roleOf(ctx, target.role_id);
+      const targetRole = await roleById(db, target.role_id);
       if (targetRole?.is_default && targetRole.name === 'Owner') {
         throw forbidden('The Owner role cannot be changed via the API. Use the ownership transfer flow.');
       }
@@ -90,19 +70,7 @@ export function registerMembers(r: Router, ctx: ServerContext, auth: RequestHand
           throw forbidden('Service accounts cannot modify members with global access.');
         if (!isGlobal(p)) throw forbidden('You cannot update the role of a member with global access.');
       }
-      const b = objectBody(req);
-      if (b.role_id === undefined || b.role_id === null || b.role_id === '')
-        throw badRequest('Missing required field: role_id');
-      const role =
-        typeof b.role_id === 'string' && isUuid(b.role_id)
-          ? await db
-              .selectFrom('roles')
-              .selectAll()
-              .where('id', '=', b.role_id)
-              .where('org_id', '=', p.orgId)
-              .executeTakeFirst()
-          : undefined;
-      if (!role) throw notFound('Role not found.');
+      const role = await roleFromBody(db, p.orgId, objectBody(req).role_id);
       if (role.is_default && role.name === 'Owner') {
         throw forbidden('You cannot assign the Owner role directly. Use the ownership transfer flow.');
       }
@@ -135,7 +103,7 @@ export function registerMembers(r: Router, ctx: ServerContext, auth: RequestHand
       const p = principal(req);
       requireOrgPermission(p, 'delete', 'Members');
       const target = await findMember(ctx, p, param(req, 'member_id'));
-      const targetRole = await roleOf(ctx, target.role_id);
+      const targetRole = await roleById(db, target.role_id);
       if (targetRole?.is_default && targetRole.name === 'Owner') {
         throw forbidden('The Owner cannot be removed via the API. Use the ownership transfer flow.');
       }
@@ -149,18 +117,7 @@ export function registerMembers(r: Router, ctx: ServerContext, auth: RequestHand
         );
       }
       await db.transaction().execute(async (trx) => {
-        const now = nowIso();
-        await trx
-          .updateTable('members')
-          .set({ deleted_at: now, updated_at: now })
-          .where('id', '=', target.id)
-          .execute();
-        await trx
-          .updateTable('user_tokens')
-          .set({ deleted_at: now })
-          .where('member_id', '=', target.id)
-          .where('deleted_at', 'is', null)
-          .execute();
+        await softDeleteAccount(trx, 'member', target.id);
         await removeAccountGrants(trx, 'member', target.id);
         await audit(trx, p, { eventType: 'D', resourceType: 'member', resourceId: target.id });
       });
@@ -180,7 +137,7 @@ export function registerMembers(r: Router, ctx: ServerContext, auth: RequestHand
       requireOrgPermission(p, 'update', 'Members');
       const m = await findMember(ctx, p, param(req, 'member_id'));
       assertMayChangeAccessOf(p, { type: 'member', id: m.id });
-      if (hasGlobalAccess(await roleOf(ctx, m.role_id))) {
+      if (hasGlobalAccess(await roleById(db, m.role_id))) {
         throw forbidden('Access cannot be changed for members with a global access role.');
       }
       if (!m.identity_key) {

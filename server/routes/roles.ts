@@ -4,19 +4,11 @@ import { requireOrgPermission } from '../access';
 import { audit } from '../audit';
 import { principal, type Principal, type ServerContext } from '../context';
 import type { RoleTable } from '../db/schema';
-import {
-  badRequest,
-  conflict,
-  forbidden,
-  isUuid,
-  newId,
-  notFound,
-  nowIso,
-  objectBody,
-  textField,
-} from '../http';
+import { badRequest, conflict, forbidden, newId, notFound, nowIso, objectBody, textField } from '../http';
 import { assertMayEditRole, assertMayWriteRole } from '../grant-rule';
 import { DEFAULT_ROLES, effectiveMap, type PermissionMap } from '../rbac';
+import { roleInUse } from '../repositories/roles';
+import { findInOrg, listInOrg } from '../repositories/rows';
 import { noContent, param, route, send } from './util';
 
 function roleWire(r: RoleTable) {
@@ -96,14 +88,7 @@ function validatePermissions(raw: unknown): { permissions: PermissionMap; app_pe
 }
 
 async function findRole(ctx: ServerContext, p: Principal, id: string): Promise<RoleTable> {
-  const role = isUuid(id)
-    ? await ctx.store.db
-        .selectFrom('roles')
-        .selectAll()
-        .where('id', '=', id)
-        .where('org_id', '=', p.orgId)
-        .executeTakeFirst()
-    : undefined;
+  const role = await findInOrg(ctx.store.db, 'roles', p.orgId, id);
   if (!role) throw notFound('Role not found.');
   return role;
 }
@@ -115,12 +100,7 @@ export function registerRoles(r: Router, ctx: ServerContext, auth: RequestHandle
     get: async (req, res) => {
       const p = principal(req);
       requireOrgPermission(p, 'read', 'Roles');
-      const rows = await db
-        .selectFrom('roles')
-        .selectAll()
-        .where('org_id', '=', p.orgId)
-        .orderBy('created_at')
-        .execute();
+      const rows = await listInOrg(db, 'roles', p.orgId);
       send(res, 200, { data: rows.map(roleWire) });
     },
     post: async (req, res) => {
@@ -209,28 +189,8 @@ export function registerRoles(r: Router, ctx: ServerContext, auth: RequestHandle
       requireOrgPermission(p, 'delete', 'Roles');
       const role = await findRole(ctx, p, param(req, 'role_id'));
       if (role.is_default) throw forbidden('Default roles cannot be deleted.');
-      const member = await db
-        .selectFrom('members')
-        .select('id')
-        .where('role_id', '=', role.id)
-        .where('deleted_at', 'is', null)
-        .executeTakeFirst();
-      if (member) throw conflict('Cannot delete a role that has members assigned to it.');
-      const sa = await db
-        .selectFrom('service_accounts')
-        .select('id')
-        .where('role_id', '=', role.id)
-        .where('deleted_at', 'is', null)
-        .executeTakeFirst();
-      if (sa) throw conflict('Cannot delete a role that has service accounts assigned to it.');
-      const invite = await db
-        .selectFrom('invites')
-        .select('id')
-        .where('role_id', '=', role.id)
-        .where('valid', '=', 1)
-        .where('expires_at', '>=', nowIso())
-        .executeTakeFirst();
-      if (invite) throw conflict('Cannot delete a role that has pending invites assigned to it.');
+      const inUse = await roleInUse(db, role.id);
+      if (inUse) throw conflict(inUse);
       await db.transaction().execute(async (trx) => {
         await trx.deleteFrom('roles').where('id', '=', role.id).execute();
         await audit(trx, p, {

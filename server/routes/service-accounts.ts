@@ -4,7 +4,7 @@ import { newServerManagedIdentity } from '../../core/mint';
 import { requireOrgPermission } from '../access';
 import { audit } from '../audit';
 import { principal, type Principal, type ServerContext } from '../context';
-import type { RoleTable, ServiceAccountTable } from '../db/schema';
+import type { ServiceAccountTable } from '../db/schema';
 import {
   assertMayAssignRole,
   assertMayChangeAccessOf,
@@ -27,20 +27,16 @@ import {
 } from '../http';
 import type { Db } from '../keys';
 import { hasGlobalAccess } from '../rbac';
+import { softDeleteAccount } from '../repositories/accounts';
+import { roleFromBody, roleRef } from '../repositories/roles';
+import { findInOrg } from '../repositories/rows';
 import { noContent, param, route, send } from './util';
 
-function roleRef(role: Pick<RoleTable, 'id' | 'name'> | undefined | null) {
-  return role ? { id: role.id, name: role.name } : null;
-}
-
 async function saWire(db: Db, sa: ServiceAccountTable) {
-  const role = sa.role_id
-    ? await db.selectFrom('roles').select(['id', 'name']).where('id', '=', sa.role_id).executeTakeFirst()
-    : undefined;
   return {
     id: sa.id,
     name: sa.name,
-    role: roleRef(role),
+    role: await roleRef(db, sa.role_id),
     created_at: sa.created_at,
     updated_at: sa.updated_at,
   };
@@ -58,33 +54,9 @@ export async function saDetail(db: Db, sa: ServiceAccountTable) {
 }
 
 async function findSa(ctx: ServerContext, p: Principal, id: string): Promise<ServiceAccountTable> {
-  const sa = isUuid(id)
-    ? await ctx.store.db
-        .selectFrom('service_accounts')
-        .selectAll()
-        .where('id', '=', id)
-        .where('org_id', '=', p.orgId)
-        .where('deleted_at', 'is', null)
-        .executeTakeFirst()
-    : undefined;
+  const sa = await findInOrg(ctx.store.db, 'service_accounts', p.orgId, id);
   if (!sa) throw notFound('Service account not found.');
   return sa;
-}
-
-async function findRole(ctx: ServerContext, p: Principal, roleId: unknown): Promise<RoleTable> {
-  if (roleId === undefined || roleId === null || roleId === '')
-    throw badRequest('Missing required field: role_id');
-  const role =
-    typeof roleId === 'string' && isUuid(roleId)
-      ? await ctx.store.db
-          .selectFrom('roles')
-          .selectAll()
-          .where('id', '=', roleId)
-          .where('org_id', '=', p.orgId)
-          .executeTakeFirst()
-      : undefined;
-  if (!role) throw notFound('Role not found.');
-  return role;
 }
 
 /** §9.4.7 scope rule: SAs only themselves, global users any SA; everything else looks like a missing SA. */
@@ -172,7 +144,7 @@ export function registerServiceAccounts(r: Router, ctx: ServerContext, auth: Req
       let tokenName = 'Default';
       if ('token_name' in b) tokenName = textField(b, 'token_name', { required: true, max: 64 }) as string;
       if (b.team_id !== undefined && b.team_id !== null) throw new HttpError(404, 'Team not found.');
-      const role = await findRole(ctx, p, b.role_id);
+      const role = await roleFromBody(db, p.orgId, b.role_id);
       if (hasGlobalAccess(role))
         throw badRequest(`Service accounts cannot be assigned the '${role.name}' role.`);
       assertMayAssignRole(p, role);
@@ -221,7 +193,7 @@ export function registerServiceAccounts(r: Router, ctx: ServerContext, auth: Req
       if (hasRole) {
         const target = { type: 'service_account' as const, id: sa.id };
         assertMayChangeRoleOf(p, target);
-        const role = await findRole(ctx, p, b.role_id);
+        const role = await roleFromBody(db, p.orgId, b.role_id);
         if (hasGlobalAccess(role))
           throw badRequest(`Service accounts cannot be assigned the '${role.name}' role.`);
         assertMayAssignRole(p, role, target);
@@ -238,18 +210,7 @@ export function registerServiceAccounts(r: Router, ctx: ServerContext, auth: Req
       requireOrgPermission(p, 'delete', 'ServiceAccounts');
       const sa = await findSa(ctx, p, param(req, 'sa_id'));
       await db.transaction().execute(async (trx) => {
-        const now = nowIso();
-        await trx
-          .updateTable('service_accounts')
-          .set({ deleted_at: now, updated_at: now })
-          .where('id', '=', sa.id)
-          .execute();
-        await trx
-          .updateTable('sa_tokens')
-          .set({ deleted_at: now })
-          .where('sa_id', '=', sa.id)
-          .where('deleted_at', 'is', null)
-          .execute();
+        await softDeleteAccount(trx, 'service_account', sa.id);
         await removeAccountGrants(trx, 'service_account', sa.id);
         await audit(trx, p, {
           eventType: 'D',

@@ -1,0 +1,36 @@
+/** Members and service accounts with their tokens: the organisation's accounts and their removal. */
+import type { AccountType } from '../db/schema';
+import { nowIso } from '../http';
+import type { Db } from '../keys';
+import { softDelete } from './rows';
+
+/** Each account type's table, and its token table with the column naming the account. */
+const TABLES = {
+  member: { accounts: 'members', tokens: 'user_tokens', owner: 'member_id' },
+  service_account: { accounts: 'service_accounts', tokens: 'sa_tokens', owner: 'sa_id' },
+} as const;
+
+/** The ids of an organisation's live accounts of one type. */
+export async function liveAccountIds(db: Db, orgId: string, type: AccountType): Promise<string[]> {
+  const rows = await db
+    .selectFrom(TABLES[type].accounts)
+    .select('id')
+    .where('org_id', '=', orgId)
+    .where('deleted_at', 'is', null)
+    .execute();
+  return rows.map((r) => r.id);
+}
+
+/** Soft-deletes an account and revokes its live tokens (grants are removed separately, grants.ts). */
+export async function softDeleteAccount(db: Db, type: AccountType, id: string): Promise<void> {
+  const t = TABLES[type];
+  await softDelete(db, t.accounts, id);
+  // The two token tables differ only in the owner column's name.
+  const tokens = t.tokens as 'sa_tokens';
+  await db
+    .updateTable(tokens)
+    .set({ deleted_at: nowIso() })
+    .where(t.owner as 'sa_id', '=', id)
+    .where('deleted_at', 'is', null)
+    .execute();
+}

@@ -1,0 +1,55 @@
+/**
+ * The queries every organisation-owned table shares: find one row by id inside an organisation, list an
+ * organisation's rows, soft-delete. Tables with a `deleted_at` column hide their soft-deleted rows everywhere here.
+ */
+import type { Kysely } from 'kysely';
+import type { DB } from '../db/schema';
+import { isUuid, nowIso } from '../http';
+import type { Db } from '../keys';
+
+/** The tables owned by one organisation (an `org_id` column). */
+export type OrgTable =
+  'apps' | 'roles' | 'members' | 'service_accounts' | 'external_identities' | 'network_policies' | 'invites';
+
+/** Tables whose rows are soft-deleted (`deleted_at` set) rather than removed. */
+const SOFT_DELETED: ReadonlySet<OrgTable> = new Set(['members', 'service_accounts', 'external_identities']);
+
+// The queries below are the same for every table; kysely cannot type a query over a union of tables, so they run
+// untyped and their rows are typed by the table they were read from.
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+const untyped = (db: Db) => db as unknown as Kysely<any>;
+
+/** The row with this id in the organisation (a live one, for soft-deleted tables), or undefined; any id is safe. */
+export async function findInOrg<T extends OrgTable>(
+  db: Db,
+  table: T,
+  orgId: string,
+  id: unknown,
+): Promise<DB[T] | undefined> {
+  if (typeof id !== 'string' || !isUuid(id)) return undefined;
+  let q = untyped(db).selectFrom(table).selectAll().where('id', '=', id).where('org_id', '=', orgId);
+  if (SOFT_DELETED.has(table)) q = q.where('deleted_at', 'is', null);
+  return (await q.executeTakeFirst()) as DB[T] | undefined;
+}
+
+/** The organisation's (live) rows, oldest first unless `newestFirst`. */
+export async function listInOrg<T extends OrgTable>(
+  db: Db,
+  table: T,
+  orgId: string,
+  newestFirst = false,
+): Promise<Array<DB[T]>> {
+  let q = untyped(db).selectFrom(table).selectAll().where('org_id', '=', orgId);
+  if (SOFT_DELETED.has(table)) q = q.where('deleted_at', 'is', null);
+  return (await q.orderBy('created_at', newestFirst ? 'desc' : 'asc').execute()) as Array<DB[T]>;
+}
+
+/** Marks a row of a soft-deleted table deleted (and updated) now. */
+export async function softDelete(
+  db: Db,
+  table: 'members' | 'service_accounts' | 'external_identities',
+  id: string,
+): Promise<void> {
+  const now = nowIso();
+  await db.updateTable(table).set({ deleted_at: now, updated_at: now }).where('id', '=', id).execute();
+}
