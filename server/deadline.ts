@@ -54,12 +54,19 @@ class RequestClock {
   /** Unmanaged: a write statement has been issued. */
   wrote = false;
 
-  constructor(readonly limitMs: number) {
+  constructor(
+    readonly limitMs: number,
+    private readonly res: Response,
+  ) {
     this.deadline = performance.now() + limitMs;
   }
 
-  /** Can the request still be answered with the 503 (nothing it did can have been committed)? */
+  /**
+   * Can the request still be answered with the 503 (nothing it did can have been committed)? Not once the handler
+   * has started its own answer (a streamed response, or work after answering): the limit is over for it.
+   */
   abortable(): boolean {
+    if (this.res.headersSent && !this.expired) return false;
     return this.managed ? !this.committed : !this.wrote;
   }
 
@@ -82,7 +89,7 @@ const clocks = new AsyncLocalStorage<RequestClock>();
 export function requestTimeout(limitMs: number) {
   return (_req: Request, res: Response, next: NextFunction): void => {
     if (!(limitMs > 0)) return next();
-    const clock = new RequestClock(limitMs);
+    const clock = new RequestClock(limitMs, res);
     const timer = setTimeout(() => {
       if (res.headersSent || !clock.abortable()) return;
       clock.expired = true;

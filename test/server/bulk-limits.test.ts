@@ -281,6 +281,14 @@ describe('time limit: a 503 means nothing was written (deadline.ts)', () => {
       await sleep(LIMIT * 3);
       res.json({ ok: true });
     });
+    // A handler that has started its own (streamed) answer is out of the limit's reach.
+    app.post('/streamed', async (_req: Request, res: Response) => {
+      res.status(200).type('text/plain');
+      res.write('start;');
+      await sleep(LIMIT * 3);
+      await db.insertInto('t').values({ x: 'streamed' }).execute();
+      res.end('end');
+    });
     app.use((err: unknown, _req: Request, res: Response, _next: NextFunction) => {
       if (res.headersSent) return;
       if (err instanceof HttpError) res.status(err.status).json({ error: err.message });
@@ -313,6 +321,13 @@ describe('time limit: a 503 means nothing was written (deadline.ts)', () => {
     expect(r.body.error).toContain(`time limit of ${LIMIT} ms`);
     await sleep(LIMIT * 3);
     expect(await stored()).not.toContain('wait-then-write');
+  });
+
+  test('a handler streaming its answer is not cut off by the limit', async () => {
+    const r = await fetch(`${url}/streamed`, { method: 'POST' });
+    expect(r.status).toBe(200);
+    expect(await r.text()).toBe('start;end');
+    expect(await stored()).toContain('streamed');
   });
 
   test('paced work past the limit rolls back; paced work past its commit point answers for real', async () => {
