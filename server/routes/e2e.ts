@@ -6,43 +6,24 @@ import { Router, type Request, type Response } from 'express';
 import { z } from 'zod';
 import { looksLikePhaseCiphertext } from '../../core/crypto';
 import { parseAuthorizationHeader } from '../../core/token';
-import { pathAllowed, resolveSecretsContext, type SecretsContext } from '../access';
-import { audit, type AuditInput } from '../audit';
+import { resolveSecretsContext } from '../access';
 import { authenticate, lookupToken, rateLimit } from '../auth';
 import { principal, type Principal, type ServerContext } from '../context';
-import type { SecretTable } from '../db/schema';
 import { Pacer } from '../deadline';
 import {
   HttpError,
   badRequest,
-  body,
   conflict,
   forbidden,
   header,
   newId,
   normalizePath,
-  notFound,
   nowIso,
   parseWith,
 } from '../http';
 import { clientIp } from '../network';
-import {
-  FolderIds,
-  TagIds,
-  addTags,
-  auditPaced,
-  bumpEnvironment,
-  checkEntryCount,
-  checkExpectedVersion,
-  insertSecrets,
-  isDuplicate,
-  liveKeys,
-  loadSecrets,
-  lockSecrets,
-  secretWire,
-  setTags,
-  upsertOverride,
-} from '../secrets';
+import { checkEntryCount, secretWire } from '../secrets';
+import * as service from '../services/secrets';
 
 const SECRET_TYPES = ['secret', 'sealed', 'config'] as const;
 
@@ -111,18 +92,9 @@ function secretsArray<T extends z.ZodTypeAny>(item: T) {
     .passthrough();
 }
 
-/** The raw JSON body of a secrets view, with Phase's messages for missing or non-object bodies. */
-function secretsBody(req: Request): Record<string, unknown> {
-  const b = body(req);
-  if (b === undefined) throw badRequest('Request body is required.');
-  if (b === null || typeof b !== 'object' || Array.isArray(b))
-    throw badRequest('Request body must be a JSON object.');
-  return b as Record<string, unknown>;
-}
-
 /** The body of a bulk write, refused with 413 before validation when it carries too many entries. */
 function bulkBody(req: Request): Record<string, unknown> {
-  const b = secretsBody(req);
+  const b = service.secretsBody(req);
   if (Array.isArray(b.secrets)) checkEntryCount(b.secrets.length);
   return b;
 }
@@ -131,42 +103,20 @@ function useCamel(req: Request): boolean {
   return header(req, 'X-Use-Camel-Case') === 'true';
 }
 
-function requirePath(c: SecretsContext, path: string): void {
-  if (!pathAllowed(c.membership.paths, path)) {
-    throw forbidden(`Access denied: path '${path}' is outside the paths this account may access.`);
-  }
-}
-
-function secretEvents(
-  type: 'C' | 'R' | 'U' | 'D',
-  c: SecretsContext,
-  items: Array<{ id: string; key_digest: string; path: string }>,
-): AuditInput[] {
-  return items.map((s) => ({
-    eventType: type,
-    resourceType: 'secret',
-    resourceId: s.id,
-    appId: c.app.id,
-    environmentId: c.env.id,
-    keyDigest: s.key_digest,
-    path: s.path,
-  }));
-}
-
-/** One audit event for a list read: the digests read, never keys or values. */
-export function readEvent(
-  c: SecretsContext,
-  items: Array<{ key_digest: string; path: string }>,
-  via: string,
-): AuditInput {
+/** The list filter of an E2E read: `Path`, `KeyDigest` and `Tags` headers. */
+function filterOf(req: Request) {
+  const path = header(req, 'Path');
+  const digest = header(req, 'KeyDigest');
+  const tags = header(req, 'Tags');
   return {
-    eventType: 'R',
-    resourceType: 'secret',
-    appId: c.app.id,
-    environmentId: c.env.id,
-    keyDigest: items.length === 1 ? items[0].key_digest : null,
-    path: items.length === 1 ? items[0].path : null,
-    detail: { via, count: items.length, key_digests: items.map((s) => s.key_digest) },
+    path: path !== undefined && path !== '' ? normalizePath(path) : undefined,
+    keyDigest: digest !== undefined && digest !== '' ? digest : undefined,
+    tags: tags
+      ? tags
+          .split(',')
+          .map((t) => t.trim())
+          .filter(Boolean)
+      : undefined,
   };
 }
 
@@ -287,33 +237,8 @@ export function e2eRouter(ctx: ServerContext): Router {
     const p = principal(req);
     const work = new Pacer();
     const c = await resolveSecretsContext(ctx, req, p, { missingMessage: missing });
-    const leaseTtl = header(req, 'lease-ttl');
-    if (leaseTtl !== undefined && !/^-?\d+$/.test(leaseTtl.trim())) {
-      throw badRequest('lease_ttl must be a valid integer (seconds)');
-    }
-    const pathH = header(req, 'Path');
-    const digestH = header(req, 'KeyDigest');
-    const tagsH = header(req, 'Tags');
-    const items = await loadSecrets(
-      ctx.store.db,
-      c.env.id,
-      {
-        path: pathH !== undefined && pathH !== '' ? normalizePath(pathH) : undefined,
-        keyDigest: digestH !== undefined && digestH !== '' ? digestH : undefined,
-        tags: tagsH
-          ? tagsH
-              .split(',')
-              .map((t) => t.trim())
-              .filter(Boolean)
-          : undefined,
-        allowedPaths: c.membership.paths,
-      },
-      p,
-      { pacer: work, kind: ctx.store.kind },
-    );
-    // From the audit event on, the read is answered whatever the time.
-    work.commit();
-    await audit(ctx.store.db, p, readEvent(c, items, 'e2e'));
+    const items = await service.listSecrets(ctx, p, c, header(req, 'lease-ttl'), () => filterOf(req), work);
+    await service.auditRead(ctx, p, c, items, 'e2e', work);
     const camel = useCamel(req);
     const json = await work.jsonArray(items.map((s) => secretWire(s, undefined, camel)));
     res.status(200).type('application/json').send(json);
@@ -327,31 +252,22 @@ export function e2eRouter(ctx: ServerContext): Router {
     const seen = new Set<string>();
     const prepared = secrets.map((s) => {
       const path = normalizePath(s.path ?? '/');
-      requirePath(c, path);
+      service.requirePath(c, path);
       const k = `${path}\u0000${s.keyDigest}`;
       if (seen.has(k)) throw conflict('Duplicate secret found');
       seen.add(k);
       return { ...s, path };
     });
-    const created: Array<{ id: string; key_digest: string; path: string }> = [];
-    await ctx.store.db.transaction().execute(async (trx) => {
-      const live = await liveKeys(
-        trx,
-        c.env.id,
-        prepared.map((s) => s.keyDigest),
-      );
-      if (prepared.some((s) => live.has(`${s.path}\u0000${s.keyDigest}`)))
-        throw conflict('Duplicate secret found');
-      const folders = new FolderIds(trx, c.env.id);
-      const rows: SecretTable[] = [];
-      const tagged: Array<{ secretId: string; names: string[] }> = [];
-      for (const s of prepared) {
-        const now = nowIso();
-        const id = newId();
-        rows.push({
-          id,
+    const now = nowIso();
+    await service.createSecrets(
+      ctx,
+      p,
+      c,
+      prepared.map((s) => ({
+        row: {
+          id: newId(),
           environment_id: c.env.id,
-          folder_id: await folders.of(s.path),
+          folder_id: null,
           path: s.path,
           key: s.key,
           key_digest: s.keyDigest,
@@ -362,23 +278,12 @@ export function e2eRouter(ctx: ServerContext): Router {
           created_at: now,
           updated_at: now,
           deleted_at: null,
-        });
-        if (s.tags) tagged.push({ secretId: id, names: s.tags });
-        created.push({ id, key_digest: s.keyDigest, path: s.path });
-      }
-      await insertSecrets(trx, rows, work);
-      await addTags(trx, new TagIds(trx, p.orgId), tagged, work);
-      if (p.kind === 'member') {
-        for (const [i, s] of prepared.entries()) {
-          if (!s.override) continue;
-          await upsertOverride(trx, rows[i].id, p.accountId, s.override.value, true);
-          await work.tick();
-        }
-      }
-      await bumpEnvironment(trx, c.env.id, ctx.store.kind);
-      await auditPaced(trx, p, secretEvents('C', c, created), work);
-      work.commit();
-    });
+        },
+        tags: s.tags,
+        override: s.override?.value,
+      })),
+      work,
+    );
     res.status(200).end();
   });
 
@@ -387,76 +292,30 @@ export function e2eRouter(ctx: ServerContext): Router {
     const work = new Pacer();
     const c = await resolveSecretsContext(ctx, req, p, { missingMessage: missing });
     const { secrets } = parseWith(secretsArray(updateItem), bulkBody(req));
-    const updated: Array<{ id: string; key_digest: string; path: string }> = [];
-    await ctx.store.db.transaction().execute(async (trx) => {
-      const wanted = secrets.map((s) => s.id);
-      await lockSecrets(trx, ctx.store.kind, wanted);
-      // One read for all entries; an entry naming a secret an earlier entry changed sees that change.
-      const current = new Map(
-        (await loadSecrets(trx, c.env.id, { ids: wanted, allowedPaths: c.membership.paths }, p)).map((s) => [
-          s.id,
-          s,
-        ]),
-      );
-      const folders = new FolderIds(trx, c.env.id);
-      const tags = new TagIds(trx, p.orgId);
-      for (const s of secrets) {
-        const cur = current.get(s.id);
-        if (!cur) throw notFound(`Secret not found: ${s.id}`);
-        checkExpectedVersion(cur, s.expectedVersion ?? undefined);
-        const path = s.path !== undefined && s.path !== null ? normalizePath(s.path) : cur.path;
-        requirePath(c, path);
-        // A new key without its digest would leave the blind index pointing at the old name.
-        if (s.key !== undefined && s.keyDigest === undefined) {
-          throw badRequest("'keyDigest' is required when 'key' is given.");
-        }
-        const key = s.key ?? cur.key;
-        const keyDigest = s.key !== undefined ? (s.keyDigest as string) : cur.key_digest;
-        if (
-          (path !== cur.path || keyDigest !== cur.key_digest) &&
-          (await isDuplicate(trx, c.env.id, path, keyDigest, cur.id))
-        ) {
-          throw conflict('Duplicate secret found');
-        }
-        if (cur.type === 'sealed' && s.type !== undefined && s.type !== 'sealed') {
-          throw badRequest('Sealed secrets cannot be unsealed. Delete and recreate the secret instead.');
-        }
-        const value = cur.type === 'sealed' ? cur.value : (s.value ?? cur.value);
-        const next = {
-          key,
-          key_digest: keyDigest,
-          value,
-          comment: s.comment ?? cur.comment,
-          path,
-          folder_id: await folders.of(path),
-          type: s.type ?? cur.type,
-          version: cur.version + 1,
-          updated_at: nowIso(),
-        };
-        try {
-          await trx.updateTable('secrets').set(next).where('id', '=', cur.id).execute();
-        } catch (err) {
-          if (
-            (err as { code?: string }).code?.includes('CONSTRAINT') ||
-            (err as { code?: string }).code === '23505'
-          ) {
-            throw conflict('Duplicate secret found');
+    await service.updateSecrets(
+      ctx,
+      p,
+      c,
+      secrets.map((s) => ({
+        id: s.id,
+        expectedVersion: s.expectedVersion ?? undefined,
+        path: s.path !== undefined && s.path !== null ? normalizePath(s.path) : undefined,
+        key: () => {
+          // A new key without its digest would leave the blind index pointing at the old name.
+          if (s.key !== undefined && s.keyDigest === undefined) {
+            throw badRequest("'keyDigest' is required when 'key' is given.");
           }
-          throw err;
-        }
-        Object.assign(cur, next);
+          return s.key !== undefined ? { key: s.key, keyDigest: s.keyDigest as string } : undefined;
+        },
+        value: s.value,
+        comment: s.comment,
+        type: s.type,
         // E2E PUT always applies tags: omitting them clears them (Phase behaviour the official clients rely on).
-        await setTags(trx, p.orgId, cur.id, s.tags ?? [], tags);
-        if (s.override && p.kind === 'member') {
-          await upsertOverride(trx, cur.id, p.accountId, s.override.value, s.override.isActive ?? true);
-        }
-        updated.push({ id: cur.id, key_digest: keyDigest, path });
-        await work.tick();
-      }
-      await bumpEnvironment(trx, c.env.id, ctx.store.kind);
-      await auditPaced(trx, p, secretEvents('U', c, updated), work);
-      work.commit();
-    });
+        tags: s.tags ?? [],
+        override: s.override ? { value: s.override.value, isActive: s.override.isActive ?? true } : undefined,
+      })),
+      work,
+    );
     res.status(200).end();
   });
 
@@ -472,25 +331,9 @@ export function e2eRouter(ctx: ServerContext): Router {
           }),
         })
         .passthrough(),
-      secretsBody(req),
+      service.secretsBody(req),
     );
-    await ctx.store.db.transaction().execute(async (trx) => {
-      // Scoped to the header's environment (upstream is not) and to the caller's paths.
-      const found = await loadSecrets(trx, c.env.id, { ids, allowedPaths: c.membership.paths }, null);
-      if (found.length) {
-        await trx
-          .updateTable('secrets')
-          .set({ deleted_at: nowIso() })
-          .where(
-            'id',
-            'in',
-            found.map((s) => s.id),
-          )
-          .execute();
-      }
-      await bumpEnvironment(trx, c.env.id, ctx.store.kind);
-      await audit(trx, p, secretEvents('D', c, found));
-    });
+    await service.deleteSecrets(ctx, p, c, ids);
     res.status(200).end();
   });
 

@@ -13,57 +13,17 @@ import {
   type EnvironmentKeyMaterial,
 } from '../../core/crypto';
 import { CryptoError } from '../../core/errors';
-import { pathAllowed, resolveSecretsContext, type SecretsContext } from '../access';
-import { audit, type AuditInput } from '../audit';
+import { resolveSecretsContext, type SecretsContext } from '../access';
 import { principal, type Principal, type ServerContext } from '../context';
-import type { SecretTable } from '../db/schema';
-import { isUniqueViolation } from '../db/store';
 import { Pacer } from '../deadline';
-import {
-  HttpError,
-  badRequest,
-  body,
-  conflict,
-  forbidden,
-  newId,
-  normalizePath,
-  notFound,
-  nowIso,
-  parseWith,
-  query,
-} from '../http';
+import { HttpError, badRequest, newId, normalizePath, notFound, nowIso, parseWith, query } from '../http';
 import { ServerReferenceResolver } from '../references';
-import {
-  FolderIds,
-  TagIds,
-  addTags,
-  auditPaced,
-  bumpEnvironment,
-  checkEntryCount,
-  checkExpectedVersion,
-  insertSecrets,
-  isDuplicate,
-  liveKeys,
-  loadSecrets,
-  lockSecrets,
-  secretWire,
-  setTags,
-  upsertOverride,
-  type LoadedSecret,
-} from '../secrets';
-import { readEvent } from './e2e';
+import { checkEntryCount, loadSecrets, secretWire, type LoadedSecret } from '../secrets';
+import * as service from '../services/secrets';
 import { route, send } from './util';
 
 const TYPES = ['secret', 'sealed', 'config'];
 const MISSING = 'Environment context required. Supply `app_id` and `env` as query parameters.';
-
-function secretsBody(req: Request): Record<string, unknown> {
-  const b = body(req);
-  if (b === undefined) throw badRequest('Request body is required.');
-  if (b === null || typeof b !== 'object' || Array.isArray(b))
-    throw badRequest('Request body must be a JSON object.');
-  return b as Record<string, unknown>;
-}
 
 async function sseContext(
   ctx: ServerContext,
@@ -234,9 +194,25 @@ const entrySchema = (forCreate: boolean) =>
 const CREATE_ENTRY = entrySchema(true);
 const UPDATE_ENTRY = entrySchema(false);
 
-/** Validates one entry; a failure is a 400 with Phase's message. */
-function parseEntry(raw: unknown, forCreate: boolean): Entry & { id?: string } {
-  return parseWith(forCreate ? CREATE_ENTRY : UPDATE_ENTRY, raw);
+/** The entries of a write, each validated; a failure is a 400 with Phase's message, too many a 413. */
+function entriesOf(req: Request, forCreate: boolean): Array<Entry & { id?: string }> {
+  const b = service.secretsBody(req);
+  if (!Array.isArray(b.secrets) || b.secrets.length === 0)
+    throw badRequest("'secrets' must be a non-empty list.");
+  checkEntryCount(b.secrets.length);
+  return b.secrets.map((e) => parseWith(forCreate ? CREATE_ENTRY : UPDATE_ENTRY, e));
+}
+
+/** The list filter of a `/v1` read: `key` (by its digest), `path` and `tags` query parameters. */
+function filterOf(req: Request, c: { keys: EnvironmentKeyMaterial }) {
+  const key = query(req, 'key');
+  const path = query(req, 'path');
+  const tags = query(req, 'tags');
+  return {
+    keyDigest: key !== undefined && key !== '' ? keyDigest(key, c.keys.salt) : undefined,
+    path: path !== undefined && path !== '' ? normalizePath(path) : undefined,
+    tags: tags !== undefined && tags !== '' ? tags.split(',').map((t) => t.trim()) : undefined,
+  };
 }
 
 /** The response of a write: the written secrets in request order, decrypted (mostly from the request's own plaintexts). */
@@ -260,30 +236,7 @@ async function writtenSecrets(
   return out;
 }
 
-function requirePath(c: SecretsContext, path: string): void {
-  if (!pathAllowed(c.membership.paths, path)) {
-    throw forbidden(`Access denied: path '${path}' is outside the paths this account may access.`);
-  }
-}
-
-function events(
-  type: 'C' | 'U' | 'D',
-  c: SecretsContext,
-  items: Array<{ id: string; key_digest: string; path: string }>,
-): AuditInput[] {
-  return items.map((s) => ({
-    eventType: type,
-    resourceType: 'secret',
-    resourceId: s.id,
-    appId: c.app.id,
-    environmentId: c.env.id,
-    keyDigest: s.key_digest,
-    path: s.path,
-  }));
-}
-
 export function registerV1Secrets(r: Router, ctx: ServerContext, auth: RequestHandler): void {
-  const db = ctx.store.db;
   const unsupported = (m: string) => new HttpError(403, `Unsupported HTTP method: ${m}`);
 
   route(
@@ -295,24 +248,13 @@ export function registerV1Secrets(r: Router, ctx: ServerContext, auth: RequestHa
         const p = principal(req);
         const work = new Pacer();
         const c = await sseContext(ctx, req, p);
-        const leaseTtl = query(req, 'lease_ttl');
-        if (leaseTtl !== undefined && !/^-?\d+$/.test(leaseTtl.trim())) {
-          throw badRequest('lease_ttl must be a valid integer (seconds)');
-        }
-        const key = query(req, 'key');
-        const path = query(req, 'path');
-        const tags = query(req, 'tags');
-        const items = await loadSecrets(
-          db,
-          c.env.id,
-          {
-            keyDigest: key !== undefined && key !== '' ? keyDigest(key, c.keys.salt) : undefined,
-            path: path !== undefined && path !== '' ? normalizePath(path) : undefined,
-            tags: tags !== undefined && tags !== '' ? tags.split(',').map((t) => t.trim()) : undefined,
-            allowedPaths: c.membership.paths,
-          },
+        const items = await service.listSecrets(
+          ctx,
           p,
-          { pacer: work, kind: ctx.store.kind },
+          c,
+          query(req, 'lease_ttl'),
+          () => filterOf(req, c),
+          work,
         );
         // Extension: `raw=true` returns values with references as written (the Terraform provider compares
         // configuration with these; resolved values would show as drift and copy other secrets into state).
@@ -324,77 +266,46 @@ export function registerV1Secrets(r: Router, ctx: ServerContext, auth: RequestHa
           if (w) out.push(w);
           await work.tick();
         }
-        // From the audit event on, the read is answered whatever the time.
-        work.commit();
-        await audit(db, p, readEvent(c, items, 'sse'));
+        await service.auditRead(ctx, p, c, items, 'sse', work);
         await sendList(res, out, work);
       },
       post: async (req, res) => {
         const p = principal(req);
         const work = new Pacer();
         const c = await sseContext(ctx, req, p);
-        const b = secretsBody(req);
-        if (!Array.isArray(b.secrets) || b.secrets.length === 0)
-          throw badRequest("'secrets' must be a non-empty list.");
-        checkEntryCount(b.secrets.length);
-        const entries = b.secrets.map((e) => parseEntry(e, true));
+        const entries = entriesOf(req, true);
         const prepared = entries.map((e) => {
           const path = e.path ?? '/';
-          requirePath(c, path);
+          service.requirePath(c, path);
           return { ...e, path, digest: keyDigest(e.key as string, c.keys.salt) };
         });
         // Encryption needs no store: it runs (paced) before the transaction, which then only writes.
         const cipher = new EnvCipher(c.keys);
-        const rows: SecretTable[] = [];
-        const overrides: Array<{ id: string; value: string }> = [];
-        const tagged: Array<{ secretId: string; names: string[] }> = [];
+        const items: service.NewSecret[] = [];
         for (const e of prepared) {
           const now = nowIso();
-          const id = newId();
-          rows.push({
-            id,
-            environment_id: c.env.id,
-            folder_id: null,
-            path: e.path,
-            key: cipher.encrypt(e.key as string),
-            key_digest: e.digest,
-            value: cipher.encrypt(e.value as string),
-            comment: e.comment ? cipher.encrypt(e.comment) : '',
-            version: 1,
-            type: e.type ?? 'secret',
-            created_at: now,
-            updated_at: now,
-            deleted_at: null,
+          items.push({
+            row: {
+              id: newId(),
+              environment_id: c.env.id,
+              folder_id: null,
+              path: e.path,
+              key: cipher.encrypt(e.key as string),
+              key_digest: e.digest,
+              value: cipher.encrypt(e.value as string),
+              comment: e.comment ? cipher.encrypt(e.comment) : '',
+              version: 1,
+              type: e.type ?? 'secret',
+              created_at: now,
+              updated_at: now,
+              deleted_at: null,
+            },
+            tags: e.tags,
+            override: e.override && p.kind === 'member' ? cipher.encrypt(e.override.value) : undefined,
           });
-          if (e.tags) tagged.push({ secretId: id, names: e.tags });
-          if (e.override && p.kind === 'member')
-            overrides.push({ id, value: cipher.encrypt(e.override.value) });
           await work.tick();
         }
-        await db.transaction().execute(async (trx) => {
-          const live = await liveKeys(
-            trx,
-            c.env.id,
-            rows.map((r) => r.key_digest),
-          );
-          const seen = new Set<string>();
-          for (const r of rows) {
-            const k = `${r.path}\u0000${r.key_digest}`;
-            if (live.has(k) || seen.has(k)) throw conflict('Duplicate secret found');
-            seen.add(k);
-          }
-          const folders = new FolderIds(trx, c.env.id);
-          for (const r of rows) r.folder_id = await folders.of(r.path);
-          await insertSecrets(trx, rows, work);
-          await addTags(trx, new TagIds(trx, p.orgId), tagged, work);
-          for (const o of overrides) {
-            await upsertOverride(trx, o.id, p.accountId, o.value, true);
-            await work.tick();
-          }
-          await bumpEnvironment(trx, c.env.id, ctx.store.kind);
-          await auditPaced(trx, p, events('C', c, rows), work);
-          work.commit();
-        });
+        await service.createSecrets(ctx, p, c, items, work);
         await sendList(
           res,
           await writtenSecrets(
@@ -402,7 +313,7 @@ export function registerV1Secrets(r: Router, ctx: ServerContext, auth: RequestHa
             c,
             cipher,
             p,
-            rows.map((r) => r.id),
+            items.map((i) => i.row.id),
             work,
           ),
           work,
@@ -412,11 +323,7 @@ export function registerV1Secrets(r: Router, ctx: ServerContext, auth: RequestHa
         const p = principal(req);
         const work = new Pacer();
         const c = await sseContext(ctx, req, p);
-        const b = secretsBody(req);
-        if (!Array.isArray(b.secrets) || b.secrets.length === 0)
-          throw badRequest("'secrets' must be a non-empty list.");
-        checkEntryCount(b.secrets.length);
-        const entries = b.secrets.map((e) => parseEntry(e, false));
+        const entries = entriesOf(req, false);
         // New fields are encrypted (paced) before the transaction; a sealed secret's new value is dropped below.
         const cipher = new EnvCipher(c.keys);
         const sealed: Array<{ key?: string; value?: string; comment?: string; override?: string }> = [];
@@ -429,92 +336,47 @@ export function registerV1Secrets(r: Router, ctx: ServerContext, auth: RequestHa
           });
           await work.tick();
         }
-        const ids = await db.transaction().execute(async (trx) => {
-          const updated: Array<{ id: string; key_digest: string; path: string }> = [];
-          const wanted = entries.map((e) => e.id as string);
-          await lockSecrets(trx, ctx.store.kind, wanted);
-          // One read for all entries; an entry naming a secret an earlier entry changed sees that change.
-          const current = new Map(
-            (await loadSecrets(trx, c.env.id, { ids: wanted, allowedPaths: c.membership.paths }, p)).map(
-              (s) => [s.id, s],
-            ),
-          );
-          const folders = new FolderIds(trx, c.env.id);
-          const tags = new TagIds(trx, p.orgId);
-          for (const [i, e] of entries.entries()) {
-            const cur = current.get(e.id as string);
-            if (!cur) throw notFound(`Secret not found: ${e.id}`);
-            checkExpectedVersion(cur, e.expectedVersion);
-            const path = e.path ?? cur.path;
-            requirePath(c, path);
-            const digest = e.key !== undefined ? keyDigest(e.key, c.keys.salt) : cur.key_digest;
-            if (
-              (digest !== cur.key_digest || path !== cur.path) &&
-              (await isDuplicate(trx, c.env.id, path, digest, cur.id))
-            ) {
-              throw conflict('Duplicate secret found');
-            }
-            if (cur.type === 'sealed' && e.type !== undefined && e.type !== 'sealed') {
-              throw badRequest('Sealed secrets cannot be unsealed. Delete and recreate the secret instead.');
-            }
+        const ids = await service.updateSecrets(
+          ctx,
+          p,
+          c,
+          entries.map((e, i) => {
             const x = sealed[i];
-            const next = {
-              key: x.key ?? cur.key,
-              key_digest: digest,
-              // A new value for a sealed secret is silently ignored (Phase).
-              value: x.value !== undefined && cur.type !== 'sealed' ? x.value : cur.value,
-              comment: x.comment ?? cur.comment,
-              path,
-              folder_id: await folders.of(path),
-              type: e.type ?? cur.type,
-              version: cur.version + 1,
-              updated_at: nowIso(),
+            return {
+              id: e.id as string,
+              expectedVersion: e.expectedVersion,
+              path: e.path,
+              key: () =>
+                e.key !== undefined
+                  ? { key: x.key as string, keyDigest: keyDigest(e.key, c.keys.salt) }
+                  : undefined,
+              value: x.value,
+              comment: x.comment,
+              type: e.type,
+              // `/v1` PUT replaces tags only when given (unlike E2E PUT).
+              tags: e.tags,
+              override:
+                e.override && x.override !== undefined
+                  ? { value: x.override, isActive: e.override.isActive }
+                  : undefined,
             };
-            try {
-              await trx.updateTable('secrets').set(next).where('id', '=', cur.id).execute();
-            } catch (err) {
-              if (isUniqueViolation(err)) throw conflict('Duplicate secret found');
-              throw err;
-            }
-            Object.assign(cur, next);
-            // `/v1` PUT replaces tags only when given (unlike E2E PUT).
-            if (e.tags !== undefined) await setTags(trx, p.orgId, cur.id, e.tags, tags);
-            if (e.override && x.override !== undefined) {
-              await upsertOverride(trx, cur.id, p.accountId, x.override, e.override.isActive);
-            }
-            updated.push({ id: cur.id, key_digest: digest, path });
-            await work.tick();
-          }
-          await bumpEnvironment(trx, c.env.id, ctx.store.kind);
-          await auditPaced(trx, p, events('U', c, updated), work);
-          work.commit();
-          return updated.map((u) => u.id);
-        });
+          }),
+          work,
+        );
         await sendList(res, await writtenSecrets(ctx, c, cipher, p, ids, work), work);
       },
       delete: async (req, res) => {
         const p = principal(req);
         const c = await sseContext(ctx, req, p);
-        const b = secretsBody(req);
+        const b = service.secretsBody(req);
         const ids = b.secrets;
         if (!Array.isArray(ids) || ids.length === 0 || ids.some((i) => typeof i !== 'string')) {
           throw badRequest("'secrets' must be a non-empty list of secret IDs.");
         }
         const unique = [...new Set(ids as string[])];
-        const n = await db.transaction().execute(async (trx) => {
-          const found = await loadSecrets(
-            trx,
-            c.env.id,
-            { ids: unique, allowedPaths: c.membership.paths },
-            null,
-          );
-          const missing = unique.filter((id) => !found.some((f) => f.id === id));
+        const n = await service.deleteSecrets(ctx, p, c, unique, (missing) => {
           if (missing.length)
             throw notFound(`Secret(s) not found in this environment: ${missing.join(', ')}`);
-          await trx.updateTable('secrets').set({ deleted_at: nowIso() }).where('id', 'in', unique).execute();
-          await bumpEnvironment(trx, c.env.id, ctx.store.kind);
-          await audit(trx, p, events('D', c, found));
-          return found.length;
         });
         send(res, 200, { message: `Deleted ${n} secret${n === 1 ? '' : 's'}` });
       },
