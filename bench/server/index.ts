@@ -2,13 +2,17 @@
  * Server benchmark (issue 3, "Performance"): on SQLite and on PostgreSQL,
  * - authenticated `GET /service/secrets/` of an environment holding 1,000 secrets: p50, p99, requests/s;
  * - token authentication cost: an authenticated trivial request against `/health/` in the same run (ratio);
- * - 100 concurrent writers (`POST /v1/secrets/`, one secret per request): throughput, latency, errors.
+ * - 100 concurrent writers (`POST /v1/secrets/`, one secret per request): throughput, latency, errors;
+ * - one request cannot stall the server (issue 11): `/health/` p99 while a Service-role account writes 1,000
+ *   secrets in one `POST /v1/secrets/` and while it reads an environment of 6,000 secrets through `/v1/secrets/`
+ *   (server-side encryption and decryption), as a ratio to idle `/health/` p99 in the same run.
  *
  * The server runs as its own process (`node bin/phase-bridge.js server start`, built code), the load loop here,
  * over loopback with keep-alive (global fetch). Everything is bounded in count and time.
  *
  *     npm run build && node dist/bench/server/index.js            # both stores
  *     node dist/bench/server/index.js sqlite                     # one store
+ *     BENCH_SERVER_ONLY=bulk node dist/bench/server/index.js     # only the bulk-work section
  *
  * PostgreSQL: `PHASE_BRIDGE_TEST_PG_URL` if set, else a throw-away cluster (scripts/pg-cluster).
  */
@@ -40,6 +44,11 @@ const AUTH_SAMPLES = 400;
 const WRITERS = 100;
 const WRITES_PER_WRITER = 10;
 const WRITE_BUDGET_MS = 20_000;
+/** Bulk section: entries per write (the server's cap), writes (they fill the read environment), reads. */
+const BULK_ENTRIES = 1000;
+const BULK_WRITES = 6;
+const BULK_READS = 3;
+const IDLE_HEALTH_SAMPLES = 1000;
 
 function percentile(sorted: number[], p: number): number {
   if (!sorted.length) return NaN;
@@ -92,6 +101,143 @@ async function latencies(n: number, fn: () => Promise<number>): Promise<number[]
     if (status !== 200) throw new Error(`unexpected HTTP ${status} during measurement`);
   }
   return out.sort((a, b) => a - b);
+}
+
+/**
+ * `/health/` latencies (ms), probed back to back while `work` runs, and how long `work` took. The first probe starts
+ * with the work and the last one may end after it.
+ */
+async function healthDuring(
+  health: string,
+  work: () => Promise<void>,
+): Promise<{ lat: number[]; workMs: number }> {
+  let done = false;
+  const lat: number[] = [];
+  const probes = (async () => {
+    while (!done) {
+      const t = process.hrtime.bigint();
+      const r = await fetch(health);
+      await r.arrayBuffer();
+      if (r.status !== 200) throw new Error(`/health/: ${r.status}`);
+      lat.push(Number(process.hrtime.bigint() - t) / 1e6);
+    }
+  })();
+  const t0 = process.hrtime.bigint();
+  try {
+    await work();
+  } finally {
+    done = true;
+  }
+  const workMs = Number(process.hrtime.bigint() - t0) / 1e6;
+  await probes;
+  return { lat, workMs };
+}
+
+/**
+ * Issue 11: `/health/` p99 idle, during 1,000-entry writes and during 6,000-secret reads (`/v1/secrets/`, a
+ * Service-role token, server-side encryption and decryption), in an app of its own.
+ */
+async function bulkSection(
+  u: (p: string) => string,
+  saAuth: string,
+  appId: string,
+  tag: string,
+): Promise<BenchResult[]> {
+  const health = u('/health/');
+  const path = u(`/v1/secrets/?app_id=${appId}&env=Development`);
+  const idle = await latencies(IDLE_HEALTH_SAMPLES, async () => {
+    const r = await fetch(health);
+    await r.arrayBuffer();
+    return r.status;
+  });
+  const idleP99 = percentile(idle, 99);
+
+  const duringWrites: number[] = [];
+  const writeMs: number[] = [];
+  for (let w = 0; w < BULK_WRITES; w++) {
+    const payload = JSON.stringify({
+      secrets: Array.from({ length: BULK_ENTRIES }, (_, i) => ({
+        key: `BULK_${w}_${i}`,
+        value: randomBytes(24).toString('base64'),
+        comment: i % 3 === 0 ? 'a comment' : '',
+        path: i % 5 === 0 ? '/nested/path' : '/',
+      })),
+    });
+    let status = 0;
+    const m = await healthDuring(health, async () => {
+      const r = await fetch(path, {
+        method: 'POST',
+        headers: { Authorization: saAuth, 'Content-Type': 'application/json' },
+        body: payload,
+      });
+      await r.arrayBuffer();
+      status = r.status;
+    });
+    if (status !== 200) throw new Error(`bulk write: HTTP ${status}`);
+    duringWrites.push(...m.lat);
+    writeMs.push(m.workMs);
+  }
+
+  const duringReads: number[] = [];
+  const readMs: number[] = [];
+  for (let i = 0; i < BULK_READS; i++) {
+    let text = '';
+    const m = await healthDuring(health, async () => {
+      const r = await fetch(path, { headers: { Authorization: saAuth } });
+      text = await r.text();
+      if (r.status !== 200) throw new Error(`bulk read: HTTP ${r.status}`);
+    });
+    const n = (JSON.parse(text) as unknown[]).length;
+    if (n !== BULK_ENTRIES * BULK_WRITES) throw new Error(`bulk read: ${n} secrets`);
+    duringReads.push(...m.lat);
+    readMs.push(m.workMs);
+  }
+  [duringWrites, duringReads, writeMs, readMs].forEach((x) => x.sort((p, q) => p - q));
+  const wP99 = percentile(duringWrites, 99);
+  const rP99 = percentile(duringReads, 99);
+  const total = BULK_ENTRIES * BULK_WRITES;
+  return [
+    {
+      name: `${tag} GET /health/ p99, idle`,
+      value: round(idleP99, 3),
+      unit: 'ms',
+      note: `${IDLE_HEALTH_SAMPLES} sequential requests; max ${round(idle[idle.length - 1])} ms`,
+    },
+    {
+      name: `${tag} 1,000-entry POST /v1/secrets/ (Service role), p50`,
+      value: round(percentile(writeMs, 50)),
+      unit: 'ms',
+      note: `${BULK_WRITES} writes, max ${round(writeMs[writeMs.length - 1])} ms`,
+    },
+    {
+      name: `${tag} GET /health/ p99 during those writes`,
+      value: round(wP99, 2),
+      unit: 'ms',
+      note: `${duringWrites.length} probes, max ${round(duringWrites[duringWrites.length - 1])} ms`,
+    },
+    {
+      name: `${tag} health p99 during bulk write / idle`,
+      value: round(wP99 / idleP99, 1),
+      unit: 'x',
+    },
+    {
+      name: `${tag} GET /v1/secrets/ of ${total.toLocaleString('en')} secrets, p50`,
+      value: round(percentile(readMs, 50)),
+      unit: 'ms',
+      note: `${BULK_READS} reads, max ${round(readMs[readMs.length - 1])} ms`,
+    },
+    {
+      name: `${tag} GET /health/ p99 during those reads`,
+      value: round(rP99, 2),
+      unit: 'ms',
+      note: `${duringReads.length} probes, max ${round(duringReads[duringReads.length - 1])} ms`,
+    },
+    {
+      name: `${tag} health p99 during bulk read / idle`,
+      value: round(rP99 / idleP99, 1),
+      unit: 'x',
+    },
+  ];
 }
 
 interface ServerProc {
@@ -163,6 +309,10 @@ async function benchStore(store: Store, database: string, dir: string): Promise<
       (r) => r.name === 'Service',
     )!.id;
     const app = await must(u('/v1/apps/'), 'POST', owner, { name: `bench-${store}` }, 201);
+    const bulkApp = await must(u('/v1/apps/'), 'POST', owner, { name: `bench-bulk-${store}` }, 201);
+    const bulkEnvId = (bulkApp.environments as Array<{ id: string; name: string }>).find(
+      (e) => e.name === 'Development',
+    )!.id;
     const envId = (app.environments as Array<{ id: string; name: string }>).find(
       (e) => e.name === 'Development',
     )!.id;
@@ -177,10 +327,19 @@ async function benchStore(store: Store, database: string, dir: string): Promise<
       u(`/v1/service-accounts/${sa.id}/access/`),
       'PUT',
       owner,
-      { apps: [{ id: app.id, environments: [envId] }] },
+      {
+        apps: [
+          { id: app.id, environments: [envId] },
+          { id: bulkApp.id, environments: [bulkEnvId] },
+        ],
+      },
       200,
     );
     const saAuth = `Bearer ${sa.initialToken.bearerToken}`;
+    if (process.env.BENCH_SERVER_ONLY === 'bulk') {
+      results.push(...(await bulkSection(u, saAuth, bulkApp.id, tag)));
+      return results;
+    }
     const secretsPath = u(`/v1/secrets/?app_id=${app.id}&env=Development`);
     for (let b = 0; b < SECRETS / 100; b++) {
       const batch = Array.from({ length: 100 }, (_, i) => ({
@@ -362,6 +521,9 @@ async function benchStore(store: Store, database: string, dir: string): Promise<
     const check = await req(secretsPath, 'GET', owner);
     const stored = (check.json as Array<{ key: string }>).filter((s) => s.key.startsWith('W_')).length;
     if (stored !== written) throw new Error(`${written} writes acknowledged but ${stored} stored`);
+
+    // 4. One request cannot stall the server (issue 11).
+    results.push(...(await bulkSection(u, saAuth, bulkApp.id, tag)));
   } finally {
     await srv.stop();
   }
