@@ -19,7 +19,7 @@ export function main(): void {
   const { serve } = require('./plugin/serve') as typeof import('./plugin/serve');
   serve({
     // Resources, the framework and the msgpack codec load on the first RPC, after the handshake line.
-    provider: () => (require('./phase/provider') as typeof import('./phase/provider')).providerService(),
+    provider: () => (require('./provider') as typeof import('./provider')).providerService(),
   }).catch((err: unknown) => {
     process.stderr.write(
       `[ERROR] phase-bridge provider failed to start: ${(err as Error)?.message ?? String(err)}\n`,

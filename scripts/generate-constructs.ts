@@ -12,7 +12,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join, resolve } from 'node:path';
-import { providerService } from '../provider/phase/provider';
+import { providerService } from '../provider/provider';
 
 /** The subset of tfplugin6.Schema.Block that GetProviderSchema answers with (proto-loader field names). */
 export interface WireAttribute {

@@ -30,7 +30,7 @@ import {
   externalIdentity as l1identity,
   serviceAccountIdentity as l1attachment,
 } from '../../constructs/provider';
-import { providerDef } from '../../provider/phase/provider';
+import { providerDef } from '../../provider/provider';
 import type { BlockDef } from '../../provider/framework/schema';
 
 Testing.setupJest();

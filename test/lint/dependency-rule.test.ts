@@ -23,7 +23,7 @@ function lint(filename: string, text: string): Promise<{ code: number; out: stri
 describe('the dependency rule', () => {
   test.each([
     ['server/planted.ts', "import { loadConfig } from '../agent/config';"],
-    ['server/routes/planted.ts', "import { providerDef } from '../../provider/phase/provider';"],
+    ['server/routes/planted.ts', "import { providerDef } from '../../provider/provider';"],
     ['agent/planted.ts', "import { createServer } from '../server/app';"],
     ['provider/resources/planted.ts', "import { PhaseApp } from '../../constructs';"],
     ['core/planted.ts', "import { register } from '../agent/cli';"],
@@ -39,9 +39,24 @@ describe('the dependency rule', () => {
   );
 
   test.each([
+    ['bin/planted.ts', "import { QuickstartStack } from '../examples/cdktf/stack';"],
+    ['bin/sub/planted.ts', "import type { QuickstartStackProps } from '../../examples/cdktf/stack';"],
+  ])(
+    '%s (the shipped CLI) importing examples/ fails lint',
+    async (file, line) => {
+      const r = await lint(file, `${line}\nexport const x = 1;\nvoid x;\n`);
+      expect(r.code).toBe(1);
+      expect(r.out).toMatch(/bin\/ \(the shipped CLI\) may not import examples\//);
+    },
+    60_000,
+  );
+
+  test.each([
     ['server/planted.ts', "import { parsePssToken as used } from '../core/token';"],
     ['constructs/planted.ts', "import { parseDuration as used } from '../core/duration';"],
     ['constructs/planted.ts', "import { app as used } from './provider';"],
+    ['bin/planted.ts', "import { QuickstartStack as used } from './quickstart-stack';"],
+    ['bin/planted.ts', "import { createServer as used } from '../server';"],
   ])(
     '%s importing what the rule allows passes',
     async (file, line) => {

@@ -7,7 +7,7 @@ import { PhaseClient } from '../../core/client';
 import { decodeValue, encodeValue } from '../../provider/framework/msgpack';
 import { blockType } from '../../provider/framework/schema';
 import { isObjectValue, type TfObject } from '../../provider/framework/types';
-import { providerDef } from '../../provider/phase/provider';
+import { providerDef } from '../../provider/provider';
 import { startTestServer, type TestServer } from '../support/server';
 import { startPlugin, type Plugin } from './plugin-client';
 

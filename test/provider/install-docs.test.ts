@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { Command } from 'commander';
 import { register } from '../../provider/cli';
 import { installProvider, terraformPlatform } from '../../provider/install';
-import { providerDef } from '../../provider/phase/provider';
+import { providerDef } from '../../provider/provider';
 import { VERSION } from '../../core/version';
 import { MAGIC_COOKIE, ROOT } from './plugin-client';
 

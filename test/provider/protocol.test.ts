@@ -14,7 +14,7 @@ import { generateCert } from '../../provider/plugin/cert';
 import { decodeValue, encodeValue } from '../../provider/framework/msgpack';
 import { blockType } from '../../provider/framework/schema';
 import { UNKNOWN, Unknown, type TfObject } from '../../provider/framework/types';
-import { providerDef } from '../../provider/phase/provider';
+import { providerDef } from '../../provider/provider';
 import {
   MAGIC_COOKIE,
   PROVIDER_ENTRY,

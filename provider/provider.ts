@@ -3,24 +3,24 @@
  * `skip_tls_verification`; env PHASE_HOST, PHASE_TOKEN, PHASE_SERVICE_TOKEN, PHASE_PAT_TOKEN) and the list of
  * resources, data sources and ephemeral resources.
  */
-import { error, type Diagnostic } from '../framework/diagnostics';
-import { buildProviderService, type ProviderDef } from '../framework/provider';
-import { containsUnknown, type TfObject } from '../framework/types';
-import { appDataSource, roleDataSource, serviceAccountDataSource } from '../data-sources/lookups';
-import { secretsDataSource } from '../data-sources/secrets';
-import { serviceAccountTokenEphemeral } from '../ephemeral/service-account-token';
-import { appResource } from '../resources/app';
-import { environmentResource } from '../resources/environment';
-import { externalIdentityResource, serviceAccountIdentityResource } from '../resources/external-identity';
-import { networkPolicyAttachmentResource, networkPolicyResource } from '../resources/network-policy';
-import { roleResource } from '../resources/role';
-import { secretResource } from '../resources/secret';
-import { serviceAccountResource } from '../resources/service-account';
-import { serviceAccountAccessResource } from '../resources/service-account-access';
-import { serviceAccountTokenResource } from '../resources/service-account-token';
-import type { Client } from './common';
-import { errorToDiagnostics } from './errors';
-import { bool, str } from './values';
+import { error, type Diagnostic } from './framework/diagnostics';
+import { buildProviderService, type ProviderDef } from './framework/provider';
+import { containsUnknown, type TfObject } from './framework/types';
+import { appDataSource, roleDataSource, serviceAccountDataSource } from './data-sources/lookups';
+import { secretsDataSource } from './data-sources/secrets';
+import { serviceAccountTokenEphemeral } from './ephemeral/service-account-token';
+import { appResource } from './resources/app';
+import { environmentResource } from './resources/environment';
+import { externalIdentityResource, serviceAccountIdentityResource } from './resources/external-identity';
+import { networkPolicyAttachmentResource, networkPolicyResource } from './resources/network-policy';
+import { roleResource } from './resources/role';
+import { secretResource } from './resources/secret';
+import { serviceAccountResource } from './resources/service-account';
+import { serviceAccountAccessResource } from './resources/service-account-access';
+import { serviceAccountTokenResource } from './resources/service-account-token';
+import type { Client } from './phase/common';
+import { errorToDiagnostics } from './phase/errors';
+import { bool, str } from './phase/values';
 
 /** The official provider's default host (Phase Cloud's API). */
 export const DEFAULT_HOST = 'https://api.phase.dev';
@@ -90,7 +90,7 @@ export const providerDef: ProviderDef<Client> = {
       return undefined;
     }
     // The HTTP client (and zod) load only when a configured provider needs them: keeps start-up fast.
-    const { PhaseClient } = require('../../core/client') as typeof import('../../core/client');
+    const { PhaseClient } = require('../core/client') as typeof import('../core/client');
     try {
       return new PhaseClient({
         host: s.host,
