@@ -1,6 +1,7 @@
 /**
- * The quickstart's "declare and deploy" step: synthesise the CDKTF stack of examples/cdktf, then run the real
- * terraform binary through the phase-bridge provider against the embedded server. Everything lives under the data
+ * The quickstart's "declare and deploy" step: synthesise the quickstart's CDKTF stack (bin/quickstart-stack.ts, the
+ * declaration of examples/cdktf), then run the real terraform binary through the phase-bridge provider against the
+ * embedded server; and `quickstart --down`'s destroy. Everything lives under the data
  * directory (provider mirror, CLI config, working directory, state), nothing in the user's home or the current
  * directory: one Terraform state per data directory, `<data-dir>/deploy/terraform.tfstate`, mode 0600 (it holds the
  * minted service token).
@@ -22,8 +23,8 @@ import {
 import { join, resolve } from 'node:path';
 import { App } from '../constructs/cdktf';
 import { PhaseBridgeError } from '../core/errors';
-import { QuickstartStack } from '../examples/cdktf/stack';
 import { installProvider } from '../provider/install';
+import { QuickstartStack } from './quickstart-stack';
 
 export const TERRAFORM = process.env.TERRAFORM_BIN || 'terraform';
 
@@ -54,6 +55,8 @@ export interface DeployResult {
   stateFile: string;
   /** File (mode 0600) holding the service-account token the stack minted for the agent. */
   agentTokenFile: string;
+  /** What terraform changed, to print (resource addresses and counts, never values): see terraformChanges. */
+  changes: string[];
 }
 
 /** Synthesises and applies the quickstart stack; idempotent (a second run applies no changes). */
@@ -74,16 +77,6 @@ export async function deployQuickstart(o: {
   const agentTokenFile = join(base, 'agent-token');
   adoptLegacyState({ workDir, stateFile, agentTokenFile, cwd: process.cwd(), log });
 
-  const home = join(base, 'terraform');
-  const mirror = join(home, '.terraform.d', 'plugins');
-  installProvider({ home });
-  const rc = join(home, 'terraformrc');
-  // An explicit filesystem mirror: terraform init works offline and never touches the user's ~/.terraform.d.
-  writeFileSync(
-    rc,
-    `provider_installation {\n  filesystem_mirror {\n    path = ${JSON.stringify(mirror)}\n  }\n}\n`,
-  );
-
   const outdir = join(base, 'cdktf.out');
   const app = new App({ outdir });
   const stack = new QuickstartStack(app, 'quickstart');
@@ -93,11 +86,71 @@ export async function deployQuickstart(o: {
   app.synth();
   copyFileSync(join(outdir, 'stacks', 'quickstart', 'cdk.tf.json'), join(workDir, 'cdk.tf.json'));
 
+  const tf = terraformIn({ base, workDir, stateFile, url: o.url, ownerToken: o.ownerToken });
+  // -reconfigure: a working directory initialised by an earlier version names the old backend path; its state, when
+  // it was this data directory's, has just been moved to stateFile.
+  await tf(['init', '-input=false', '-reconfigure']);
+  const applied = await tf(['apply', '-auto-approve', '-input=false']);
+  const token = (await tf(['output', '-raw', 'agent_token'])).trim();
+  writeFileSync(agentTokenFile, `${token}\n`, { mode: 0o600 });
+  return { workDir, stateFile, agentTokenFile, changes: terraformChanges(applied) };
+}
+
+/** The number of resources (not data sources) a state file manages; 0 when it is missing or empty. */
+export function managedResources(stateFile: string): number {
+  try {
+    const s = JSON.parse(readFileSync(stateFile, 'utf8')) as { resources?: { mode?: string }[] };
+    return (s.resources ?? []).filter((r) => r.mode !== 'data').length;
+  } catch {
+    return 0;
+  }
+}
+
+/**
+ * `terraform destroy` on a data directory's state, against the server at `url`: the quickstart's app, secrets,
+ * service account and token go from that server. Returns what it destroyed (see terraformChanges).
+ */
+export async function destroyQuickstart(o: {
+  dataDir: string;
+  url: string;
+  ownerToken: string;
+}): Promise<string[]> {
+  const base = resolve(o.dataDir);
+  const workDir = join(base, 'deploy');
+  const stateFile = join(workDir, STATE_FILE);
+  const tf = terraformIn({ base, workDir, stateFile, url: o.url, ownerToken: o.ownerToken });
+  await tf(['init', '-input=false', '-reconfigure']);
+  // -lock-timeout: a terraform the stopped quickstart left finishing up may hold the state lock for a moment.
+  return terraformChanges(await tf(['destroy', '-auto-approve', '-input=false', '-lock-timeout=30s']));
+}
+
+/**
+ * A terraform runner in `workDir` with the provider installed under `<base>/terraform` (an explicit filesystem
+ * mirror: `terraform init` works offline and never touches the user's ~/.terraform.d), the owner token in its
+ * environment only, and the state files kept at mode 0600.
+ */
+function terraformIn(o: {
+  base: string;
+  workDir: string;
+  stateFile: string;
+  url: string;
+  ownerToken: string;
+}): (args: string[]) => Promise<string> {
+  const home = join(o.base, 'terraform');
+  const mirror = join(home, '.terraform.d', 'plugins');
+  installProvider({ home });
+  const rc = join(home, 'terraformrc');
+  writeFileSync(
+    rc,
+    `provider_installation {\n  filesystem_mirror {\n    path = ${JSON.stringify(mirror)}\n  }\n}\n`,
+  );
+
   // terraform keeps the mode of a state file that exists and creates missing ones 0644-ish: create both 0600 first
   // (an empty state file reads as no state), and enforce the mode again after every terraform command.
-  for (const f of [stateFile, `${stateFile}.backup`]) closeSync(openSync(f, 'a', 0o600));
+  const files = [o.stateFile, `${o.stateFile}.backup`];
+  for (const f of files) closeSync(openSync(f, 'a', 0o600));
   const secureState = (): void => {
-    for (const f of [stateFile, `${stateFile}.backup`]) if (existsSync(f)) chmodSync(f, 0o600);
+    for (const f of files) if (existsSync(f)) chmodSync(f, 0o600);
   };
   secureState();
 
@@ -110,10 +163,14 @@ export async function deployQuickstart(o: {
     PHASE_HOST: o.url,
     PHASE_TOKEN: o.ownerToken,
   };
-  const tf = (args: string[]): Promise<string> =>
+  return (args) =>
     new Promise<string>((resolvePromise, reject) => {
       // Asynchronous on purpose: the server answering terraform runs in this process.
-      const child = spawn(TERRAFORM, [...args, '-no-color'], { cwd: workDir, env });
+      const child = spawn(TERRAFORM, [...args, '-no-color'], { cwd: o.workDir, env });
+      // A quickstart stopped mid-deploy (Ctrl-C, `npm run down`) takes its terraform along.
+      const stop = (): void => void child.kill('SIGTERM');
+      process.once('exit', stop);
+      child.on('close', () => process.removeListener('exit', stop));
       let out = '';
       child.stdout.on('data', (d: Buffer) => (out += d.toString()));
       child.stderr.on('data', (d: Buffer) => (out += d.toString()));
@@ -129,13 +186,38 @@ export async function deployQuickstart(o: {
             ),
       );
     }).finally(secureState);
-  // -reconfigure: a working directory initialised by an earlier version names the old backend path; its state, when
-  // it was this data directory's, has just been moved to stateFile.
-  await tf(['init', '-input=false', '-reconfigure']);
-  await tf(['apply', '-auto-approve', '-input=false']);
-  const token = (await tf(['output', '-raw', 'agent_token'])).trim();
-  writeFileSync(agentTokenFile, `${token}\n`, { mode: 0o600 });
-  return { workDir, stateFile, agentTokenFile };
+}
+
+/** How terraform's plan names each action (`  # <address> will be created`), as a diff symbol and a word. */
+const ACTIONS: [RegExp, string, string][] = [
+  [/^will be created$/, '+', 'created'],
+  [/^will be updated in-place$/, '~', 'updated in place'],
+  [/^will be destroyed$/, '-', 'destroyed'],
+  [/^(must|will) be replaced\b/, '-/+', 'replaced'],
+];
+
+/**
+ * What an apply or destroy changed, from terraform's own output: its counts ("Resources: 0 added, 1 changed, 0
+ * destroyed") and one line per resource it acted on, by address. Only those lines are taken from the output, so no
+ * attribute value (secret or otherwise; terraform redacts the sensitive ones anyway) is printed.
+ */
+export function terraformChanges(out: string): string[] {
+  const acted: string[] = [];
+  for (const m of out.matchAll(/^ {2}# (.+?) (will be|must be) (.+)$/gm)) {
+    const phrase = `${m[2]} ${m[3]}`;
+    if (phrase.startsWith('will be read')) continue; // a data source, nothing changes
+    const a = ACTIONS.find(([re]) => re.test(phrase));
+    acted.push(a ? `  ${a[1]} ${m[1]} (${a[2]})` : `  ~ ${m[1]} (${phrase})`);
+  }
+  if (acted.length === 0) {
+    return [
+      /^Destroy complete!|No objects need to be destroyed/m.test(out)
+        ? 'Terraform: nothing left to destroy.'
+        : 'Terraform: no changes (the server already matches the stack).',
+    ];
+  }
+  const done = /^(?:Apply|Destroy) complete! Resources: (.+?)\.?$/m.exec(out);
+  return [`Terraform: ${done ? done[1] : `${acted.length} changed`}:`, ...acted];
 }
 
 const nonEmpty = (f: string): boolean => existsSync(f) && statSync(f).size > 0;

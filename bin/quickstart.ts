@@ -1,10 +1,12 @@
 /**
  * `phase-bridge quickstart` (what `npm start` runs): declare, deploy and serve on the embedded server.
  *  1. serve the Phase-compatible server on SQLite (initialised on first run; owner token in a 0600 file);
- *  2. declare an app, secrets and a workload identity in TypeScript (examples/cdktf) and deploy them with the real
+ *  2. declare an app, secrets and a workload identity in TypeScript (bin/quickstart-stack.ts, as examples/cdktf) and deploy them with the real
  *     terraform binary through the phase-bridge provider;
  *  3. serve the workload's secrets from the sidecar agent on localhost, decrypted locally with the minted token.
- * Without terraform (>= 1.11) it says so and serves step 1 only.
+ * Without terraform (>= 1.11) it says so and serves step 1 only. One quickstart per data directory (a second one is
+ * refused at once, naming the first one's pid and ports: bin/quickstart-lock.ts); `--down` undoes it all
+ * (bin/quickstart-down.ts).
  */
 import { chmodSync, mkdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
@@ -15,6 +17,14 @@ import { createServer, findOrganisation } from '../server';
 import { DEFAULT_DATA_DIR, initIfNeeded, resolvePaths } from '../server/cli';
 import { loadServerSecret } from '../server/config';
 import { deployQuickstart, terraformVersion } from './deploy';
+import { quickstartDown } from './quickstart-down';
+import {
+  acquireLock,
+  busyPortsMessage,
+  QuickstartBusyError,
+  runningMessage,
+  runningQuickstart,
+} from './quickstart-lock';
 
 export interface QuickstartOptions {
   dataDir: string;
@@ -22,6 +32,7 @@ export interface QuickstartOptions {
   port: string;
   agentPort: string;
   deploy: boolean;
+  down?: boolean;
 }
 
 export function register(program: Command): void {
@@ -35,6 +46,10 @@ export function register(program: Command): void {
     .option('--port <port>', 'server port (env PORT)', process.env.PORT ?? '8080')
     .option('--agent-port <port>', 'agent port', '8787')
     .option('--no-deploy', 'serve the server only (skip terraform and the agent)')
+    .option(
+      '--down',
+      'stop the quickstart running on --data-dir, destroy what it deployed, and remove the data directory (`npm run down`)',
+    )
     .action(async (o: QuickstartOptions) => quickstart(o));
 }
 
@@ -43,7 +58,17 @@ const say = (s = ''): void => {
 };
 
 export async function quickstart(o: QuickstartOptions): Promise<void> {
+  if (o.down) return quickstartDown({ dataDir: o.dataDir, say });
+  const port = portNumber('--port', o.port);
+  const agentPort = portNumber('--agent-port', o.agentPort);
+  // Before anything slow (and before writing anything): another quickstart on this data directory, or the ports
+  // taken. The lock then keeps a concurrent start out.
+  const other = runningQuickstart(o.dataDir);
+  if (other) throw new QuickstartBusyError(await runningMessage(o.dataDir, other));
+  const busy = await busyPortsMessage({ dataDir: o.dataDir, host: o.host, port, agentPort });
+  if (busy) throw new QuickstartBusyError(busy);
   secureDataDir(o.dataDir);
+  await acquireLock({ dataDir: o.dataDir, host: o.host, port, agentPort });
   const tokenFile = join(o.dataDir, 'owner-token');
   const paths = resolvePaths({ dataDir: o.dataDir });
   // An existing token file over an empty database is refused with a clear message rather than overwritten.
@@ -54,7 +79,13 @@ export async function quickstart(o: QuickstartOptions): Promise<void> {
     logLevel: 'warn',
   });
   if (!(await findOrganisation(srv.store.db))) throw new Error(`no organisation in ${paths.database}`);
-  const { url } = await srv.listen(Number(o.port), o.host);
+  const { url } = await srv.listen(port, o.host).catch(async (e: NodeJS.ErrnoException) => {
+    await srv.close();
+    if (e.code !== 'EADDRINUSE') throw e;
+    throw new QuickstartBusyError(
+      (await busyPortsMessage({ dataDir: o.dataDir, host: o.host, port, agentPort })) ?? e.message,
+    );
+  });
   // Filled in once the agent starts; the signal handlers are installed before that.
   const running: { agent?: AgentHandle } = {};
   const stop = (): void => {
@@ -85,7 +116,10 @@ export async function quickstart(o: QuickstartOptions): Promise<void> {
     say('Install Terraform and run `npm start` again; the server keeps running. Ctrl-C stops.');
     return;
   }
-  say(`2. Deploying examples/cdktf (app "quickstart", secrets, workload identity) with terraform ${tfv}...`);
+  say(
+    `2. Deploying the quickstart stack (app "quickstart", secrets, workload identity; as examples/cdktf) with ` +
+      `terraform ${tfv}...`,
+  );
   const ownerToken = readFileSync(tokenFile, 'utf8').trim();
   const deployed = await deployQuickstart({
     dataDir: o.dataDir,
@@ -93,6 +127,7 @@ export async function quickstart(o: QuickstartOptions): Promise<void> {
     ownerToken,
     log: (line) => say(`   ${line}`),
   });
+  for (const line of deployed.changes) say(`   ${line}`);
   say(`   Applied; Terraform state: ${deployed.stateFile} (mode 0600, one per data directory).`);
   say(`   The workload's token is in ${deployed.agentTokenFile} (mode 0600).`);
 
@@ -108,7 +143,13 @@ export async function quickstart(o: QuickstartOptions): Promise<void> {
     },
     {},
   );
-  const agent = await startAgent(cfg);
+  const agent = await startAgent(cfg).catch(async (e: NodeJS.ErrnoException) => {
+    if (e.code !== 'EADDRINUSE') throw e; // taken since the check above
+    throw new QuickstartBusyError(
+      (await busyPortsMessage({ dataDir: o.dataDir, host: o.host, port, agentPort, agentOnly: true })) ??
+        e.message,
+    );
+  });
   running.agent = agent;
   await waitReady(agent);
   say(`3. Agent: ${agent.url} serves the quickstart app's Development secrets, decrypted locally.`);
@@ -116,7 +157,16 @@ export async function quickstart(o: QuickstartOptions): Promise<void> {
   say(`   curl -s -H "X-Phase-Agent-Token: $CT" ${agent.url}/v1/secrets/GREETING`);
   say(`   curl -s -H "X-Phase-Agent-Token: $CT" "${agent.url}/v1/env?format=dotenv"`);
   say();
-  say('Docs: docs/server.md, docs/provider/, docs/agent.md. Ctrl-C stops.');
+  say(
+    'Docs: docs/server.md, docs/provider/, docs/agent.md. Ctrl-C stops; `npm run down` stops it and removes what it made.',
+  );
+}
+
+function portNumber(flag: string, value: string): number {
+  const n = Number(value);
+  if (!/^\d+$/.test(value) || n < 1 || n > 65535)
+    throw new Error(`${flag} takes a port number (1-65535), not ${value}`);
+  return n;
 }
 
 /**

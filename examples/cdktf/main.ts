@@ -1,5 +1,5 @@
-/** `node dist/examples/cdktf/main.js` (the `app` of cdktf.json): synthesises the quickstart stack into cdktf.out/. */
-import { App } from '../../constructs/cdktf';
+/** `node dist/examples/cdktf/main.js` (the `app` of cdktf.json): synthesises the example stack into cdktf.out/. */
+import { App } from '../../constructs/cdktf'; // in your project: from 'cdktf'
 import { QuickstartStack } from './stack';
 
 const app = new App();

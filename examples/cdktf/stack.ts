@@ -1,7 +1,11 @@
 /**
- * The quickstart declared in TypeScript: an app, two secrets, and a workload identity (service account, access to
- * Development, a rotating token exported as a sensitive output). Host and token come from PHASE_HOST / PHASE_TOKEN
- * at plan time, so no credential is written into the synthesised JSON.
+ * An example to copy: an app, two secrets, and a workload identity (service account, access to Development, a
+ * rotating token exported as a sensitive output), declared in TypeScript. Host and token come from PHASE_HOST /
+ * PHASE_TOKEN at plan time, so no credential is written into the synthesised JSON.
+ *
+ * In your own project the two imports below read `from 'cdktf'` and `from 'phase-bridge/constructs'`; here they go
+ * through this repository's sources. `npm start` deploys the same declaration (the CLI's copy is
+ * bin/quickstart-stack.ts; test/quickstart/stack.test.ts keeps the two equal).
  */
 import type { Construct } from 'constructs';
 import { TerraformStack } from '../../constructs/cdktf';
