@@ -2,11 +2,12 @@
  * Context resolution and authorisation checks (phase-rest-api.md §4.2–§5), plus the path-restriction extension.
  */
 import type { Request } from 'express';
-import type { Principal, ServerContext } from './context';
+import { principal, type Principal, type ServerContext } from './context';
 import type { AppTable, EnvironmentTable } from './db/schema';
 import { HttpError, forbidden, header, isUuid, notFound, query } from './http';
 import type { Db } from './keys';
 import { actionFor, hasGlobalAccess, roleHasPermission, type Action } from './rbac';
+import { findEnvironmentInOrg, holdsEnvironmentKey, membershipRow } from './repositories/apps';
 import { findInOrg } from './repositories/rows';
 
 export function isGlobal(p: Principal): boolean {
@@ -39,19 +40,20 @@ export function requireOrgPermission(p: Principal, action: Action, resource: str
   }
 }
 
+/** The caller of an org-level route, after its RBAC check (`requireOrgPermission`). */
+export function orgCaller(req: Request, action: Action, resource: string): Principal {
+  const p = principal(req);
+  requireOrgPermission(p, action, resource);
+  return p;
+}
+
 export interface Membership {
   paths: string[] | null;
 }
 
 /** The caller's direct membership of an app, or undefined. */
 export async function membershipOf(db: Db, appId: string, p: Principal): Promise<Membership | undefined> {
-  const row = await db
-    .selectFrom('app_memberships')
-    .select('paths')
-    .where('app_id', '=', appId)
-    .where('account_type', '=', p.kind)
-    .where('account_id', '=', p.accountId)
-    .executeTakeFirst();
+  const row = await membershipRow(db, appId, p.kind, p.accountId);
   if (!row) return undefined;
   return { paths: parsePaths(row.paths) };
 }
@@ -90,14 +92,7 @@ export async function requireAppAccess(ctx: ServerContext, p: Principal, app: Ap
 }
 
 export async function holdsEnvKey(db: Db, envId: string, p: Principal): Promise<boolean> {
-  const row = await db
-    .selectFrom('environment_keys')
-    .select('id')
-    .where('environment_id', '=', envId)
-    .where('account_type', '=', p.kind)
-    .where('account_id', '=', p.accountId)
-    .executeTakeFirst();
-  return row !== undefined;
+  return holdsEnvironmentKey(db, envId, p.kind, p.accountId);
 }
 
 /** App-context RBAC (§5.1): direct membership plus the caller's role. */
@@ -158,15 +153,7 @@ export async function resolveSecretsContext(
       .where('id', '=', row.environment_id)
       .executeTakeFirst();
   } else if (envHeader !== undefined) {
-    const row = isUuid(envHeader)
-      ? await db
-          .selectFrom('environments')
-          .innerJoin('apps', 'apps.id', 'environments.app_id')
-          .selectAll('environments')
-          .where('environments.id', '=', envHeader)
-          .where('apps.org_id', '=', p.orgId)
-          .executeTakeFirst()
-      : undefined;
+    const row = await findEnvironmentInOrg(db, p.orgId, envHeader);
     if (!row) throw new HttpError(401, 'Environment not found', { 'WWW-Authenticate': 'Bearer' });
     env = row;
   } else if (appId !== undefined && envName !== undefined) {

@@ -3,7 +3,8 @@
  * key digest and path, never a key name or value.
  */
 import type { Principal } from './context';
-import type { AuditEventTable } from './db/schema';
+import type { Kysely, Transaction } from 'kysely';
+import type { AuditEventTable, DB } from './db/schema';
 import type { Db } from './keys';
 import { newId, nowIso } from './http';
 
@@ -54,4 +55,32 @@ export async function audit(db: Db, p: Principal, events: AuditInput | AuditInpu
       .values(rows.slice(i, i + 50))
       .execute();
   }
+}
+
+/**
+ * An event about one resource, as most writes record it: `resourceEvent('U', 'role', role.id)`, with non-secret
+ * details and the app and environment it belongs to when there are any.
+ */
+export function resourceEvent(
+  eventType: AuditEventType,
+  resourceType: string,
+  resourceId: string,
+  detail?: Record<string, unknown>,
+  scope: { appId?: string; environmentId?: string } = {},
+): AuditInput {
+  return { eventType, resourceType, resourceId, ...scope, detail };
+}
+
+/** Runs a write and records its audit event in one transaction. */
+export async function audited<T>(
+  db: Kysely<DB>,
+  p: Principal,
+  event: AuditInput,
+  write: (trx: Transaction<DB>) => Promise<T>,
+): Promise<T> {
+  return db.transaction().execute(async (trx) => {
+    const result = await write(trx);
+    await audit(trx, p, event);
+    return result;
+  });
 }

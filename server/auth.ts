@@ -68,6 +68,17 @@ function roleFrom(r: RoleCols): RoleTable | null {
 
 const HEX64 = /^[0-9a-fA-F]{64}$/;
 
+/** Where each kind of token lives: its table, its account table and the column naming the account. */
+const TOKEN_TABLES = {
+  User: { kind: 'member', tokens: 'user_tokens', accounts: 'members', owner: 'member_id' },
+  ServiceAccount: {
+    kind: 'service_account',
+    tokens: 'sa_tokens',
+    accounts: 'service_accounts',
+    owner: 'sa_id',
+  },
+} as const;
+
 /** Finds a live (not deleted, not expired) token of a live account; undefined otherwise. */
 export async function lookupToken(
   ctx: ServerContext,
@@ -78,57 +89,33 @@ export async function lookupToken(
   const hash = tokenHash(token);
   const now = nowIso();
   const db = ctx.store.db;
-  if (type === 'User') {
+  const spec = type === 'User' || type === 'ServiceAccount' ? TOKEN_TABLES[type] : undefined;
+  if (spec) {
+    // Both token tables have the same columns but the one naming the account (types: the service-account pair).
     const r = await db
-      .selectFrom('user_tokens')
-      .innerJoin('members', 'members.id', 'user_tokens.member_id')
-      .innerJoin('organisations', 'organisations.id', 'members.org_id')
-      .leftJoin('roles', 'roles.id', 'members.role_id')
+      .selectFrom(`${spec.tokens} as t` as 'sa_tokens as t')
+      .innerJoin(`${spec.accounts} as a` as 'service_accounts as a', 'a.id', `t.${spec.owner}` as 't.sa_id')
+      .innerJoin('organisations', 'organisations.id', 'a.org_id')
+      .leftJoin('roles', 'roles.id', 'a.role_id')
       .select(ROLE_COLUMNS)
       .select([
-        'user_tokens.id as tokenId',
-        'user_tokens.name as tokenName',
-        'user_tokens.expires_at as expiresAt',
-        'user_tokens.deleted_at as deletedAt',
-        'user_tokens.wrapped_key_share as wrappedKeyShare',
-        'user_tokens.last_used_at as lastUsedAt',
-        'members.id as accountId',
-        'members.deleted_at as accountDeletedAt',
-        'members.identity_key as identityKey',
-        'members.role_id as roleId',
+        't.id as tokenId',
+        't.name as tokenName',
+        't.expires_at as expiresAt',
+        't.deleted_at as deletedAt',
+        't.wrapped_key_share as wrappedKeyShare',
+        't.last_used_at as lastUsedAt',
+        'a.id as accountId',
+        'a.deleted_at as accountDeletedAt',
+        'a.identity_key as identityKey',
+        'a.role_id as roleId',
         'organisations.id as orgId',
         'organisations.name as orgName',
       ])
-      .where('user_tokens.token_hash', '=', hash)
+      .where('t.token_hash', '=', hash)
       .executeTakeFirst();
     if (!r || r.deletedAt || r.accountDeletedAt || (r.expiresAt && r.expiresAt < now)) return undefined;
-    return { kind: 'member', ...r, role: roleFrom(r) };
-  }
-  if (type === 'ServiceAccount') {
-    const r = await db
-      .selectFrom('sa_tokens')
-      .innerJoin('service_accounts', 'service_accounts.id', 'sa_tokens.sa_id')
-      .innerJoin('organisations', 'organisations.id', 'service_accounts.org_id')
-      .leftJoin('roles', 'roles.id', 'service_accounts.role_id')
-      .select(ROLE_COLUMNS)
-      .select([
-        'sa_tokens.id as tokenId',
-        'sa_tokens.name as tokenName',
-        'sa_tokens.expires_at as expiresAt',
-        'sa_tokens.deleted_at as deletedAt',
-        'sa_tokens.wrapped_key_share as wrappedKeyShare',
-        'sa_tokens.last_used_at as lastUsedAt',
-        'service_accounts.id as accountId',
-        'service_accounts.deleted_at as accountDeletedAt',
-        'service_accounts.identity_key as identityKey',
-        'service_accounts.role_id as roleId',
-        'organisations.id as orgId',
-        'organisations.name as orgName',
-      ])
-      .where('sa_tokens.token_hash', '=', hash)
-      .executeTakeFirst();
-    if (!r || r.deletedAt || r.accountDeletedAt || (r.expiresAt && r.expiresAt < now)) return undefined;
-    return { kind: 'service_account', ...r, role: roleFrom(r) };
+    return { kind: spec.kind, ...r, role: roleFrom(r) };
   }
   // Legacy `Service` tokens are created only in Phase's console; this server never issues them.
   return undefined;

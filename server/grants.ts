@@ -115,8 +115,7 @@ export async function applyAccess(
   const current = await trx
     .selectFrom('app_memberships')
     .select('app_id')
-    .where('account_type', '=', target.type)
-    .where('account_id', '=', target.id)
+    .where((eb) => eb.and({ account_type: target.type, account_id: target.id }))
     .execute();
   for (const m of current) {
     if (listed.has(m.app_id)) continue;
@@ -178,8 +177,7 @@ export async function accessWire(db: Db, type: AccountType, id: string) {
     .selectFrom('environment_keys as k')
     .innerJoin('environments as e', 'e.id', 'k.environment_id')
     .select(['e.id', 'e.name', 'e.env_type', 'e.app_id', 'e.sort_index'])
-    .where('k.account_type', '=', type)
-    .where('k.account_id', '=', id)
+    .where((eb) => eb.and({ 'k.account_type': type, 'k.account_id': id }))
     .orderBy('e.sort_index')
     .execute();
   return apps.map((a) => {

@@ -15,6 +15,7 @@ import {
 import type { AccountType, DB, EnvironmentTable } from './db/schema';
 import { badRequest, newId, nowIso } from './http';
 import { DEFAULT_ROLES } from './rbac';
+import { newRecord } from './repositories/rows';
 
 export type Db = Kysely<DB> | Transaction<DB>;
 
@@ -156,9 +157,8 @@ export async function createEnvironment(
   if (opts.requester) recipients.push(opts.requester);
 
   const owner = wrapEnvironmentKey(material, ed25519PublicToX25519(globals[0].identityKey));
-  const now = nowIso();
   const env: EnvironmentTable = {
-    id: newId(),
+    ...newRecord(),
     app_id: opts.appId,
     name: opts.name,
     env_type: opts.envType,
@@ -166,8 +166,6 @@ export async function createEnvironment(
     identity_key: material.publicKey,
     wrapped_seed: owner.wrappedSeed,
     wrapped_salt: owner.wrappedSalt,
-    created_at: now,
-    updated_at: now,
   };
   await db.insertInto('environments').values(env).execute();
   const serverCopy = wrapEnvironmentKey(material, server.publicKey);
@@ -178,7 +176,7 @@ export async function createEnvironment(
       identity_key: material.publicKey,
       wrapped_seed: serverCopy.wrappedSeed,
       wrapped_salt: serverCopy.wrappedSalt,
-      created_at: now,
+      created_at: env.created_at,
     })
     .execute();
   const seen = new Set<string>();
@@ -199,23 +197,7 @@ export async function addAppMember(
   accountId: string,
   paths: string[] | null = null,
 ): Promise<void> {
-  const existing = await db
-    .selectFrom('app_memberships')
-    .select('app_id')
-    .where('app_id', '=', appId)
-    .where('account_type', '=', type)
-    .where('account_id', '=', accountId)
-    .executeTakeFirst();
-  if (existing) {
-    await db
-      .updateTable('app_memberships')
-      .set({ paths: paths ? JSON.stringify(paths) : null })
-      .where('app_id', '=', appId)
-      .where('account_type', '=', type)
-      .where('account_id', '=', accountId)
-      .execute();
-    return;
-  }
+  // An existing membership keeps its created_at and takes the new paths.
   await db
     .insertInto('app_memberships')
     .values({

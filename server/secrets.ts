@@ -232,25 +232,16 @@ export function secretWire(
 /** Folder row for a path (auto-created); null at the root. */
 export async function ensureFolder(db: Db, envId: string, path: string): Promise<string | null> {
   if (path === '/') return null;
-  const existing = await db
-    .selectFrom('folders')
-    .select('id')
-    .where('environment_id', '=', envId)
-    .where('path', '=', path)
-    .executeTakeFirst();
+  const find = () =>
+    db.selectFrom('folders').select('id').where('environment_id', '=', envId).where('path', '=', path);
+  const existing = await find().executeTakeFirst();
   if (existing) return existing.id;
   await db
     .insertInto('folders')
     .values({ id: newId(), environment_id: envId, path, created_at: nowIso() })
     .onConflict((oc) => oc.columns(['environment_id', 'path']).doNothing())
     .execute();
-  const row = await db
-    .selectFrom('folders')
-    .select('id')
-    .where('environment_id', '=', envId)
-    .where('path', '=', path)
-    .executeTakeFirstOrThrow();
-  return row.id;
+  return (await find().executeTakeFirstOrThrow()).id;
 }
 
 /** Audit events of a bulk write, 200 per call with a tick in between (each call inserts them 50 per statement). */

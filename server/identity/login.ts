@@ -48,10 +48,14 @@ export async function loadAccount(
     .selectFrom('external_identities as i')
     .innerJoin('external_identity_attachments as a', 'a.identity_id', 'i.id')
     .selectAll('i')
-    .where('a.service_account_id', '=', sa.id)
-    .where('i.provider', '=', provider)
-    .where('i.org_id', '=', sa.org_id)
-    .where('i.deleted_at', 'is', null)
+    .where((eb) =>
+      eb.and({
+        'a.service_account_id': sa.id,
+        'i.provider': provider,
+        'i.org_id': sa.org_id,
+        'i.deleted_at': null,
+      }),
+    )
     .orderBy('i.created_at')
     .execute();
   if (identities.length === 0) throw new LoginError(404, `No ${label} identity attached to this account`);

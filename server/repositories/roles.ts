@@ -2,22 +2,17 @@
 import type { RoleTable } from '../db/schema';
 import { badRequest, notFound, nowIso } from '../http';
 import type { Db } from '../keys';
-import { findInOrg } from './rows';
+import { findInOrg, rowById } from './rows';
 
 /** `{id, name}` of a role by id (the `role` field of member, service-account and invite objects), or null. */
 export async function roleRef(db: Db, roleId: string | null): Promise<{ id: string; name: string } | null> {
-  if (!roleId) return null;
-  const role = await db
-    .selectFrom('roles')
-    .select(['id', 'name'])
-    .where('id', '=', roleId)
-    .executeTakeFirst();
+  const role = await roleById(db, roleId);
   return role ? { id: role.id, name: role.name } : null;
 }
 
 /** A role by id, whatever its organisation (the role of an account already read from one). */
 export async function roleById(db: Db, roleId: string | null): Promise<RoleTable | undefined> {
-  return roleId ? db.selectFrom('roles').selectAll().where('id', '=', roleId).executeTakeFirst() : undefined;
+  return roleId ? rowById(db, 'roles', roleId) : undefined;
 }
 
 /** The role a body's `role_id` names in the organisation: 400 when missing, 404 when not found. */

@@ -4,7 +4,7 @@
  */
 import type { Kysely } from 'kysely';
 import type { DB } from '../db/schema';
-import { isUuid, nowIso } from '../http';
+import { isUuid, newId, notFound, nowIso } from '../http';
 import type { Db } from '../keys';
 
 /** The tables owned by one organisation (an `org_id` column). */
@@ -30,6 +30,31 @@ export async function findInOrg<T extends OrgTable>(
   let q = untyped(db).selectFrom(table).selectAll().where('id', '=', id).where('org_id', '=', orgId);
   if (SOFT_DELETED.has(table)) q = q.where('deleted_at', 'is', null);
   return (await q.executeTakeFirst()) as DB[T] | undefined;
+}
+
+/** The fields every new row starts with: a fresh id, created and updated now. */
+export function newRecord(): { id: string; created_at: string; updated_at: string } {
+  const now = nowIso();
+  return { id: newId(), created_at: now, updated_at: now };
+}
+
+/** A row by id, whatever its organisation (one another row refers to), or undefined. */
+export async function rowById<T extends OrgTable>(db: Db, table: T, id: string): Promise<DB[T] | undefined> {
+  return (await untyped(db).selectFrom(table).selectAll().where('id', '=', id).executeTakeFirst()) as
+    DB[T] | undefined;
+}
+
+/** findInOrg, or 404 with this message. */
+export async function foundInOrg<T extends OrgTable>(
+  db: Db,
+  table: T,
+  orgId: string,
+  id: unknown,
+  message: string,
+): Promise<DB[T]> {
+  const row = await findInOrg(db, table, orgId, id);
+  if (!row) throw notFound(message);
+  return row;
 }
 
 /** The organisation's (live) rows, oldest first unless `newestFirst`. */

@@ -1,0 +1,46 @@
+/** Apps, their environments and who may reach them (app memberships, environment keys). */
+import type { AccountType, EnvironmentTable } from '../db/schema';
+import { isUuid } from '../http';
+import type { Db } from '../keys';
+
+/** The environment with this id whose app is in the organisation, or undefined; any id is safe. */
+export async function findEnvironmentInOrg(
+  db: Db,
+  orgId: string,
+  envId: string | undefined,
+): Promise<EnvironmentTable | undefined> {
+  if (!isUuid(envId)) return undefined;
+  return db
+    .selectFrom('environments')
+    .innerJoin('apps', 'apps.id', 'environments.app_id')
+    .selectAll('environments')
+    .where('environments.id', '=', envId)
+    .where('apps.org_id', '=', orgId)
+    .executeTakeFirst();
+}
+
+/** An account's app membership row (its `paths`), or undefined. */
+export async function membershipRow(db: Db, appId: string, type: AccountType, accountId: string) {
+  const key = { app_id: appId, account_type: type, account_id: accountId };
+  return db
+    .selectFrom('app_memberships')
+    .select(['app_id', 'paths'])
+    .where((eb) => eb.and(key))
+    .executeTakeFirst();
+}
+
+/** Does the account hold a key of this environment? */
+export async function holdsEnvironmentKey(
+  db: Db,
+  envId: string,
+  type: AccountType,
+  accountId: string,
+): Promise<boolean> {
+  const key = { environment_id: envId, account_type: type, account_id: accountId };
+  const row = await db
+    .selectFrom('environment_keys')
+    .select('id')
+    .where((eb) => eb.and(key))
+    .executeTakeFirst();
+  return row !== undefined;
+}
