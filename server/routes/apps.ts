@@ -2,22 +2,21 @@
 import type { Request, RequestHandler, Router } from 'express';
 import {
   contextDenied,
+  orgCaller,
   findApp,
   holdsEnvKey,
   isGlobal,
   membershipOf,
   requireAppAccess,
   requireAppPermission,
-  requireOrgPermission,
 } from '../access';
-import { audit } from '../audit';
+import { audit, audited, resourceEvent } from '../audit';
 import { principal, type Principal, type ServerContext } from '../context';
 import type { AppTable, EnvironmentTable } from '../db/schema';
 import {
   badRequest,
   conflict,
   forbidden,
-  isUuid,
   newId,
   notFound,
   nowIso,
@@ -34,6 +33,7 @@ import {
   ENV_NAME_RE,
 } from '../keys';
 import { actionFor } from '../rbac';
+import { findEnvironmentInOrg } from '../repositories/apps';
 import { noContent, param, route, send } from './util';
 
 export function appWire(a: AppTable) {
@@ -88,8 +88,7 @@ export function registerApps(r: Router, ctx: ServerContext, auth: RequestHandler
 
   route(r, '/v1/apps/', auth, {
     get: async (req, res) => {
-      const p = principal(req);
-      requireOrgPermission(p, 'read', 'Apps');
+      const p = orgCaller(req, 'read', 'Apps');
       const apps = await db
         .selectFrom('apps')
         .innerJoin('app_memberships as m', 'm.app_id', 'apps.id')
@@ -102,8 +101,7 @@ export function registerApps(r: Router, ctx: ServerContext, auth: RequestHandler
       send(res, 200, { data: apps.map(appWire) });
     },
     post: async (req, res) => {
-      const p = principal(req);
-      requireOrgPermission(p, 'create', 'Apps');
+      const p = orgCaller(req, 'create', 'Apps');
       const b = objectBody(req);
       const name = textField(b, 'name', { required: true, max: 64 }) as string;
       const description = textField(b, 'description', { required: false, max: 10000 }) ?? null;
@@ -160,13 +158,7 @@ export function registerApps(r: Router, ctx: ServerContext, auth: RequestHandler
             }),
           );
         }
-        await audit(trx, p, {
-          eventType: 'C',
-          resourceType: 'app',
-          resourceId: app.id,
-          appId: app.id,
-          detail: { name },
-        });
+        await audit(trx, p, resourceEvent('C', 'app', app.id, { name }, { appId: app.id }));
         return { app, envs };
       });
       send(res, 201, { ...appWire(result.app), environments: result.envs.map(envWire) });
@@ -192,31 +184,32 @@ export function registerApps(r: Router, ctx: ServerContext, auth: RequestHandler
         ...(description !== undefined ? { description } : {}),
         updated_at: nowIso(),
       };
-      await db.transaction().execute(async (trx) => {
+      await audited(db, p, resourceEvent('U', 'app', app.id, undefined, { appId: app.id }), async (trx) => {
         await trx.updateTable('apps').set(patch).where('id', '=', app.id).execute();
-        await audit(trx, p, { eventType: 'U', resourceType: 'app', resourceId: app.id, appId: app.id });
       });
       send(res, 200, appWire({ ...app, ...patch }));
     },
     delete: async (req, res) => {
       const p = principal(req);
       const app = await appDetail(ctx, req, p);
-      await db.transaction().execute(async (trx) => {
-        const envs = await trx.selectFrom('environments').select('id').where('app_id', '=', app.id).execute();
-        for (const e of envs) {
-          await deleteEnvironmentCascade(trx, e.id);
-          ctx.envKeys.forget(e.id);
-        }
-        await trx.deleteFrom('app_memberships').where('app_id', '=', app.id).execute();
-        await trx.deleteFrom('apps').where('id', '=', app.id).execute();
-        await audit(trx, p, {
-          eventType: 'D',
-          resourceType: 'app',
-          resourceId: app.id,
-          appId: app.id,
-          detail: { name: app.name },
-        });
-      });
+      await audited(
+        db,
+        p,
+        resourceEvent('D', 'app', app.id, { name: app.name }, { appId: app.id }),
+        async (trx) => {
+          const envs = await trx
+            .selectFrom('environments')
+            .select('id')
+            .where('app_id', '=', app.id)
+            .execute();
+          for (const e of envs) {
+            await deleteEnvironmentCascade(trx, e.id);
+            ctx.envKeys.forget(e.id);
+          }
+          await trx.deleteFrom('app_memberships').where('app_id', '=', app.id).execute();
+          await trx.deleteFrom('apps').where('id', '=', app.id).execute();
+        },
+      );
       noContent(res);
     },
   });
@@ -264,14 +257,11 @@ export function registerApps(r: Router, ctx: ServerContext, auth: RequestHandler
           index,
           requester: requester(p),
         });
-        await audit(trx, p, {
-          eventType: 'C',
-          resourceType: 'env',
-          resourceId: created.id,
-          appId: app.id,
-          environmentId: created.id,
-          detail: { name },
-        });
+        await audit(
+          trx,
+          p,
+          resourceEvent('C', 'env', created.id, { name }, { appId: app.id, environmentId: created.id }),
+        );
         return created;
       });
       send(res, 201, envWire(env));
@@ -305,14 +295,11 @@ export function registerApps(r: Router, ctx: ServerContext, auth: RequestHandler
         }
         const patch = { name, updated_at: nowIso() };
         await trx.updateTable('environments').set(patch).where('id', '=', env.id).execute();
-        await audit(trx, p, {
-          eventType: 'U',
-          resourceType: 'env',
-          resourceId: env.id,
-          appId: env.app_id,
-          environmentId: env.id,
-          detail: { name },
-        });
+        await audit(
+          trx,
+          p,
+          resourceEvent('U', 'env', env.id, { name }, { appId: env.app_id, environmentId: env.id }),
+        );
         return { ...env, ...patch };
       });
       send(res, 200, envWire(updated));
@@ -320,17 +307,14 @@ export function registerApps(r: Router, ctx: ServerContext, auth: RequestHandler
     delete: async (req, res) => {
       const p = principal(req);
       const { env } = await envDetail(ctx, req, p);
-      await db.transaction().execute(async (trx) => {
-        await deleteEnvironmentCascade(trx, env.id);
-        await audit(trx, p, {
-          eventType: 'D',
-          resourceType: 'env',
-          resourceId: env.id,
-          appId: env.app_id,
-          environmentId: env.id,
-          detail: { name: env.name },
-        });
-      });
+      await audited(
+        db,
+        p,
+        resourceEvent('D', 'env', env.id, { name: env.name }, { appId: env.app_id, environmentId: env.id }),
+        async (trx) => {
+          await deleteEnvironmentCascade(trx, env.id);
+        },
+      );
       ctx.envKeys.forget(env.id);
       noContent(res);
     },
@@ -354,15 +338,7 @@ async function envDetail(
   p: Principal,
 ): Promise<{ env: EnvironmentTable; app: AppTable }> {
   const envId = param(req, 'env_id');
-  const env = isUuid(envId)
-    ? await ctx.store.db
-        .selectFrom('environments')
-        .innerJoin('apps', 'apps.id', 'environments.app_id')
-        .selectAll('environments')
-        .where('environments.id', '=', envId)
-        .where('apps.org_id', '=', p.orgId)
-        .executeTakeFirst()
-    : undefined;
+  const env = await findEnvironmentInOrg(ctx.store.db, p.orgId, envId);
   if (!env) throw notFound('Environment not found');
   const app = await ctx.store.db
     .selectFrom('apps')

@@ -4,15 +4,15 @@
  */
 import type { Request, RequestHandler, Router } from 'express';
 import { z } from 'zod';
-import { requireOrgPermission } from '../access';
-import { audit } from '../audit';
-import { principal, type Principal, type ServerContext } from '../context';
+import { orgCaller } from '../access';
+import { audit, audited, resourceEvent } from '../audit';
+import type { Principal, ServerContext } from '../context';
 import type { AccountType, NetworkPolicyTable } from '../db/schema';
 import { badRequest, isUuid, newId, notFound, nowIso, objectBody, parseWith, toStoredIso } from '../http';
 import type { Db } from '../keys';
 import { assertMayChangePolicies, loadPolicyState, type PolicyState } from '../grant-rule';
 import { validIpEntry } from '../network';
-import { findInOrg, listInOrg } from '../repositories/rows';
+import { foundInOrg, listInOrg } from '../repositories/rows';
 import { noContent, param, route, send } from './util';
 
 const ipList = z
@@ -110,11 +110,8 @@ async function guardPolicies(trx: Db, p: Principal, change: (s: PolicyState) => 
   await assertMayChangePolicies(trx, p, before, change(before));
 }
 
-async function findPolicy(ctx: ServerContext, p: Principal, id: string): Promise<NetworkPolicyTable> {
-  const row = await findInOrg(ctx.store.db, 'network_policies', p.orgId, id);
-  if (!row) throw notFound('Network policy not found.');
-  return row;
-}
+const findPolicy = (ctx: ServerContext, p: Principal, id: string) =>
+  foundInOrg(ctx.store.db, 'network_policies', p.orgId, id, 'Network policy not found.');
 
 async function accountExists(db: Db, orgId: string, type: AccountType, id: string): Promise<boolean> {
   if (!isUuid(id)) return false;
@@ -176,16 +173,14 @@ export function registerExtensions(r: Router, ctx: ServerContext, auth: RequestH
 
   route(r, '/v1/network-policies/', auth, {
     get: async (req, res) => {
-      const p = principal(req);
-      requireOrgPermission(p, 'read', 'NetworkAccessPolicies');
+      const p = orgCaller(req, 'read', 'NetworkAccessPolicies');
       const rows = await listInOrg(db, 'network_policies', p.orgId);
       const out = [];
       for (const row of rows) out.push(await policyWire(db, row));
       send(res, 200, { data: out });
     },
     post: async (req, res) => {
-      const p = principal(req);
-      requireOrgPermission(p, 'create', 'NetworkAccessPolicies');
+      const p = orgCaller(req, 'create', 'NetworkAccessPolicies');
       const b = parseWith(createSchema, objectBody(req));
       const now = nowIso();
       const row: NetworkPolicyTable = {
@@ -197,15 +192,9 @@ export function registerExtensions(r: Router, ctx: ServerContext, auth: RequestH
         created_at: now,
         updated_at: now,
       };
-      await db.transaction().execute(async (trx) => {
+      await audited(db, p, resourceEvent('C', 'policy', row.id, { name: row.name }), async (trx) => {
         await guardPolicies(trx, p, (st) => ({ ...st, policies: [...st.policies, row] }));
         await trx.insertInto('network_policies').values(row).execute();
-        await audit(trx, p, {
-          eventType: 'C',
-          resourceType: 'policy',
-          resourceId: row.id,
-          detail: { name: row.name },
-        });
       });
       send(res, 201, await policyWire(db, row));
     },
@@ -213,60 +202,49 @@ export function registerExtensions(r: Router, ctx: ServerContext, auth: RequestH
 
   route(r, '/v1/network-policies/:policy_id/', auth, {
     get: async (req, res) => {
-      const p = principal(req);
-      requireOrgPermission(p, 'read', 'NetworkAccessPolicies');
+      const p = orgCaller(req, 'read', 'NetworkAccessPolicies');
       send(res, 200, await policyWire(db, await findPolicy(ctx, p, param(req, 'policy_id'))));
     },
     put: async (req, res) => {
-      const p = principal(req);
-      requireOrgPermission(p, 'update', 'NetworkAccessPolicies');
+      const p = orgCaller(req, 'update', 'NetworkAccessPolicies');
       const row = await findPolicy(ctx, p, param(req, 'policy_id'));
       const b = parseWith(updateSchema, objectBody(req));
       const patch: Partial<NetworkPolicyTable> = { updated_at: nowIso() };
       if (b.name !== undefined) patch.name = b.name;
       if (b.allowed_ips !== undefined) patch.allowed_ips = JSON.stringify(b.allowed_ips.map((e) => e.trim()));
       if (b.is_global !== undefined) patch.is_global = b.is_global ? 1 : 0;
-      await db.transaction().execute(async (trx) => {
+      await audited(db, p, resourceEvent('U', 'policy', row.id), async (trx) => {
         await guardPolicies(trx, p, (st) => ({
           ...st,
           policies: st.policies.map((x) => (x.id === row.id ? { ...x, ...patch } : x)),
         }));
         await trx.updateTable('network_policies').set(patch).where('id', '=', row.id).execute();
-        await audit(trx, p, { eventType: 'U', resourceType: 'policy', resourceId: row.id });
       });
       send(res, 200, await policyWire(db, { ...row, ...patch }));
     },
     delete: async (req, res) => {
-      const p = principal(req);
-      requireOrgPermission(p, 'delete', 'NetworkAccessPolicies');
+      const p = orgCaller(req, 'delete', 'NetworkAccessPolicies');
       const row = await findPolicy(ctx, p, param(req, 'policy_id'));
-      await db.transaction().execute(async (trx) => {
+      await audited(db, p, resourceEvent('D', 'policy', row.id, { name: row.name }), async (trx) => {
         await guardPolicies(trx, p, (st) => ({
           policies: st.policies.filter((x) => x.id !== row.id),
           attachments: st.attachments.filter((a) => a.policy_id !== row.id),
         }));
         await trx.deleteFrom('network_policy_attachments').where('policy_id', '=', row.id).execute();
         await trx.deleteFrom('network_policies').where('id', '=', row.id).execute();
-        await audit(trx, p, {
-          eventType: 'D',
-          resourceType: 'policy',
-          resourceId: row.id,
-          detail: { name: row.name },
-        });
       });
       noContent(res);
     },
   });
 
   const attach = async (req: Request, res: import('express').Response) => {
-    const p = principal(req);
-    requireOrgPermission(p, 'update', 'NetworkAccessPolicies');
+    const p = orgCaller(req, 'update', 'NetworkAccessPolicies');
     const row = await findPolicy(ctx, p, param(req, 'policy_id'));
     const b = parseWith(attachSchema, objectBody(req));
     if (!(await accountExists(db, p.orgId, b.account_type, b.account_id))) {
       throw notFound(b.account_type === 'member' ? 'Member not found.' : 'Service account not found.');
     }
-    await db.transaction().execute(async (trx) => {
+    await audited(db, p, resourceEvent('A', 'policy', row.id, { attach: b }), async (trx) => {
       await guardPolicies(trx, p, (st) => ({
         ...st,
         attachments: [...st.attachments, { policy_id: row.id, ...b }],
@@ -281,12 +259,6 @@ export function registerExtensions(r: Router, ctx: ServerContext, auth: RequestH
         .set({ updated_at: nowIso() })
         .where('id', '=', row.id)
         .execute();
-      await audit(trx, p, {
-        eventType: 'A',
-        resourceType: 'policy',
-        resourceId: row.id,
-        detail: { attach: b },
-      });
     });
     send(res, 200, await policyWire(db, await findPolicy(ctx, p, row.id)));
   };
@@ -296,8 +268,7 @@ export function registerExtensions(r: Router, ctx: ServerContext, auth: RequestH
     accountId: string,
     type?: AccountType,
   ) => {
-    const p = principal(req);
-    requireOrgPermission(p, 'update', 'NetworkAccessPolicies');
+    const p = orgCaller(req, 'update', 'NetworkAccessPolicies');
     const row = await findPolicy(ctx, p, param(req, 'policy_id'));
     let q = db
       .selectFrom('network_policy_attachments')
@@ -350,8 +321,7 @@ export function registerExtensions(r: Router, ctx: ServerContext, auth: RequestH
 
   route(r, '/v1/audit-logs/', auth, {
     get: async (req, res) => {
-      const p = principal(req);
-      requireOrgPermission(p, 'read', 'Logs');
+      const p = orgCaller(req, 'read', 'Logs');
       const q = snakeQuery(req);
       const unknown = Object.keys(q).filter((k) => !AUDIT_QUERY.includes(k));
       if (unknown.length) {

@@ -4,13 +4,13 @@
  * `/service/public/`) that exchange a platform credential for a short-lived service-account token.
  */
 import type { Request, RequestHandler, Response, Router } from 'express';
-import { requireOrgPermission } from '../access';
-import { audit } from '../audit';
+import { orgCaller } from '../access';
+import { audit, audited, resourceEvent } from '../audit';
 import { rateLimit } from '../auth';
-import { principal, type Principal, type ServerContext } from '../context';
+import type { Principal, ServerContext } from '../context';
 import type { ExternalIdentityTable } from '../db/schema';
 import { mayHandleTokensOf } from '../grant-rule';
-import { badRequest, body, camelize, header, newId, notFound, nowIso, objectBody, parseWith } from '../http';
+import { badRequest, body, camelize, header, notFound, nowIso, objectBody, parseWith } from '../http';
 import { verifyAwsIam, decodeSignedRequest, stsEndpointOf } from '../identity/aws-iam';
 import {
   DEFAULT_TTL_SECONDS,
@@ -34,7 +34,7 @@ import { LoginError } from '../identity/login-error';
 import { verifyOidcJwt } from '../identity/oidc';
 import type { Db } from '../keys';
 import { clientIp } from '../network';
-import { findInOrg, listInOrg, softDelete } from '../repositories/rows';
+import { findInOrg, foundInOrg, listInOrg, newRecord, softDelete } from '../repositories/rows';
 import { noContent, param, route } from './util';
 
 /** snake_case keys for the record's own fields (bodies may be camelCase); `config` is left as given. */
@@ -75,11 +75,8 @@ async function identityWire(db: Db, row: ExternalIdentityTable) {
   };
 }
 
-async function findIdentity(ctx: ServerContext, p: Principal, id: string): Promise<ExternalIdentityTable> {
-  const row = await findInOrg(ctx.store.db, 'external_identities', p.orgId, id);
-  if (!row) throw notFound('External identity not found.');
-  return row;
-}
+const findIdentity = (ctx: ServerContext, p: Principal, id: string) =>
+  foundInOrg(ctx.store.db, 'external_identities', p.orgId, id, 'External identity not found.');
 
 function ttlBounds(defaultTtl: number, maxTtl: number): void {
   if (defaultTtl > maxTtl) {
@@ -105,25 +102,22 @@ export function registerIdentities(r: Router, ctx: ServerContext, auth: RequestH
 
   route(r, '/v1/external-identities/', auth, {
     get: async (req, res) => {
-      const p = principal(req);
-      requireOrgPermission(p, 'read', 'ExternalIdentities');
+      const p = orgCaller(req, 'read', 'ExternalIdentities');
       const rows = await listInOrg(db, 'external_identities', p.orgId);
       const data = [];
       for (const row of rows) data.push(await identityWire(db, row));
       res.status(200).json({ data });
     },
     post: async (req, res) => {
-      const p = principal(req);
-      requireOrgPermission(p, 'create', 'ExternalIdentities');
+      const p = orgCaller(req, 'create', 'ExternalIdentities');
       const b = parseWith(createIdentitySchema, snakeBody(objectBody(req)));
       const config = parseConfig(b.provider, b.config);
       const defaultTtl =
         b.default_ttl_seconds ?? Math.min(DEFAULT_TTL_SECONDS, b.max_ttl_seconds ?? MAX_TTL_SECONDS);
       const maxTtl = b.max_ttl_seconds ?? MAX_TTL_SECONDS;
       ttlBounds(defaultTtl, maxTtl);
-      const now = nowIso();
       const row: ExternalIdentityTable = {
-        id: newId(),
+        ...newRecord(),
         org_id: p.orgId,
         provider: b.provider,
         name: b.name,
@@ -132,32 +126,27 @@ export function registerIdentities(r: Router, ctx: ServerContext, auth: RequestH
         token_name_pattern: b.token_name_pattern ?? null,
         default_ttl_seconds: defaultTtl,
         max_ttl_seconds: maxTtl,
-        created_at: now,
-        updated_at: now,
         deleted_at: null,
       };
-      await db.transaction().execute(async (trx) => {
-        await trx.insertInto('external_identities').values(row).execute();
-        await audit(trx, p, {
-          eventType: 'C',
-          resourceType: 'external_identity',
-          resourceId: row.id,
-          detail: { name: row.name, provider: row.provider },
-        });
-      });
+      await audited(
+        db,
+        p,
+        resourceEvent('C', 'external_identity', row.id, { name: row.name, provider: row.provider }),
+        async (trx) => {
+          await trx.insertInto('external_identities').values(row).execute();
+        },
+      );
       res.status(201).json(await identityWire(db, row));
     },
   });
 
   route(r, '/v1/external-identities/:identity_id/', auth, {
     get: async (req, res) => {
-      const p = principal(req);
-      requireOrgPermission(p, 'read', 'ExternalIdentities');
+      const p = orgCaller(req, 'read', 'ExternalIdentities');
       res.status(200).json(await identityWire(db, await findIdentity(ctx, p, param(req, 'identity_id'))));
     },
     put: async (req, res) => {
-      const p = principal(req);
-      requireOrgPermission(p, 'update', 'ExternalIdentities');
+      const p = orgCaller(req, 'update', 'ExternalIdentities');
       const row = await findIdentity(ctx, p, param(req, 'identity_id'));
       const b = parseWith(updateIdentitySchema, snakeBody(objectBody(req)));
       if (Object.keys(b).length === 0) throw badRequest('At least one field must be provided.');
@@ -171,34 +160,30 @@ export function registerIdentities(r: Router, ctx: ServerContext, auth: RequestH
       if (b.max_ttl_seconds !== undefined) patch.max_ttl_seconds = b.max_ttl_seconds;
       const next = { ...row, ...patch };
       ttlBounds(next.default_ttl_seconds, next.max_ttl_seconds);
-      await db.transaction().execute(async (trx) => {
+      await audited(db, p, resourceEvent('U', 'external_identity', row.id), async (trx) => {
         await trx.updateTable('external_identities').set(patch).where('id', '=', row.id).execute();
-        await audit(trx, p, { eventType: 'U', resourceType: 'external_identity', resourceId: row.id });
       });
       res.status(200).json(await identityWire(db, next));
     },
     delete: async (req, res) => {
-      const p = principal(req);
-      requireOrgPermission(p, 'delete', 'ExternalIdentities');
+      const p = orgCaller(req, 'delete', 'ExternalIdentities');
       const row = await findIdentity(ctx, p, param(req, 'identity_id'));
-      await db.transaction().execute(async (trx) => {
-        await trx.deleteFrom('external_identity_attachments').where('identity_id', '=', row.id).execute();
-        await softDelete(trx, 'external_identities', row.id);
-        await audit(trx, p, {
-          eventType: 'D',
-          resourceType: 'external_identity',
-          resourceId: row.id,
-          detail: { name: row.name },
-        });
-      });
+      await audited(
+        db,
+        p,
+        resourceEvent('D', 'external_identity', row.id, { name: row.name }),
+        async (trx) => {
+          await trx.deleteFrom('external_identity_attachments').where('identity_id', '=', row.id).execute();
+          await softDelete(trx, 'external_identities', row.id);
+        },
+      );
       noContent(res);
     },
   });
 
   route(r, '/v1/external-identities/:identity_id/attachments/', auth, {
     put: async (req, res) => {
-      const p = principal(req);
-      requireOrgPermission(p, 'update', 'ExternalIdentities');
+      const p = orgCaller(req, 'update', 'ExternalIdentities');
       const row = await findIdentity(ctx, p, param(req, 'identity_id'));
       const b = snakeBody(objectBody(req));
       const unknown = Object.keys(b).filter((k) => k !== 'service_account_id');
@@ -206,27 +191,25 @@ export function registerIdentities(r: Router, ctx: ServerContext, auth: RequestH
       if (typeof b.service_account_id !== 'string')
         throw badRequest('Missing required field: service_account_id');
       const sa = await attachableAccount(ctx, p, b.service_account_id);
-      await db.transaction().execute(async (trx) => {
-        await trx
-          .insertInto('external_identity_attachments')
-          .values({ identity_id: row.id, service_account_id: sa.id, created_at: nowIso() })
-          .onConflict((oc) => oc.columns(['identity_id', 'service_account_id']).doNothing())
-          .execute();
-        await audit(trx, p, {
-          eventType: 'A',
-          resourceType: 'external_identity',
-          resourceId: row.id,
-          detail: { attach: sa.id },
-        });
-      });
+      await audited(
+        db,
+        p,
+        resourceEvent('A', 'external_identity', row.id, { attach: sa.id }),
+        async (trx) => {
+          await trx
+            .insertInto('external_identity_attachments')
+            .values({ identity_id: row.id, service_account_id: sa.id, created_at: nowIso() })
+            .onConflict((oc) => oc.columns(['identity_id', 'service_account_id']).doNothing())
+            .execute();
+        },
+      );
       res.status(200).json(await identityWire(db, row));
     },
   });
 
   route(r, '/v1/external-identities/:identity_id/attachments/:sa_id/', auth, {
     delete: async (req, res) => {
-      const p = principal(req);
-      requireOrgPermission(p, 'update', 'ExternalIdentities');
+      const p = orgCaller(req, 'update', 'ExternalIdentities');
       const row = await findIdentity(ctx, p, param(req, 'identity_id'));
       const sa = await attachableAccount(ctx, p, param(req, 'sa_id'));
       const gone = await db
@@ -235,12 +218,7 @@ export function registerIdentities(r: Router, ctx: ServerContext, auth: RequestH
         .where('service_account_id', '=', sa.id)
         .executeTakeFirst();
       if (Number(gone.numDeletedRows) === 0) throw notFound('Attachment not found.');
-      await audit(db, p, {
-        eventType: 'A',
-        resourceType: 'external_identity',
-        resourceId: row.id,
-        detail: { detach: sa.id },
-      });
+      await audit(db, p, resourceEvent('A', 'external_identity', row.id, { detach: sa.id }));
       noContent(res);
     },
   });

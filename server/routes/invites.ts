@@ -4,16 +4,16 @@
  * into a member, which consumes their pending invite.
  */
 import type { RequestHandler, Router } from 'express';
-import { requireOrgPermission } from '../access';
-import { audit } from '../audit';
-import { principal, type ServerContext } from '../context';
+import { orgCaller } from '../access';
+import { audited, resourceEvent } from '../audit';
+import type { ServerContext } from '../context';
 import type { InviteTable } from '../db/schema';
 import { badRequest, conflict, microsToIso, newId, notFound, nowIso, objectBody } from '../http';
 import type { Db } from '../keys';
 import { assertMayAssignRole } from '../grant-rule';
 import { hasGlobalAccess, roleHasPermission } from '../rbac';
 import { roleFromBody, roleRef } from '../repositories/roles';
-import { findInOrg } from '../repositories/rows';
+import { findInOrg, rowById } from '../repositories/rows';
 import { noContent, param, route, send } from './util';
 
 const INVITE_DAYS = 14;
@@ -22,18 +22,10 @@ const EMAIL = /^[^\s@<>()[\]\\,;:"]+@[^\s@<>()[\]\\,;:"]+\.[^\s@<>()[\]\\,;:"]+$
 async function inviteWire(db: Db, i: InviteTable) {
   let invitedBy: Record<string, string> | null = null;
   if (i.invited_by_member) {
-    const m = await db
-      .selectFrom('members')
-      .select('email')
-      .where('id', '=', i.invited_by_member)
-      .executeTakeFirst();
+    const m = await rowById(db, 'members', i.invited_by_member);
     invitedBy = m ? { type: 'member', email: m.email } : null;
   } else if (i.invited_by_sa) {
-    const sa = await db
-      .selectFrom('service_accounts')
-      .select('name')
-      .where('id', '=', i.invited_by_sa)
-      .executeTakeFirst();
+    const sa = await rowById(db, 'service_accounts', i.invited_by_sa);
     invitedBy = sa ? { type: 'service_account', name: sa.name } : null;
   }
   return {
@@ -53,8 +45,7 @@ export function registerInvites(r: Router, ctx: ServerContext, auth: RequestHand
 
   route(r, '/v1/members/invites/', auth, {
     get: async (req, res) => {
-      const p = principal(req);
-      requireOrgPermission(p, 'read', 'Members');
+      const p = orgCaller(req, 'read', 'Members');
       const rows = await db
         .selectFrom('invites')
         .selectAll()
@@ -68,8 +59,7 @@ export function registerInvites(r: Router, ctx: ServerContext, auth: RequestHand
       send(res, 200, { data: out });
     },
     post: async (req, res) => {
-      const p = principal(req);
-      requireOrgPermission(p, 'create', 'Members');
+      const p = orgCaller(req, 'create', 'Members');
       const b = objectBody(req);
       const email = typeof b.email === 'string' ? b.email.trim().toLowerCase() : '';
       if (!EMAIL.test(email) || email.length > 254) {
@@ -115,14 +105,8 @@ export function registerInvites(r: Router, ctx: ServerContext, auth: RequestHand
         created_at: now,
         expires_at: microsToIso((Date.now() + INVITE_DAYS * 86_400_000) * 1000),
       };
-      await db.transaction().execute(async (trx) => {
+      await audited(db, p, resourceEvent('C', 'invite', row.id, { role: role.name }), async (trx) => {
         await trx.insertInto('invites').values(row).execute();
-        await audit(trx, p, {
-          eventType: 'C',
-          resourceType: 'invite',
-          resourceId: row.id,
-          detail: { role: role.name },
-        });
       });
       send(res, 201, await inviteWire(db, row));
     },
@@ -130,14 +114,12 @@ export function registerInvites(r: Router, ctx: ServerContext, auth: RequestHand
 
   route(r, '/v1/members/invites/:invite_id/', auth, {
     delete: async (req, res) => {
-      const p = principal(req);
-      requireOrgPermission(p, 'delete', 'Members');
+      const p = orgCaller(req, 'delete', 'Members');
       const id = param(req, 'invite_id');
       const row = await findInOrg(db, 'invites', p.orgId, id);
       if (!row) throw notFound('Invite not found.');
-      await db.transaction().execute(async (trx) => {
+      await audited(db, p, resourceEvent('D', 'invite', row.id), async (trx) => {
         await trx.deleteFrom('invites').where('id', '=', row.id).execute();
-        await audit(trx, p, { eventType: 'D', resourceType: 'invite', resourceId: row.id });
       });
       noContent(res);
     },

@@ -1,17 +1,17 @@
 /** `/v1/members/` (phase-rest-api.md §9.6): list, detail, role changes, removal and declarative access. */
 import type { RequestHandler, Router } from 'express';
-import { isGlobal, requireOrgPermission } from '../access';
-import { audit } from '../audit';
+import { isGlobal, orgCaller, requireOrgPermission } from '../access';
+import { audit, audited, resourceEvent } from '../audit';
 import { principal, type Principal, type ServerContext } from '../context';
 import type { MemberTable } from '../db/schema';
 import { assertMayAssignRole, assertMayChangeAccessOf, assertMayChangeRoleOf } from '../grant-rule';
 import { applyAccess, accessWire, removeAccountGrants, validateAccess } from '../grants';
-import { HttpError, badRequest, forbidden, notFound, nowIso, objectBody } from '../http';
+import { HttpError, badRequest, forbidden, nowIso, objectBody } from '../http';
 import type { Db } from '../keys';
 import { hasGlobalAccess, roleHasPermission } from '../rbac';
 import { softDeleteAccount } from '../repositories/accounts';
 import { roleById, roleFromBody, roleRef } from '../repositories/roles';
-import { findInOrg, listInOrg } from '../repositories/rows';
+import { foundInOrg, listInOrg } from '../repositories/rows';
 import { noContent, param, route, send } from './util';
 
 async function memberWire(db: Db, m: MemberTable) {
@@ -26,19 +26,15 @@ async function memberWire(db: Db, m: MemberTable) {
   };
 }
 
-async function findMember(ctx: ServerContext, p: Principal, id: string): Promise<MemberTable> {
-  const m = await findInOrg(ctx.store.db, 'members', p.orgId, id);
-  if (!m) throw notFound('Member not found.');
-  return m;
-}
+const findMember = (ctx: ServerContext, p: Principal, id: string) =>
+  foundInOrg(ctx.store.db, 'members', p.orgId, id, 'Member not found.');
 
 export function registerMembers(r: Router, ctx: ServerContext, auth: RequestHandler): void {
   const db = ctx.store.db;
 
   route(r, '/v1/members/', auth, {
     get: async (req, res) => {
-      const p = principal(req);
-      requireOrgPermission(p, 'read', 'Members');
+      const p = orgCaller(req, 'read', 'Members');
       const rows = await listInOrg(db, 'members', p.orgId);
       const out = [];
       for (const m of rows) out.push(await memberWire(db, m));
@@ -52,13 +48,11 @@ export function registerMembers(r: Router, ctx: ServerContext, auth: RequestHand
 
   route(r, '/v1/members/:member_id/', auth, {
     get: async (req, res) => {
-      const p = principal(req);
-      requireOrgPermission(p, 'read', 'Members');
+      const p = orgCaller(req, 'read', 'Members');
       send(res, 200, await memberWire(db, await findMember(ctx, p, param(req, 'member_id'))));
     },
     put: async (req, res) => {
-      const p = principal(req);
-      requireOrgPermission(p, 'update', 'Members');
+      const p = orgCaller(req, 'update', 'Members');
       const target = await findMember(ctx, p, param(req, 'member_id'));
       const targetRole = await roleById(db, target.role_id);
       if (targetRole?.is_default && targetRole.name === 'Owner') {
@@ -84,24 +78,17 @@ export function registerMembers(r: Router, ctx: ServerContext, auth: RequestHand
         throw forbidden(`You cannot assign the '${role.name}' role to a member without an identity key.`);
       }
       const updated = { ...target, role_id: role.id, updated_at: nowIso() };
-      await db.transaction().execute(async (trx) => {
+      await audited(db, p, resourceEvent('U', 'member', target.id, { role: role.name }), async (trx) => {
         await trx
           .updateTable('members')
           .set({ role_id: role.id, updated_at: updated.updated_at })
           .where('id', '=', target.id)
           .execute();
-        await audit(trx, p, {
-          eventType: 'U',
-          resourceType: 'member',
-          resourceId: target.id,
-          detail: { role: role.name },
-        });
       });
       send(res, 200, await memberWire(db, updated));
     },
     delete: async (req, res) => {
-      const p = principal(req);
-      requireOrgPermission(p, 'delete', 'Members');
+      const p = orgCaller(req, 'delete', 'Members');
       const target = await findMember(ctx, p, param(req, 'member_id'));
       const targetRole = await roleById(db, target.role_id);
       if (targetRole?.is_default && targetRole.name === 'Owner') {
@@ -116,10 +103,9 @@ export function registerMembers(r: Router, ctx: ServerContext, auth: RequestHand
             : 'You cannot remove a member with global access.',
         );
       }
-      await db.transaction().execute(async (trx) => {
+      await audited(db, p, resourceEvent('D', 'member', target.id), async (trx) => {
         await softDeleteAccount(trx, 'member', target.id);
         await removeAccountGrants(trx, 'member', target.id);
-        await audit(trx, p, { eventType: 'D', resourceType: 'member', resourceId: target.id });
       });
       noContent(res);
     },
@@ -127,14 +113,12 @@ export function registerMembers(r: Router, ctx: ServerContext, auth: RequestHand
 
   route(r, '/v1/members/:member_id/access/', auth, {
     get: async (req, res) => {
-      const p = principal(req);
-      requireOrgPermission(p, 'read', 'Members');
+      const p = orgCaller(req, 'read', 'Members');
       const m = await findMember(ctx, p, param(req, 'member_id'));
       send(res, 200, { ...(await memberWire(db, m)), apps: await accessWire(db, 'member', m.id) });
     },
     put: async (req, res) => {
-      const p = principal(req);
-      requireOrgPermission(p, 'update', 'Members');
+      const p = orgCaller(req, 'update', 'Members');
       const m = await findMember(ctx, p, param(req, 'member_id'));
       assertMayChangeAccessOf(p, { type: 'member', id: m.id });
       if (hasGlobalAccess(await roleById(db, m.role_id))) {

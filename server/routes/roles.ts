@@ -1,14 +1,14 @@
 /** `/v1/roles/` (phase-rest-api.md §9.5): the five default roles and custom roles. */
 import type { RequestHandler, Router } from 'express';
-import { requireOrgPermission } from '../access';
-import { audit } from '../audit';
-import { principal, type Principal, type ServerContext } from '../context';
+import { orgCaller } from '../access';
+import { audited, resourceEvent } from '../audit';
+import type { Principal, ServerContext } from '../context';
 import type { RoleTable } from '../db/schema';
-import { badRequest, conflict, forbidden, newId, notFound, nowIso, objectBody, textField } from '../http';
+import { badRequest, conflict, forbidden, newId, nowIso, objectBody, textField } from '../http';
 import { assertMayEditRole, assertMayWriteRole } from '../grant-rule';
 import { DEFAULT_ROLES, effectiveMap, type PermissionMap } from '../rbac';
 import { roleInUse } from '../repositories/roles';
-import { findInOrg, listInOrg } from '../repositories/rows';
+import { foundInOrg, listInOrg } from '../repositories/rows';
 import { noContent, param, route, send } from './util';
 
 function roleWire(r: RoleTable) {
@@ -87,25 +87,20 @@ function validatePermissions(raw: unknown): { permissions: PermissionMap; app_pe
   return out;
 }
 
-async function findRole(ctx: ServerContext, p: Principal, id: string): Promise<RoleTable> {
-  const role = await findInOrg(ctx.store.db, 'roles', p.orgId, id);
-  if (!role) throw notFound('Role not found.');
-  return role;
-}
+const findRole = (ctx: ServerContext, p: Principal, id: string) =>
+  foundInOrg(ctx.store.db, 'roles', p.orgId, id, 'Role not found.');
 
 export function registerRoles(r: Router, ctx: ServerContext, auth: RequestHandler): void {
   const db = ctx.store.db;
 
   route(r, '/v1/roles/', auth, {
     get: async (req, res) => {
-      const p = principal(req);
-      requireOrgPermission(p, 'read', 'Roles');
+      const p = orgCaller(req, 'read', 'Roles');
       const rows = await listInOrg(db, 'roles', p.orgId);
       send(res, 200, { data: rows.map(roleWire) });
     },
     post: async (req, res) => {
-      const p = principal(req);
-      requireOrgPermission(p, 'create', 'Roles');
+      const p = orgCaller(req, 'create', 'Roles');
       const b = objectBody(req);
       const name = textField(b, 'name', { required: true, max: 64 }) as string;
       const existing = await db.selectFrom('roles').select('name').where('org_id', '=', p.orgId).execute();
@@ -130,9 +125,8 @@ export function registerRoles(r: Router, ctx: ServerContext, auth: RequestHandle
         created_at: now,
         updated_at: now,
       };
-      await db.transaction().execute(async (trx) => {
+      await audited(db, p, resourceEvent('C', 'role', role.id, { name }), async (trx) => {
         await trx.insertInto('roles').values(role).execute();
-        await audit(trx, p, { eventType: 'C', resourceType: 'role', resourceId: role.id, detail: { name } });
       });
       send(res, 201, roleDetail(role));
     },
@@ -140,13 +134,11 @@ export function registerRoles(r: Router, ctx: ServerContext, auth: RequestHandle
 
   route(r, '/v1/roles/:role_id/', auth, {
     get: async (req, res) => {
-      const p = principal(req);
-      requireOrgPermission(p, 'read', 'Roles');
+      const p = orgCaller(req, 'read', 'Roles');
       send(res, 200, roleDetail(await findRole(ctx, p, param(req, 'role_id'))));
     },
     put: async (req, res) => {
-      const p = principal(req);
-      requireOrgPermission(p, 'update', 'Roles');
+      const p = orgCaller(req, 'update', 'Roles');
       const role = await findRole(ctx, p, param(req, 'role_id'));
       if (role.is_default) throw forbidden('Default roles cannot be modified.');
       assertMayEditRole(p, role);
@@ -178,27 +170,19 @@ export function registerRoles(r: Router, ctx: ServerContext, auth: RequestHandle
       }
       if (Object.keys(patch).length === 0) throw badRequest('At least one field must be provided.');
       patch.updated_at = nowIso();
-      await db.transaction().execute(async (trx) => {
+      await audited(db, p, resourceEvent('U', 'role', role.id), async (trx) => {
         await trx.updateTable('roles').set(patch).where('id', '=', role.id).execute();
-        await audit(trx, p, { eventType: 'U', resourceType: 'role', resourceId: role.id });
       });
       send(res, 200, roleDetail({ ...role, ...patch }));
     },
     delete: async (req, res) => {
-      const p = principal(req);
-      requireOrgPermission(p, 'delete', 'Roles');
+      const p = orgCaller(req, 'delete', 'Roles');
       const role = await findRole(ctx, p, param(req, 'role_id'));
       if (role.is_default) throw forbidden('Default roles cannot be deleted.');
       const inUse = await roleInUse(db, role.id);
       if (inUse) throw conflict(inUse);
-      await db.transaction().execute(async (trx) => {
+      await audited(db, p, resourceEvent('D', 'role', role.id, { name: role.name }), async (trx) => {
         await trx.deleteFrom('roles').where('id', '=', role.id).execute();
-        await audit(trx, p, {
-          eventType: 'D',
-          resourceType: 'role',
-          resourceId: role.id,
-          detail: { name: role.name },
-        });
       });
       noContent(res);
     },

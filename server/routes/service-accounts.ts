@@ -1,8 +1,8 @@
 /** `/v1/service-accounts/` (phase-rest-api.md §9.4): SSK service accounts, access grants, token minting. */
-import type { Request, RequestHandler, Router } from 'express';
+import type { Request, RequestHandler, Response, Router } from 'express';
 import { newServerManagedIdentity } from '../../core/mint';
-import { requireOrgPermission } from '../access';
-import { audit } from '../audit';
+import { orgCaller, requireOrgPermission } from '../access';
+import { audit, audited, resourceEvent } from '../audit';
 import { principal, type Principal, type ServerContext } from '../context';
 import type { ServiceAccountTable } from '../db/schema';
 import {
@@ -29,7 +29,7 @@ import type { Db } from '../keys';
 import { hasGlobalAccess } from '../rbac';
 import { softDeleteAccount } from '../repositories/accounts';
 import { roleFromBody, roleRef } from '../repositories/roles';
-import { findInOrg } from '../repositories/rows';
+import { foundInOrg } from '../repositories/rows';
 import { noContent, param, route, send } from './util';
 
 async function saWire(db: Db, sa: ServiceAccountTable) {
@@ -53,11 +53,8 @@ export async function saDetail(db: Db, sa: ServiceAccountTable) {
   return { ...(await saWire(db, sa)), tokens, apps: await accessWire(db, 'service_account', sa.id) };
 }
 
-async function findSa(ctx: ServerContext, p: Principal, id: string): Promise<ServiceAccountTable> {
-  const sa = await findInOrg(ctx.store.db, 'service_accounts', p.orgId, id);
-  if (!sa) throw notFound('Service account not found.');
-  return sa;
-}
+const findSa = (ctx: ServerContext, p: Principal, id: string) =>
+  foundInOrg(ctx.store.db, 'service_accounts', p.orgId, id, 'Service account not found.');
 
 /** §9.4.7 scope rule: SAs only themselves, global users any SA; everything else looks like a missing SA. */
 function requireTokenScope(p: Principal, sa: ServiceAccountTable): void {
@@ -115,8 +112,7 @@ export function registerServiceAccounts(r: Router, ctx: ServerContext, auth: Req
 
   route(r, '/v1/service-accounts/', auth, {
     get: async (req, res) => {
-      const p = principal(req);
-      requireOrgPermission(p, 'read', 'ServiceAccounts');
+      const p = orgCaller(req, 'read', 'ServiceAccounts');
       const rows = await db
         .selectFrom('service_accounts')
         .leftJoin('roles', 'roles.id', 'service_accounts.role_id')
@@ -137,8 +133,7 @@ export function registerServiceAccounts(r: Router, ctx: ServerContext, auth: Req
       });
     },
     post: async (req, res) => {
-      const p = principal(req);
-      requireOrgPermission(p, 'create', 'ServiceAccounts');
+      const p = orgCaller(req, 'create', 'ServiceAccounts');
       const b = objectBody(req);
       const name = textField(b, 'name', { required: true, max: 64 }) as string;
       let tokenName = 'Default';
@@ -165,7 +160,7 @@ export function registerServiceAccounts(r: Router, ctx: ServerContext, auth: Req
         };
         await trx.insertInto('service_accounts').values(sa).execute();
         const initial = await mintSaToken(trx, ctx, p, sa, tokenName, null);
-        await audit(trx, p, { eventType: 'C', resourceType: 'sa', resourceId: sa.id, detail: { name } });
+        await audit(trx, p, resourceEvent('C', 'sa', sa.id, { name }));
         return { ...(await saWire(trx, sa)), initial_token: initial };
       });
       send(res, 201, out);
@@ -174,14 +169,12 @@ export function registerServiceAccounts(r: Router, ctx: ServerContext, auth: Req
 
   route(r, '/v1/service-accounts/:sa_id/', auth, {
     get: async (req, res) => {
-      const p = principal(req);
-      requireOrgPermission(p, 'read', 'ServiceAccounts');
+      const p = orgCaller(req, 'read', 'ServiceAccounts');
       const sa = await findSa(ctx, p, param(req, 'sa_id'));
       send(res, 200, await saDetail(db, sa));
     },
     put: async (req, res) => {
-      const p = principal(req);
-      requireOrgPermission(p, 'update', 'ServiceAccounts');
+      const p = orgCaller(req, 'update', 'ServiceAccounts');
       const sa = await findSa(ctx, p, param(req, 'sa_id'));
       const b = objectBody(req);
       const name = textField(b, 'name', { required: false, max: 64 });
@@ -199,25 +192,17 @@ export function registerServiceAccounts(r: Router, ctx: ServerContext, auth: Req
         assertMayAssignRole(p, role, target);
         patch.role_id = role.id;
       }
-      await db.transaction().execute(async (trx) => {
+      await audited(db, p, resourceEvent('U', 'sa', sa.id), async (trx) => {
         await trx.updateTable('service_accounts').set(patch).where('id', '=', sa.id).execute();
-        await audit(trx, p, { eventType: 'U', resourceType: 'sa', resourceId: sa.id });
       });
       send(res, 200, await saDetail(db, { ...sa, ...patch }));
     },
     delete: async (req, res) => {
-      const p = principal(req);
-      requireOrgPermission(p, 'delete', 'ServiceAccounts');
+      const p = orgCaller(req, 'delete', 'ServiceAccounts');
       const sa = await findSa(ctx, p, param(req, 'sa_id'));
-      await db.transaction().execute(async (trx) => {
+      await audited(db, p, resourceEvent('D', 'sa', sa.id, { name: sa.name }), async (trx) => {
         await softDeleteAccount(trx, 'service_account', sa.id);
         await removeAccountGrants(trx, 'service_account', sa.id);
-        await audit(trx, p, {
-          eventType: 'D',
-          resourceType: 'sa',
-          resourceId: sa.id,
-          detail: { name: sa.name },
-        });
       });
       noContent(res);
     },
@@ -230,8 +215,7 @@ export function registerServiceAccounts(r: Router, ctx: ServerContext, auth: Req
     auth,
     {
       put: async (req, res) => {
-        const p = principal(req);
-        requireOrgPermission(p, 'update', 'ServiceAccounts');
+        const p = orgCaller(req, 'update', 'ServiceAccounts');
         const sa = await findSa(ctx, p, param(req, 'sa_id'));
         assertMayChangeAccessOf(p, { type: 'service_account', id: sa.id });
         if (!sa.identity_key) {
@@ -270,88 +254,66 @@ export function registerServiceAccounts(r: Router, ctx: ServerContext, auth: Req
     (req) => requireOrgPermission(principal(req), 'update', 'ServiceAccounts'),
   );
 
-  route(
-    r,
-    '/v1/service-accounts/:sa_id/tokens/',
-    auth,
-    {
-      post: async (req, res) => {
-        const p = principal(req);
-        requireOrgPermission(p, 'create', 'ServiceAccountTokens');
-        const sa = await findSa(ctx, p, param(req, 'sa_id'));
-        requireTokenScope(p, sa);
-        const b = objectBody(req);
-        const name = textField(b, 'name', { required: true, max: 64 }) as string;
-        const expiry = parseExpiry(b);
-        const out = await db.transaction().execute(async (trx) => {
-          const t = await mintSaToken(trx, ctx, p, sa, name, expiry.stored);
-          await audit(trx, p, {
-            eventType: 'C',
-            resourceType: 'sa_token',
-            resourceId: t.id,
-            detail: { service_account: sa.id, name },
-          });
-          return { ...t, expires_at: expiry.echo };
-        });
-        send(res, 201, out);
-      },
-    },
-    undefined,
-    (req) => requireOrgPermission(principal(req), 'create', 'ServiceAccountTokens'),
-  );
-
-  route(
-    r,
-    '/v1/service-accounts/:sa_id/tokens/:token_id/',
-    auth,
-    {
-      delete: async (req, res) => {
-        const p = principal(req);
-        requireOrgPermission(p, 'delete', 'ServiceAccountTokens');
-        const sa = await findSa(ctx, p, param(req, 'sa_id'));
-        requireTokenScope(p, sa);
-        const tokenId = param(req, 'token_id');
-        const tok = isUuid(tokenId)
-          ? await db
-              .selectFrom('sa_tokens')
-              .select('id')
-              .where('id', '=', tokenId)
-              .where('sa_id', '=', sa.id)
-              .where('deleted_at', 'is', null)
-              .executeTakeFirst()
-          : undefined;
-        if (!tok) throw notFound('Token not found.');
-        const grace = graceSeconds(req);
-        await db.transaction().execute(async (trx) => {
-          if (grace > 0) {
-            // Rotation without an outage (extension): the replaced token keeps working until the grace runs out.
-            const until = toStoredIso(new Date(Date.now() + grace * 1000));
-            await trx
-              .updateTable('sa_tokens')
-              .set({ expires_at: until })
-              .where('id', '=', tok.id)
-              .where((eb) => eb.or([eb('expires_at', 'is', null), eb('expires_at', '>', until)]))
-              .execute();
-          } else {
-            await trx
-              .updateTable('sa_tokens')
-              .set({ deleted_at: nowIso() })
-              .where('id', '=', tok.id)
-              .execute();
-          }
-          await audit(trx, p, {
-            eventType: 'D',
-            resourceType: 'sa_token',
-            resourceId: tok.id,
-            detail: { service_account: sa.id, ...(grace > 0 ? { grace_seconds: grace } : {}) },
-          });
-        });
-        noContent(res);
-      },
-    },
-    undefined,
-    (req) => requireOrgPermission(principal(req), 'delete', 'ServiceAccountTokens'),
-  );
+  // Tokens (§9.4.7): the action is fixed per path, checked before 405 for other methods.
+  const tokenAccount = async (req: Request, action: 'create' | 'delete') => {
+    const p = orgCaller(req, action, 'ServiceAccountTokens');
+    const sa = await findSa(ctx, p, param(req, 'sa_id'));
+    requireTokenScope(p, sa);
+    return { p, sa };
+  };
+  const tokensCheck = (action: 'create' | 'delete') => (req: Request) =>
+    requireOrgPermission(principal(req), action, 'ServiceAccountTokens');
+  const mintToken = async (req: Request, res: Response) => {
+    const { p, sa } = await tokenAccount(req, 'create');
+    const b = objectBody(req);
+    const name = textField(b, 'name', { required: true, max: 64 }) as string;
+    const expiry = parseExpiry(b);
+    const out = await db.transaction().execute(async (trx) => {
+      const t = await mintSaToken(trx, ctx, p, sa, name, expiry.stored);
+      await audit(trx, p, resourceEvent('C', 'sa_token', t.id, { service_account: sa.id, name }));
+      return { ...t, expires_at: expiry.echo };
+    });
+    send(res, 201, out);
+  };
+  const revokeToken = async (req: Request, res: Response) => {
+    const { p, sa } = await tokenAccount(req, 'delete');
+    const tokenId = param(req, 'token_id');
+    const tok = isUuid(tokenId)
+      ? await db
+          .selectFrom('sa_tokens')
+          .select('id')
+          .where('id', '=', tokenId)
+          .where('sa_id', '=', sa.id)
+          .where('deleted_at', 'is', null)
+          .executeTakeFirst()
+      : undefined;
+    if (!tok) throw notFound('Token not found.');
+    const grace = graceSeconds(req);
+    await db.transaction().execute(async (trx) => {
+      if (grace > 0) {
+        // Rotation without an outage (extension): the replaced token keeps working until the grace runs out.
+        const until = toStoredIso(new Date(Date.now() + grace * 1000));
+        await trx
+          .updateTable('sa_tokens')
+          .set({ expires_at: until })
+          .where('id', '=', tok.id)
+          .where((eb) => eb.or([eb('expires_at', 'is', null), eb('expires_at', '>', until)]))
+          .execute();
+      } else {
+        await trx.updateTable('sa_tokens').set({ deleted_at: nowIso() }).where('id', '=', tok.id).execute();
+      }
+      await audit(trx, p, {
+        eventType: 'D',
+        resourceType: 'sa_token',
+        resourceId: tok.id,
+        detail: { service_account: sa.id, ...(grace > 0 ? { grace_seconds: grace } : {}) },
+      });
+    });
+    noContent(res);
+  };
+  const tokens = '/v1/service-accounts/:sa_id/tokens/';
+  route(r, tokens, auth, { post: mintToken }, undefined, tokensCheck('create'));
+  route(r, `${tokens}:token_id/`, auth, { delete: revokeToken }, undefined, tokensCheck('delete'));
   void body;
 }
 
