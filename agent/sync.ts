@@ -169,9 +169,10 @@ export class SyncEngine extends EventEmitter<EngineEvents> {
       this.client = this.makeClient();
       this.keyring.clear();
       this.lastBoot = undefined;
-      // A cycle in flight still runs with the old token: run another right after it.
-      if (this.inflight) this.rerun = true;
-      else void this.sync('token rotated');
+      // A forced cycle (the push bucket first, then the polling one): the new token is used at once, not when the
+      // polling budget next allows (a second rotation within a minute used to wait for it). A cycle in flight still
+      // runs with the old token: this one runs right after it.
+      void this.sync('token rotated', 'forced');
     });
   }
 
