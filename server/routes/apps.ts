@@ -2,7 +2,6 @@
 import type { Request, RequestHandler, Router } from 'express';
 import {
   contextDenied,
-  orgCaller,
   findApp,
   holdsEnvKey,
   isGlobal,
@@ -34,7 +33,7 @@ import {
 } from '../keys';
 import { actionFor } from '../rbac';
 import { findEnvironmentInOrg } from '../repositories/apps';
-import { noContent, param, route, send } from './util';
+import { noContent, orgRoute, param, route, send } from './util';
 
 export function appWire(a: AppTable) {
   return {
@@ -86,9 +85,8 @@ async function appDetail(ctx: ServerContext, req: Request, p: Principal): Promis
 export function registerApps(r: Router, ctx: ServerContext, auth: RequestHandler): void {
   const db = ctx.store.db;
 
-  route(r, '/v1/apps/', auth, {
-    get: async (req, res) => {
-      const p = orgCaller(req, 'read', 'Apps');
+  orgRoute(r, '/v1/apps/', auth, 'Apps', {
+    get: async (req, res, p) => {
       const apps = await db
         .selectFrom('apps')
         .innerJoin('app_memberships as m', 'm.app_id', 'apps.id')
@@ -100,8 +98,7 @@ export function registerApps(r: Router, ctx: ServerContext, auth: RequestHandler
         .execute();
       send(res, 200, { data: apps.map(appWire) });
     },
-    post: async (req, res) => {
-      const p = orgCaller(req, 'create', 'Apps');
+    post: async (req, res, p) => {
       const b = objectBody(req);
       const name = textField(b, 'name', { required: true, max: 64 }) as string;
       const description = textField(b, 'description', { required: false, max: 10000 }) ?? null;

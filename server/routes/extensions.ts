@@ -13,7 +13,7 @@ import type { Db } from '../keys';
 import { assertMayChangePolicies, loadPolicyState, type PolicyState } from '../grant-rule';
 import { validIpEntry } from '../network';
 import { foundInOrg, listInOrg } from '../repositories/rows';
-import { noContent, param, route, send } from './util';
+import { noContent, orgRoute, param, route, send } from './util';
 
 const ipList = z
   .array(z.string({ invalid_type_error: "!Each entry of 'allowed_ips' must be a string." }), {
@@ -171,16 +171,14 @@ function intParam(name: string, v: string | undefined, def: number, min: number,
 export function registerExtensions(r: Router, ctx: ServerContext, auth: RequestHandler): void {
   const db = ctx.store.db;
 
-  route(r, '/v1/network-policies/', auth, {
-    get: async (req, res) => {
-      const p = orgCaller(req, 'read', 'NetworkAccessPolicies');
+  orgRoute(r, '/v1/network-policies/', auth, 'NetworkAccessPolicies', {
+    get: async (req, res, p) => {
       const rows = await listInOrg(db, 'network_policies', p.orgId);
       const out = [];
       for (const row of rows) out.push(await policyWire(db, row));
       send(res, 200, { data: out });
     },
-    post: async (req, res) => {
-      const p = orgCaller(req, 'create', 'NetworkAccessPolicies');
+    post: async (req, res, p) => {
       const b = parseWith(createSchema, objectBody(req));
       const now = nowIso();
       const row: NetworkPolicyTable = {
@@ -200,13 +198,11 @@ export function registerExtensions(r: Router, ctx: ServerContext, auth: RequestH
     },
   });
 
-  route(r, '/v1/network-policies/:policy_id/', auth, {
-    get: async (req, res) => {
-      const p = orgCaller(req, 'read', 'NetworkAccessPolicies');
+  orgRoute(r, '/v1/network-policies/:policy_id/', auth, 'NetworkAccessPolicies', {
+    get: async (req, res, p) => {
       send(res, 200, await policyWire(db, await findPolicy(ctx, p, param(req, 'policy_id'))));
     },
-    put: async (req, res) => {
-      const p = orgCaller(req, 'update', 'NetworkAccessPolicies');
+    put: async (req, res, p) => {
       const row = await findPolicy(ctx, p, param(req, 'policy_id'));
       const b = parseWith(updateSchema, objectBody(req));
       const patch: Partial<NetworkPolicyTable> = { updated_at: nowIso() };
@@ -222,8 +218,7 @@ export function registerExtensions(r: Router, ctx: ServerContext, auth: RequestH
       });
       send(res, 200, await policyWire(db, { ...row, ...patch }));
     },
-    delete: async (req, res) => {
-      const p = orgCaller(req, 'delete', 'NetworkAccessPolicies');
+    delete: async (req, res, p) => {
       const row = await findPolicy(ctx, p, param(req, 'policy_id'));
       await audited(db, p, resourceEvent('D', 'policy', row.id, { name: row.name }), async (trx) => {
         await guardPolicies(trx, p, (st) => ({
@@ -319,9 +314,8 @@ export function registerExtensions(r: Router, ctx: ServerContext, auth: RequestH
     delete: async (req, res) => detach(req, res, param(req, 'account_id')),
   });
 
-  route(r, '/v1/audit-logs/', auth, {
-    get: async (req, res) => {
-      const p = orgCaller(req, 'read', 'Logs');
+  orgRoute(r, '/v1/audit-logs/', auth, 'Logs', {
+    get: async (req, res, p) => {
       const q = snakeQuery(req);
       const unknown = Object.keys(q).filter((k) => !AUDIT_QUERY.includes(k));
       if (unknown.length) {

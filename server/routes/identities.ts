@@ -35,7 +35,7 @@ import { verifyOidcJwt } from '../identity/oidc';
 import type { Db } from '../keys';
 import { clientIp } from '../network';
 import { findInOrg, foundInOrg, listInOrg, newRecord, softDelete } from '../repositories/rows';
-import { noContent, param, route } from './util';
+import { noContent, orgRoute, param, route } from './util';
 
 /** snake_case keys for the record's own fields (bodies may be camelCase); `config` is left as given. */
 function snakeBody(b: Record<string, unknown>): Record<string, unknown> {
@@ -100,16 +100,14 @@ async function attachableAccount(ctx: ServerContext, p: Principal, saId: string)
 export function registerIdentities(r: Router, ctx: ServerContext, auth: RequestHandler): void {
   const db = ctx.store.db;
 
-  route(r, '/v1/external-identities/', auth, {
-    get: async (req, res) => {
-      const p = orgCaller(req, 'read', 'ExternalIdentities');
+  orgRoute(r, '/v1/external-identities/', auth, 'ExternalIdentities', {
+    get: async (req, res, p) => {
       const rows = await listInOrg(db, 'external_identities', p.orgId);
       const data = [];
       for (const row of rows) data.push(await identityWire(db, row));
       res.status(200).json({ data });
     },
-    post: async (req, res) => {
-      const p = orgCaller(req, 'create', 'ExternalIdentities');
+    post: async (req, res, p) => {
       const b = parseWith(createIdentitySchema, snakeBody(objectBody(req)));
       const config = parseConfig(b.provider, b.config);
       const defaultTtl =
@@ -140,13 +138,11 @@ export function registerIdentities(r: Router, ctx: ServerContext, auth: RequestH
     },
   });
 
-  route(r, '/v1/external-identities/:identity_id/', auth, {
-    get: async (req, res) => {
-      const p = orgCaller(req, 'read', 'ExternalIdentities');
+  orgRoute(r, '/v1/external-identities/:identity_id/', auth, 'ExternalIdentities', {
+    get: async (req, res, p) => {
       res.status(200).json(await identityWire(db, await findIdentity(ctx, p, param(req, 'identity_id'))));
     },
-    put: async (req, res) => {
-      const p = orgCaller(req, 'update', 'ExternalIdentities');
+    put: async (req, res, p) => {
       const row = await findIdentity(ctx, p, param(req, 'identity_id'));
       const b = parseWith(updateIdentitySchema, snakeBody(objectBody(req)));
       if (Object.keys(b).length === 0) throw badRequest('At least one field must be provided.');
@@ -165,8 +161,7 @@ export function registerIdentities(r: Router, ctx: ServerContext, auth: RequestH
       });
       res.status(200).json(await identityWire(db, next));
     },
-    delete: async (req, res) => {
-      const p = orgCaller(req, 'delete', 'ExternalIdentities');
+    delete: async (req, res, p) => {
       const row = await findIdentity(ctx, p, param(req, 'identity_id'));
       await audited(
         db,
@@ -181,9 +176,8 @@ export function registerIdentities(r: Router, ctx: ServerContext, auth: RequestH
     },
   });
 
-  route(r, '/v1/external-identities/:identity_id/attachments/', auth, {
-    put: async (req, res) => {
-      const p = orgCaller(req, 'update', 'ExternalIdentities');
+  orgRoute(r, '/v1/external-identities/:identity_id/attachments/', auth, 'ExternalIdentities', {
+    put: async (req, res, p) => {
       const row = await findIdentity(ctx, p, param(req, 'identity_id'));
       const b = snakeBody(objectBody(req));
       const unknown = Object.keys(b).filter((k) => k !== 'service_account_id');

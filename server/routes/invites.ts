@@ -4,7 +4,6 @@
  * into a member, which consumes their pending invite.
  */
 import type { RequestHandler, Router } from 'express';
-import { orgCaller } from '../access';
 import { audited, resourceEvent } from '../audit';
 import type { ServerContext } from '../context';
 import type { InviteTable } from '../db/schema';
@@ -14,7 +13,7 @@ import { assertMayAssignRole } from '../grant-rule';
 import { hasGlobalAccess, roleHasPermission } from '../rbac';
 import { roleFromBody, roleRef } from '../repositories/roles';
 import { findInOrg, rowById } from '../repositories/rows';
-import { noContent, param, route, send } from './util';
+import { noContent, orgRoute, param, send } from './util';
 
 const INVITE_DAYS = 14;
 const EMAIL = /^[^\s@<>()[\]\\,;:"]+@[^\s@<>()[\]\\,;:"]+\.[^\s@<>()[\]\\,;:"]+$/;
@@ -43,9 +42,8 @@ async function inviteWire(db: Db, i: InviteTable) {
 export function registerInvites(r: Router, ctx: ServerContext, auth: RequestHandler): void {
   const db = ctx.store.db;
 
-  route(r, '/v1/members/invites/', auth, {
-    get: async (req, res) => {
-      const p = orgCaller(req, 'read', 'Members');
+  orgRoute(r, '/v1/members/invites/', auth, 'Members', {
+    get: async (req, res, p) => {
       const rows = await db
         .selectFrom('invites')
         .selectAll()
@@ -58,8 +56,7 @@ export function registerInvites(r: Router, ctx: ServerContext, auth: RequestHand
       for (const i of rows) out.push(await inviteWire(db, i));
       send(res, 200, { data: out });
     },
-    post: async (req, res) => {
-      const p = orgCaller(req, 'create', 'Members');
+    post: async (req, res, p) => {
       const b = objectBody(req);
       const email = typeof b.email === 'string' ? b.email.trim().toLowerCase() : '';
       if (!EMAIL.test(email) || email.length > 254) {
@@ -112,9 +109,8 @@ export function registerInvites(r: Router, ctx: ServerContext, auth: RequestHand
     },
   });
 
-  route(r, '/v1/members/invites/:invite_id/', auth, {
-    delete: async (req, res) => {
-      const p = orgCaller(req, 'delete', 'Members');
+  orgRoute(r, '/v1/members/invites/:invite_id/', auth, 'Members', {
+    delete: async (req, res, p) => {
       const id = param(req, 'invite_id');
       const row = await findInOrg(db, 'invites', p.orgId, id);
       if (!row) throw notFound('Invite not found.');

@@ -1,8 +1,8 @@
 /** `/v1/members/` (phase-rest-api.md §9.6): list, detail, role changes, removal and declarative access. */
 import type { RequestHandler, Router } from 'express';
-import { isGlobal, orgCaller, requireOrgPermission } from '../access';
+import { isGlobal } from '../access';
 import { audit, audited, resourceEvent } from '../audit';
-import { principal, type Principal, type ServerContext } from '../context';
+import type { Principal, ServerContext } from '../context';
 import type { MemberTable } from '../db/schema';
 import { assertMayAssignRole, assertMayChangeAccessOf, assertMayChangeRoleOf } from '../grant-rule';
 import { applyAccess, accessWire, removeAccountGrants, validateAccess } from '../grants';
@@ -12,7 +12,7 @@ import { hasGlobalAccess, roleHasPermission } from '../rbac';
 import { softDeleteAccount } from '../repositories/accounts';
 import { roleById, roleFromBody, roleRef } from '../repositories/roles';
 import { foundInOrg, listInOrg } from '../repositories/rows';
-import { noContent, param, route, send } from './util';
+import { noContent, orgRoute, param, send } from './util';
 
 async function memberWire(db: Db, m: MemberTable) {
   return {
@@ -32,27 +32,23 @@ const findMember = (ctx: ServerContext, p: Principal, id: string) =>
 export function registerMembers(r: Router, ctx: ServerContext, auth: RequestHandler): void {
   const db = ctx.store.db;
 
-  route(r, '/v1/members/', auth, {
-    get: async (req, res) => {
-      const p = orgCaller(req, 'read', 'Members');
+  orgRoute(r, '/v1/members/', auth, 'Members', {
+    get: async (req, res, p) => {
       const rows = await listInOrg(db, 'members', p.orgId);
       const out = [];
       for (const m of rows) out.push(await memberWire(db, m));
       send(res, 200, { data: out });
     },
-    post: async (req) => {
-      requireOrgPermission(principal(req), 'create', 'Members');
+    post: async () => {
       throw new HttpError(405, 'Method "POST" not allowed.');
     },
   });
 
-  route(r, '/v1/members/:member_id/', auth, {
-    get: async (req, res) => {
-      const p = orgCaller(req, 'read', 'Members');
+  orgRoute(r, '/v1/members/:member_id/', auth, 'Members', {
+    get: async (req, res, p) => {
       send(res, 200, await memberWire(db, await findMember(ctx, p, param(req, 'member_id'))));
     },
-    put: async (req, res) => {
-      const p = orgCaller(req, 'update', 'Members');
+    put: async (req, res, p) => {
       const target = await findMember(ctx, p, param(req, 'member_id'));
       const targetRole = await roleById(db, target.role_id);
       if (targetRole?.is_default && targetRole.name === 'Owner') {
@@ -87,8 +83,7 @@ export function registerMembers(r: Router, ctx: ServerContext, auth: RequestHand
       });
       send(res, 200, await memberWire(db, updated));
     },
-    delete: async (req, res) => {
-      const p = orgCaller(req, 'delete', 'Members');
+    delete: async (req, res, p) => {
       const target = await findMember(ctx, p, param(req, 'member_id'));
       const targetRole = await roleById(db, target.role_id);
       if (targetRole?.is_default && targetRole.name === 'Owner') {
@@ -111,14 +106,12 @@ export function registerMembers(r: Router, ctx: ServerContext, auth: RequestHand
     },
   });
 
-  route(r, '/v1/members/:member_id/access/', auth, {
-    get: async (req, res) => {
-      const p = orgCaller(req, 'read', 'Members');
+  orgRoute(r, '/v1/members/:member_id/access/', auth, 'Members', {
+    get: async (req, res, p) => {
       const m = await findMember(ctx, p, param(req, 'member_id'));
       send(res, 200, { ...(await memberWire(db, m)), apps: await accessWire(db, 'member', m.id) });
     },
-    put: async (req, res) => {
-      const p = orgCaller(req, 'update', 'Members');
+    put: async (req, res, p) => {
       const m = await findMember(ctx, p, param(req, 'member_id'));
       assertMayChangeAccessOf(p, { type: 'member', id: m.id });
       if (hasGlobalAccess(await roleById(db, m.role_id))) {

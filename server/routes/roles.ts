@@ -1,6 +1,5 @@
 /** `/v1/roles/` (phase-rest-api.md §9.5): the five default roles and custom roles. */
 import type { RequestHandler, Router } from 'express';
-import { orgCaller } from '../access';
 import { audited, resourceEvent } from '../audit';
 import type { Principal, ServerContext } from '../context';
 import type { RoleTable } from '../db/schema';
@@ -9,7 +8,7 @@ import { assertMayEditRole, assertMayWriteRole } from '../grant-rule';
 import { DEFAULT_ROLES, effectiveMap, type PermissionMap } from '../rbac';
 import { roleInUse } from '../repositories/roles';
 import { foundInOrg, listInOrg } from '../repositories/rows';
-import { noContent, param, route, send } from './util';
+import { noContent, orgRoute, param, send } from './util';
 
 function roleWire(r: RoleTable) {
   return {
@@ -93,14 +92,12 @@ const findRole = (ctx: ServerContext, p: Principal, id: string) =>
 export function registerRoles(r: Router, ctx: ServerContext, auth: RequestHandler): void {
   const db = ctx.store.db;
 
-  route(r, '/v1/roles/', auth, {
-    get: async (req, res) => {
-      const p = orgCaller(req, 'read', 'Roles');
+  orgRoute(r, '/v1/roles/', auth, 'Roles', {
+    get: async (req, res, p) => {
       const rows = await listInOrg(db, 'roles', p.orgId);
       send(res, 200, { data: rows.map(roleWire) });
     },
-    post: async (req, res) => {
-      const p = orgCaller(req, 'create', 'Roles');
+    post: async (req, res, p) => {
       const b = objectBody(req);
       const name = textField(b, 'name', { required: true, max: 64 }) as string;
       const existing = await db.selectFrom('roles').select('name').where('org_id', '=', p.orgId).execute();
@@ -132,13 +129,11 @@ export function registerRoles(r: Router, ctx: ServerContext, auth: RequestHandle
     },
   });
 
-  route(r, '/v1/roles/:role_id/', auth, {
-    get: async (req, res) => {
-      const p = orgCaller(req, 'read', 'Roles');
+  orgRoute(r, '/v1/roles/:role_id/', auth, 'Roles', {
+    get: async (req, res, p) => {
       send(res, 200, roleDetail(await findRole(ctx, p, param(req, 'role_id'))));
     },
-    put: async (req, res) => {
-      const p = orgCaller(req, 'update', 'Roles');
+    put: async (req, res, p) => {
       const role = await findRole(ctx, p, param(req, 'role_id'));
       if (role.is_default) throw forbidden('Default roles cannot be modified.');
       assertMayEditRole(p, role);
@@ -175,8 +170,7 @@ export function registerRoles(r: Router, ctx: ServerContext, auth: RequestHandle
       });
       send(res, 200, roleDetail({ ...role, ...patch }));
     },
-    delete: async (req, res) => {
-      const p = orgCaller(req, 'delete', 'Roles');
+    delete: async (req, res, p) => {
       const role = await findRole(ctx, p, param(req, 'role_id'));
       if (role.is_default) throw forbidden('Default roles cannot be deleted.');
       const inUse = await roleInUse(db, role.id);

@@ -30,7 +30,7 @@ import { hasGlobalAccess } from '../rbac';
 import { softDeleteAccount } from '../repositories/accounts';
 import { roleFromBody, roleRef } from '../repositories/roles';
 import { foundInOrg } from '../repositories/rows';
-import { noContent, param, route, send } from './util';
+import { noContent, orgRoute, param, route, send } from './util';
 
 async function saWire(db: Db, sa: ServiceAccountTable) {
   return {
@@ -110,9 +110,8 @@ function graceSeconds(req: Request): number {
 export function registerServiceAccounts(r: Router, ctx: ServerContext, auth: RequestHandler): void {
   const db = ctx.store.db;
 
-  route(r, '/v1/service-accounts/', auth, {
-    get: async (req, res) => {
-      const p = orgCaller(req, 'read', 'ServiceAccounts');
+  orgRoute(r, '/v1/service-accounts/', auth, 'ServiceAccounts', {
+    get: async (req, res, p) => {
       const rows = await db
         .selectFrom('service_accounts')
         .leftJoin('roles', 'roles.id', 'service_accounts.role_id')
@@ -132,8 +131,7 @@ export function registerServiceAccounts(r: Router, ctx: ServerContext, auth: Req
         })),
       });
     },
-    post: async (req, res) => {
-      const p = orgCaller(req, 'create', 'ServiceAccounts');
+    post: async (req, res, p) => {
       const b = objectBody(req);
       const name = textField(b, 'name', { required: true, max: 64 }) as string;
       let tokenName = 'Default';
@@ -167,14 +165,12 @@ export function registerServiceAccounts(r: Router, ctx: ServerContext, auth: Req
     },
   });
 
-  route(r, '/v1/service-accounts/:sa_id/', auth, {
-    get: async (req, res) => {
-      const p = orgCaller(req, 'read', 'ServiceAccounts');
+  orgRoute(r, '/v1/service-accounts/:sa_id/', auth, 'ServiceAccounts', {
+    get: async (req, res, p) => {
       const sa = await findSa(ctx, p, param(req, 'sa_id'));
       send(res, 200, await saDetail(db, sa));
     },
-    put: async (req, res) => {
-      const p = orgCaller(req, 'update', 'ServiceAccounts');
+    put: async (req, res, p) => {
       const sa = await findSa(ctx, p, param(req, 'sa_id'));
       const b = objectBody(req);
       const name = textField(b, 'name', { required: false, max: 64 });
@@ -197,8 +193,7 @@ export function registerServiceAccounts(r: Router, ctx: ServerContext, auth: Req
       });
       send(res, 200, await saDetail(db, { ...sa, ...patch }));
     },
-    delete: async (req, res) => {
-      const p = orgCaller(req, 'delete', 'ServiceAccounts');
+    delete: async (req, res, p) => {
       const sa = await findSa(ctx, p, param(req, 'sa_id'));
       await audited(db, p, resourceEvent('D', 'sa', sa.id, { name: sa.name }), async (trx) => {
         await softDeleteAccount(trx, 'service_account', sa.id);

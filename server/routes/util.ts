@@ -1,6 +1,9 @@
 /** Small helpers shared by the `/v1` route modules. */
 import type { NextFunction, Request, RequestHandler, Response, Router } from 'express';
+import { orgCaller } from '../access';
+import type { Principal } from '../context';
 import { HttpError, camelize } from '../http';
+import { actionFor } from '../rbac';
 
 export type Handler = (req: Request, res: Response) => Promise<void> | void;
 export type Methods = Partial<Record<'get' | 'post' | 'put' | 'delete', Handler>>;
@@ -46,4 +49,24 @@ export function route(
 export function param(req: Request, name: string): string {
   const v = (req.params as Record<string, string | undefined>)[name];
   return v ?? '';
+}
+
+export type OrgHandler = (req: Request, res: Response, p: Principal) => Promise<void> | void;
+
+/**
+ * An org-level path (§5.1): every handler runs after the caller's `<resource>:<action>` check, the action given
+ * by the method (GET read, POST create, PUT update, DELETE delete), and receives the caller.
+ */
+export function orgRoute(
+  r: Router,
+  path: string,
+  auth: RequestHandler,
+  resource: string,
+  methods: Partial<Record<keyof Methods, OrgHandler>>,
+): void {
+  const wrapped: Methods = {};
+  for (const [m, h] of Object.entries(methods) as Array<[keyof Methods, OrgHandler]>) {
+    wrapped[m] = (req, res) => h(req, res, orgCaller(req, actionFor(req.method), resource));
+  }
+  route(r, path, auth, wrapped);
 }
