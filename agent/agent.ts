@@ -1,18 +1,19 @@
 /**
- * Wires the agent together: token source, sync engine, HTTP listeners (loopback TCP, optional TLS, optional unix
- * socket), the rendered file, and graceful shutdown.
+ * Wires the agent together: token source (a token, a token file, or a workload-identity login), sync engine, HTTP
+ * listeners (loopback TCP, optional TLS, optional unix socket), the rendered file, and graceful shutdown.
  */
 import { chmod, lstat, readFile, unlink } from 'node:fs/promises';
 import * as http from 'node:http';
 import * as https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { getHeapStatistics } from 'node:v8';
-import { resolveBaseUrls } from '../core/client';
+import { PhaseClient, resolveBaseUrls } from '../core/client';
+import type { Transport } from '../core/http';
 import { initCrypto } from '../core/crypto';
 import { authorizationHeader } from '../core/token';
 import { VERSION } from '../core/version';
 import { ChangeStream, type ChangeStreamOptions } from './change-stream';
-import type { AgentConfig } from './config';
+import { isLogin, type AgentConfig } from './config';
 import { createRequestHandler, type HttpDeps } from './http';
 import { createLogger, type Logger } from './logger';
 import { HeapKeeper } from './memory';
@@ -76,6 +77,75 @@ async function clearStaleSocket(path: string): Promise<void> {
   }
 }
 
+/** The login token source, loaded only when a login method is configured (agent/auth/login.ts). */
+async function loginSource(cfg: AgentConfig, log: Logger): Promise<TokenSource> {
+  const { LoginTokenSource } = await import('./auth/login');
+  return new LoginTokenSource({
+    method: cfg.auth as 'kubernetes' | 'oidc' | 'aws-iam',
+    host: cfg.host,
+    accountId: cfg.accountId as string,
+    jwtFile: cfg.jwtFile,
+    ttlSeconds: cfg.tokenTtl !== undefined ? cfg.tokenTtl / 1000 : undefined,
+    stsEndpoint: cfg.stsEndpoint,
+    timeoutMs: cfg.upstreamTimeout,
+    log,
+  });
+}
+
+/**
+ * With a login, the engine's upstream calls pass a gate: while no usable token is held (none obtained yet, or the
+ * login was refused and the token has expired), nothing is sent, and the engine gets the answer the upstream would
+ * give an expired token (403 on the bootstrap, 401 elsewhere: it fails closed) or, while logging in fails for
+ * another reason, a 503 (it keeps what it serves, as in any outage). The engine's own handling does the rest.
+ */
+function gatedFactory(cfg: AgentConfig, tokens: TokenSource, inner?: ClientFactory): ClientFactory {
+  const make: ClientFactory =
+    inner ??
+    ((token, transport) =>
+      new PhaseClient({
+        host: cfg.host,
+        token,
+        retries: 0,
+        timeoutMs: cfg.upstreamTimeout,
+        transport,
+        userAgent: `phase-bridge-agent/${VERSION}`,
+      }));
+  return (token, transport) => {
+    const gated: Transport = async (req, timeoutMs) => {
+      const block = tokens.blocked();
+      if (!block) return transport(req, timeoutMs);
+      const status = block.status === 403 && !req.path.endsWith('/tokens/') ? 401 : block.status;
+      const text = JSON.stringify({ error: block.reason });
+      return { status, header: () => null, text };
+    };
+    return make(token, gated);
+  };
+}
+
+/**
+ * A scope that failed closed because no valid token remains says why in the login's words (refused, and since when
+ * nothing valid is held), in /v1/status, the 503 answers and the watchers' `unavailable` event; a token that expires
+ * without a replacement triggers that sync at once rather than at the next refresh.
+ */
+function explainLoginFailures(engine: SyncEngine, tokens: TokenSource): void {
+  const explain = (): void => {
+    const why = tokens.failClosedReason();
+    if (!why) return;
+    for (const s of engine.scopes)
+      if (s.failClosed && (s.failClosed.code === 'token_rejected' || s.failClosed.code === 'login_failed'))
+        s.failClosed = { code: 'login_failed', message: why, at: s.failClosed.at };
+  };
+  // First in line, so the watchers and `run` already see the explained reason.
+  engine.prependListener('change', (e) => {
+    if (e.kind !== 'unavailable') return;
+    explain();
+    const s = engine.scope(e.scope);
+    if (s?.failClosed) e.reason = s.failClosed.message;
+  });
+  engine.prependListener('synced', explain);
+  tokens.on('expired', () => void engine.sync('login token expired', 'forced'));
+}
+
 /** Starts an agent; resolves once the listeners are up (the first sync continues in the background). */
 export async function startAgent(cfg: AgentConfig, opts: StartOptions = {}): Promise<AgentHandle> {
   await initCrypto();
@@ -84,14 +154,24 @@ export async function startAgent(cfg: AgentConfig, opts: StartOptions = {}): Pro
   // Before anything is read or written: every path must be the agent's own (agent/trust.ts).
   await checkAgentPaths(cfg, { clientTokenFile: listening && !cfg.clientToken });
   const metrics = new AgentMetrics();
-  const tokens = new TokenSource({
-    token: cfg.token,
-    tokenFile: cfg.tokenFile,
-    pollIntervalMs: cfg.tokenPollInterval,
-    log,
-  });
+  const login = isLogin(cfg);
+  const tokens: TokenSource = login
+    ? await loginSource(cfg, log)
+    : new TokenSource({
+        token: cfg.token,
+        tokenFile: cfg.tokenFile,
+        pollIntervalMs: cfg.tokenPollInterval,
+        log,
+      });
   await tokens.start();
-  const engine = new SyncEngine(cfg, tokens, log, metrics, opts.clientFactory);
+  const engine = new SyncEngine(
+    cfg,
+    tokens,
+    log,
+    metrics,
+    login ? gatedFactory(cfg, tokens, opts.clientFactory) : opts.clientFactory,
+  );
+  if (login) explainLoginFailures(engine, tokens);
   // Push: the upstream's change stream, when it has one (phase-bridge servers); polling goes on either way.
   const stream =
     cfg.push && !cfg.once
@@ -122,7 +202,15 @@ export async function startAgent(cfg: AgentConfig, opts: StartOptions = {}): Pro
   if (listening) {
     clientToken = await loadClientToken(cfg);
     const guard = new RequestGuard(clientToken, cfg, metrics);
-    const deps: HttpDeps = { cfg, engine, guard, metrics, startedAt, streams };
+    const deps: HttpDeps = {
+      cfg,
+      engine,
+      guard,
+      metrics,
+      startedAt,
+      streams,
+      auth: () => tokens.status(),
+    };
     const app = createRequestHandler(deps);
     if (!cfg.noTcp) {
       const server = cfg.tlsCert
@@ -174,7 +262,10 @@ export async function startAgent(cfg: AgentConfig, opts: StartOptions = {}): Pro
 
   await engine.start();
   // After the first sync has started: the stream's hello is compared with data the agent holds.
-  void engine.firstSync.then(() => stream?.start());
+  // (A login that has not given a token yet starts it with its first token, through the reconnect above.)
+  void engine.firstSync.then(() => {
+    if (!tokens.blocked()) stream?.start();
+  });
 
   let closing: Promise<void> | undefined;
   const close = (): Promise<void> => {

@@ -26,6 +26,11 @@ import { checkDataDir, CLIENT_TOKEN_RULE, readTrustedFile } from './trust';
 const FLAG_KEYS: Array<[string, string, string]> = [
   ['host', 'host', '--host'],
   ['tokenFile', 'tokenFile', '--token-file'],
+  ['auth', 'auth', '--auth'],
+  ['accountId', 'accountId', '--account-id'],
+  ['jwtFile', 'jwtFile', '--jwt-file'],
+  ['tokenTtl', 'tokenTtl', '--token-ttl'],
+  ['stsEndpoint', 'stsEndpoint', '--sts-endpoint'],
   ['listen', 'listenHost', '--listen'],
   ['port', 'port', '--port'],
   ['socket', 'socket', '--socket'],
@@ -59,6 +64,23 @@ function addCommonOptions(cmd: Command): Command {
     .option(
       '--token-file <file>',
       'file holding the service token, watched for rotation (env PHASE_TOKEN_FILE)',
+    )
+    .option(
+      '--auth <method>',
+      'log in instead of holding a token: kubernetes | oidc | aws-iam (env PHASE_AGENT_AUTH; default token)',
+    )
+    .option('--account-id <id>', 'the service account to log in as (env PHASE_SERVICE_ACCOUNT_ID)')
+    .option(
+      '--jwt-file <file>',
+      'kubernetes / oidc: file holding the JWT, re-read at each login (kubernetes default: the pod service-account token; env PHASE_AGENT_JWT_FILE)',
+    )
+    .option(
+      '--token-ttl <duration>',
+      "TTL to ask for at each login, e.g. 1h (default: the identity's; env PHASE_AGENT_TOKEN_TTL)",
+    )
+    .option(
+      '--sts-endpoint <url>',
+      "aws-iam: sign for this STS endpoint (default: the region's, from AWS_REGION; env PHASE_AGENT_STS_ENDPOINT)",
     )
     .option('--app <name>', 'app name (env PHASE_APP)')
     .option('--app-id <id>', 'app id (env PHASE_APP_ID)')

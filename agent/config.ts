@@ -42,6 +42,12 @@ const duration = (what: string, min = 0) =>
   });
 
 const PATH_RE = /^\/[^\s]*$/;
+
+/** Workload-identity logins (`--auth`, agent/auth/login.ts); `token` = a configured token or token file. */
+export const AUTH_METHODS = ['token', 'kubernetes', 'oidc', 'aws-iam'] as const;
+export type AuthSetting = (typeof AUTH_METHODS)[number];
+/** Where the kubelet mounts a pod's service-account token (the default JWT file of `--auth kubernetes`). */
+export const KUBERNETES_TOKEN_PATH = '/var/run/secrets/kubernetes.io/serviceaccount/token';
 const nonEmpty = z.string().trim().min(1, 'must not be empty');
 const tagList = z
   .union([z.string(), z.array(z.string())])
@@ -96,6 +102,22 @@ export const AgentConfigSchema = z
     token: z.string().optional(),
     /** A file holding the token; watched and re-read on rotation. */
     tokenFile: z.string().min(1).optional(),
+    /** Log in with a workload identity instead of holding a token (docs/identity.md, "Agent and run"). */
+    auth: z.enum(AUTH_METHODS, { message: `must be one of ${AUTH_METHODS.join(', ')}` }).default('token'),
+    /** The service account to log in as (login methods). */
+    accountId: z.string().trim().min(1, 'must not be empty').optional(),
+    /** kubernetes / oidc: the file holding the JWT, re-read at each login. */
+    jwtFile: z.string().min(1).optional(),
+    /** Login methods: the TTL to ask for (whole seconds); omitted = the identity's default. */
+    tokenTtl: duration('tokenTtl', 1000)
+      .refine((ms) => ms % 1000 === 0, 'tokenTtl must be whole seconds')
+      .optional(),
+    /** aws-iam: sign for this STS endpoint instead of the region's (tests, VPC endpoints). */
+    stsEndpoint: z
+      .string()
+      .url('must be a URL like https://sts.eu-west-1.amazonaws.com')
+      .refine((u) => /^https?:\/\//i.test(u), 'must use http:// or https://')
+      .optional(),
     scopes: z
       .array(ScopeSchema)
       .min(
@@ -175,12 +197,42 @@ export const AgentConfigSchema = z
   })
   .strict()
   .superRefine((c, ctx) => {
-    if (!c.token && !c.tokenFile)
+    const login = c.auth !== 'token';
+    if (!login && !c.token && !c.tokenFile)
       ctx.addIssue({
         code: 'custom',
         path: ['token'],
-        message: 'no token: set PHASE_SERVICE_TOKEN / PHASE_TOKEN, --token-file or tokenFile',
+        message:
+          'no token: set PHASE_SERVICE_TOKEN / PHASE_TOKEN, --token-file or tokenFile, or log in with --auth kubernetes|oidc|aws-iam',
       });
+    if (login) {
+      if (c.token || c.tokenFile)
+        ctx.addIssue({
+          code: 'custom',
+          path: ['auth'],
+          message: `--auth ${c.auth} logs in by itself: do not also configure ${c.token ? 'a token' : 'a token file'} in the same place`,
+        });
+      if (!c.accountId)
+        ctx.addIssue({
+          code: 'custom',
+          path: ['accountId'],
+          message: `--auth ${c.auth} needs the service account's id: --account-id, PHASE_SERVICE_ACCOUNT_ID or accountId`,
+        });
+      if (c.auth === 'oidc' && !c.jwtFile)
+        ctx.addIssue({
+          code: 'custom',
+          path: ['jwtFile'],
+          message: '--auth oidc needs --jwt-file: the file your platform or CI writes its OIDC token to',
+        });
+      if (c.auth === 'aws-iam' && c.jwtFile)
+        ctx.addIssue({
+          code: 'custom',
+          path: ['jwtFile'],
+          message: 'only --auth kubernetes and oidc read a JWT file',
+        });
+      if (c.auth !== 'aws-iam' && c.stsEndpoint)
+        ctx.addIssue({ code: 'custom', path: ['stsEndpoint'], message: 'only --auth aws-iam signs for STS' });
+    }
     if (c.token) {
       try {
         parsePssToken(c.token);
@@ -233,6 +285,13 @@ export type AgentConfig = Omit<z.output<typeof AgentConfigSchema>, 'scopes'> & {
   snapshotFile: string;
 };
 
+/** True when the agent logs in with a workload identity (rather than holding a configured token). */
+export function isLogin(cfg: Pick<AgentConfig, 'auth'>): cfg is Pick<AgentConfig, 'auth'> & {
+  auth: Exclude<AuthSetting, 'token'>;
+} {
+  return cfg.auth !== 'token';
+}
+
 export function isLoopbackHost(h: string): boolean {
   const host = h.replace(/^\[|\]$/g, '').toLowerCase();
   return host === 'localhost' || host === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
@@ -282,6 +341,11 @@ export const ENV_VARS: Record<string, string> = {
   PHASE_SERVICE_TOKEN: 'token',
   PHASE_TOKEN: 'token',
   PHASE_TOKEN_FILE: 'tokenFile',
+  PHASE_AGENT_AUTH: 'auth',
+  PHASE_SERVICE_ACCOUNT_ID: 'accountId',
+  PHASE_AGENT_JWT_FILE: 'jwtFile',
+  PHASE_AGENT_TOKEN_TTL: 'tokenTtl',
+  PHASE_AGENT_STS_ENDPOINT: 'stsEndpoint',
   PHASE_HOST: 'host',
   PHASE_APP: 'scope.app',
   PHASE_APP_ID: 'scope.appId',
@@ -332,18 +396,21 @@ export function buildConfig(layers: ConfigLayer[]): AgentConfig {
       source[k] = l.source[k] ?? 'default';
     }
   }
-  // A token given directly beats a token file from a lower layer, and vice versa.
+  // The credential of the highest layer that sets one wins: a token given directly beats a token file from a lower
+  // layer, and vice versa; a login (`auth` other than token) beats both, and both beat a lower layer's login.
   const tokenLayer = layers
     .map(
       (l) =>
         ('token' in l.values && l.values.token !== undefined) ||
-        ('tokenFile' in l.values && l.values.tokenFile !== undefined),
+        ('tokenFile' in l.values && l.values.tokenFile !== undefined) ||
+        ('auth' in l.values && l.values.auth !== undefined && l.values.auth !== 'token'),
     )
     .lastIndexOf(true);
   if (tokenLayer >= 0) {
     const l = layers[tokenLayer];
     if (l.values.token === undefined) delete values.token;
     if (l.values.tokenFile === undefined) delete values.tokenFile;
+    if (l.values.auth === undefined) delete values.auth;
   }
   const parsed = AgentConfigSchema.safeParse(values);
   if (!parsed.success) {
@@ -363,9 +430,14 @@ export function buildConfig(layers: ConfigLayer[]): AgentConfig {
   const dataDir = defaultDataDir(c.dataDir);
   const inData = (p: string | undefined, dflt: string) =>
     p ? (isAbsolute(p) ? p : resolve(p)) : join(dataDir, dflt);
+  const login = c.auth !== 'token';
   return {
     ...c,
     scopes: c.scopes.map((s) => ({ ...s, name: scopeName(s) })),
+    jwtFile:
+      c.auth === 'kubernetes' || c.auth === 'oidc' ? resolve(c.jwtFile ?? KUBERNETES_TOKEN_PATH) : undefined,
+    // A snapshot opens only with the token that wrote it, and every login mints a new one: none is kept.
+    snapshot: login ? false : c.snapshot,
     dataDir,
     dataDirIsDefault: c.dataDir === undefined,
     clientTokenFile: inData(c.clientTokenFile, 'client-token'),

@@ -70,3 +70,21 @@ export class AgentPathError extends PhaseBridgeError {
     this.path = path;
   }
 }
+
+/**
+ * A workload-identity login (agent/auth/login.ts) gave no token: `refused` when the server answered 4xx (the identity
+ * is not attached, the JWT or the AWS principal is not trusted, the TTL is too long), otherwise it failed (network,
+ * 5xx, 429, a JWT file or AWS credentials that cannot be read). The message never carries a credential.
+ */
+export class AgentLoginError extends PhaseBridgeError {
+  readonly refused: boolean;
+  readonly status?: number;
+  readonly retryAfterMs?: number;
+
+  constructor(message: string, opts: { refused: boolean; status?: number; retryAfterMs?: number }) {
+    super(opts.refused ? 'agent_login_refused' : 'agent_login', message);
+    this.refused = opts.refused;
+    this.status = opts.status;
+    this.retryAfterMs = opts.retryAfterMs;
+  }
+}

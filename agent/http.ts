@@ -18,6 +18,7 @@ import { VERSION } from '../core/version';
 import { RENDER_FORMATS, type AgentConfig, type RenderFormat } from './config';
 import type { AgentMetrics } from './metrics';
 import type { RequestGuard } from './security';
+import type { AuthStatus } from './token-source';
 import type { ChangeEvent, SyncEngine } from './sync';
 import type { Body, View } from './views';
 
@@ -84,6 +85,8 @@ export interface HttpDeps {
   startedAt: number;
   /** Open watch streams, closed on shutdown. */
   streams: Set<ServerResponse>;
+  /** How the agent authenticates, for /v1/status (a token, a token file, or a login and its state). */
+  auth?: () => AuthStatus;
 }
 
 /** What a view request resolves to: a view with its cache state, or a reason it is unavailable. */
@@ -413,17 +416,48 @@ function changeStreamStatus(engine: SyncEngine, iso: (t: number) => string | nul
   };
 }
 
+/**
+ * `auth` in /v1/status: the method, `state` (`ok`, `pending`, `refused`, `error`), the latest failure's `reason`, when
+ * the token expires, whether a valid one is held; for logins also the account, the number of logins, the last one
+ * and the next attempt. Never a token, a JWT or a credential.
+ */
+function authStatus(a: AuthStatus, iso: (t: number) => string | null): Record<string, unknown> {
+  return {
+    method: a.method,
+    state: a.state,
+    reason: a.reason,
+    expiresAt: a.expiresAt === null ? null : iso(a.expiresAt),
+    validToken: a.validToken,
+    ...(a.accountId !== undefined
+      ? {
+          accountId: a.accountId,
+          logins: a.logins ?? 0,
+          lastLoginAt: a.lastLoginAt ? iso(a.lastLoginAt) : null,
+          nextLoginAt: a.nextLoginAt ? iso(a.nextLoginAt) : null,
+        }
+      : {}),
+    ...(a.jwtFile !== undefined ? { jwtFile: a.jwtFile } : {}),
+    ...(a.credentials !== undefined ? { credentials: a.credentials } : {}),
+  };
+}
+
 /** The /v1/status document: no values, no tokens. */
 export function status(d: HttpDeps): Record<string, unknown> {
   const { cfg, engine } = d;
   const now = Date.now();
   const iso = (t: number): string | null => (t ? new Date(t).toISOString() : null);
+  const auth = d.auth?.();
   const b = engine.budget;
   return {
     version: VERSION,
     ready: engine.ready(now),
     uptimeSeconds: Math.floor((now - d.startedAt) / 1000),
-    token: engine.tokenInfo(),
+    // No token yet (a login that has not succeeded): nothing to describe.
+    token:
+      auth && auth.method !== 'token' && auth.method !== 'token-file' && auth.expiresAt === null
+        ? null
+        : engine.tokenInfo(),
+    auth: auth ? authStatus(auth, iso) : null,
     upstream: {
       host: cfg.host,
       lastCycleAt: iso(engine.lastCycleAt),
