@@ -8,7 +8,7 @@
 const transform = { '^.+\\.ts$': ['ts-jest', { tsconfig: 'tsconfig.json' }] };
 
 /** Construct suites that deploy with terraform or pack the repository: slow, and not about the CDK library. */
-const CONSTRUCT_E2E = ['deploy', 'package', 'cli-flow'];
+const CONSTRUCT_E2E = ['deploy', 'package', 'cli-flow', 'identity-e2e'];
 
 module.exports = {
   globalSetup: '<rootDir>/test/support/global-setup.ts',
