@@ -69,6 +69,15 @@ export async function listInOrg<T extends OrgTable>(
   return (await q.orderBy('created_at', newestFirst ? 'desc' : 'asc').execute()) as Array<DB[T]>;
 }
 
+/** Sets a row's `updated_at` to now (a change below it, such as attachments or grants). */
+export async function touch(
+  db: Db,
+  table: 'network_policies' | 'service_accounts',
+  id: string,
+): Promise<void> {
+  await db.updateTable(table).set({ updated_at: nowIso() }).where('id', '=', id).execute();
+}
+
 /** Marks a row of a soft-deleted table deleted (and updated) now. */
 export async function softDelete(
   db: Db,

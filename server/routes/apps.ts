@@ -12,17 +12,7 @@ import {
 import { audit, audited, resourceEvent } from '../audit';
 import { principal, type Principal, type ServerContext } from '../context';
 import type { AppTable, EnvironmentTable } from '../db/schema';
-import {
-  badRequest,
-  conflict,
-  forbidden,
-  newId,
-  notFound,
-  nowIso,
-  objectBody,
-  query,
-  textField,
-} from '../http';
+import { badRequest, conflict, forbidden, notFound, nowIso, objectBody, query, textField } from '../http';
 import {
   addAppMember,
   createEnvironment,
@@ -33,6 +23,7 @@ import {
 } from '../keys';
 import { actionFor } from '../rbac';
 import { findEnvironmentInOrg } from '../repositories/apps';
+import { newRecord } from '../repositories/rows';
 import { noContent, orgRoute, param, route, send } from './util';
 
 export function appWire(a: AppTable) {
@@ -55,6 +46,20 @@ export function envWire(e: EnvironmentTable) {
     created_at: e.created_at,
     updated_at: e.updated_at,
   };
+}
+
+const ENV_NAME_INVALID =
+  'Environment name is invalid. Only letters, numbers, hyphens and underscores are allowed (max 64 characters).';
+
+function checkEnvName(name: string): void {
+  if (!ENV_NAME_RE.test(name)) throw badRequest(ENV_NAME_INVALID);
+}
+
+/** The body's environment `name`, required and valid. */
+function envName(b: Record<string, unknown>): string {
+  const name = textField(b, 'name', { required: true, max: 64 }) as string;
+  checkEnvName(name);
+  return name;
 }
 
 function requester(p: Principal): Recipient {
@@ -121,24 +126,11 @@ export function registerApps(r: Router, ctx: ServerContext, auth: RequestHandler
           return { name: n, type: 'custom' };
         });
         for (const e of envNames) {
-          if (!ENV_NAME_RE.test(e.name)) {
-            throw badRequest(
-              'Environment name is invalid. Only letters, numbers, hyphens and underscores are allowed (max 64 characters).',
-            );
-          }
+          checkEnvName(e.name);
         }
       }
       const result = await db.transaction().execute(async (trx) => {
-        const now = nowIso();
-        const app: AppTable = {
-          id: newId(),
-          org_id: p.orgId,
-          name,
-          description,
-          sse_enabled: 1,
-          created_at: now,
-          updated_at: now,
-        };
+        const app: AppTable = { ...newRecord(), org_id: p.orgId, name, description, sse_enabled: 1 };
         await trx.insertInto('apps').values(app).execute();
         await addAppMember(trx, app.id, p.kind, p.accountId);
         for (const g of await globalMembers(trx, p.orgId)) await addAppMember(trx, app.id, 'member', g.id);
@@ -230,12 +222,7 @@ export function registerApps(r: Router, ctx: ServerContext, auth: RequestHandler
       const p = principal(req);
       const app = await envListContext(ctx, req, p);
       const b = objectBody(req);
-      const name = textField(b, 'name', { required: true, max: 64 }) as string;
-      if (!ENV_NAME_RE.test(name)) {
-        throw badRequest(
-          'Environment name is invalid. Only letters, numbers, hyphens and underscores are allowed (max 64 characters).',
-        );
-      }
+      const name = envName(b);
       const env = await db.transaction().execute(async (trx) => {
         const envs = await trx
           .selectFrom('environments')
@@ -274,12 +261,7 @@ export function registerApps(r: Router, ctx: ServerContext, auth: RequestHandler
       const p = principal(req);
       const { env } = await envDetail(ctx, req, p);
       const b = objectBody(req);
-      const name = textField(b, 'name', { required: true, max: 64 }) as string;
-      if (!ENV_NAME_RE.test(name)) {
-        throw badRequest(
-          'Environment name is invalid. Only letters, numbers, hyphens and underscores are allowed (max 64 characters).',
-        );
-      }
+      const name = envName(b);
       const updated = await db.transaction().execute(async (trx) => {
         const others = await trx
           .selectFrom('environments')

@@ -12,8 +12,8 @@ import { badRequest, isUuid, newId, notFound, nowIso, objectBody, parseWith, toS
 import type { Db } from '../keys';
 import { assertMayChangePolicies, loadPolicyState, type PolicyState } from '../grant-rule';
 import { validIpEntry } from '../network';
-import { foundInOrg, listInOrg } from '../repositories/rows';
-import { noContent, orgRoute, param, route, send } from './util';
+import { foundInOrg, listInOrg, touch } from '../repositories/rows';
+import { noContent, orgRoute, param, route, send, sendEach } from './util';
 
 const ipList = z
   .array(z.string({ invalid_type_error: "!Each entry of 'allowed_ips' must be a string." }), {
@@ -173,10 +173,7 @@ export function registerExtensions(r: Router, ctx: ServerContext, auth: RequestH
 
   orgRoute(r, '/v1/network-policies/', auth, 'NetworkAccessPolicies', {
     get: async (req, res, p) => {
-      const rows = await listInOrg(db, 'network_policies', p.orgId);
-      const out = [];
-      for (const row of rows) out.push(await policyWire(db, row));
-      send(res, 200, { data: out });
+      await sendEach(res, await listInOrg(db, 'network_policies', p.orgId), (row) => policyWire(db, row));
     },
     post: async (req, res, p) => {
       const b = parseWith(createSchema, objectBody(req));
@@ -249,11 +246,7 @@ export function registerExtensions(r: Router, ctx: ServerContext, auth: RequestH
         .values({ policy_id: row.id, account_type: b.account_type, account_id: b.account_id })
         .onConflict((oc) => oc.columns(['policy_id', 'account_type', 'account_id']).doNothing())
         .execute();
-      await trx
-        .updateTable('network_policies')
-        .set({ updated_at: nowIso() })
-        .where('id', '=', row.id)
-        .execute();
+      await touch(trx, 'network_policies', row.id);
     });
     send(res, 200, await policyWire(db, await findPolicy(ctx, p, row.id)));
   };
@@ -286,17 +279,8 @@ export function registerExtensions(r: Router, ctx: ServerContext, auth: RequestH
         .where('account_id', '=', accountId);
       if (type) d = d.where('account_type', '=', type);
       await d.execute();
-      await trx
-        .updateTable('network_policies')
-        .set({ updated_at: nowIso() })
-        .where('id', '=', row.id)
-        .execute();
-      await audit(trx, p, {
-        eventType: 'A',
-        resourceType: 'policy',
-        resourceId: row.id,
-        detail: { detach: { account_id: accountId } },
-      });
+      await touch(trx, 'network_policies', row.id);
+      await audit(trx, p, resourceEvent('A', 'policy', row.id, { detach: { account_id: accountId } }));
     });
     noContent(res);
   };

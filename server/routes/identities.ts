@@ -35,7 +35,7 @@ import { verifyOidcJwt } from '../identity/oidc';
 import type { Db } from '../keys';
 import { clientIp } from '../network';
 import { findInOrg, foundInOrg, listInOrg, newRecord, softDelete } from '../repositories/rows';
-import { noContent, orgRoute, param, route } from './util';
+import { noContent, orgRoute, param, route, sendEach } from './util';
 
 /** snake_case keys for the record's own fields (bodies may be camelCase); `config` is left as given. */
 function snakeBody(b: Record<string, unknown>): Record<string, unknown> {
@@ -103,9 +103,8 @@ export function registerIdentities(r: Router, ctx: ServerContext, auth: RequestH
   orgRoute(r, '/v1/external-identities/', auth, 'ExternalIdentities', {
     get: async (req, res, p) => {
       const rows = await listInOrg(db, 'external_identities', p.orgId);
-      const data = [];
-      for (const row of rows) data.push(await identityWire(db, row));
-      res.status(200).json({ data });
+      // Sent as built: identityWire cases its own fields and keeps claim names in `config` as stored.
+      await sendEach(res, rows, (row) => identityWire(db, row), true);
     },
     post: async (req, res, p) => {
       const b = parseWith(createIdentitySchema, snakeBody(objectBody(req)));

@@ -13,7 +13,8 @@ import { assertMayAssignRole } from '../grant-rule';
 import { hasGlobalAccess, roleHasPermission } from '../rbac';
 import { roleFromBody, roleRef } from '../repositories/roles';
 import { findInOrg, rowById } from '../repositories/rows';
-import { noContent, orgRoute, param, send } from './util';
+import { pendingInvites } from '../repositories/invites';
+import { noContent, orgRoute, param, send, sendEach } from './util';
 
 const INVITE_DAYS = 14;
 const EMAIL = /^[^\s@<>()[\]\\,;:"]+@[^\s@<>()[\]\\,;:"]+\.[^\s@<>()[\]\\,;:"]+$/;
@@ -44,17 +45,7 @@ export function registerInvites(r: Router, ctx: ServerContext, auth: RequestHand
 
   orgRoute(r, '/v1/members/invites/', auth, 'Members', {
     get: async (req, res, p) => {
-      const rows = await db
-        .selectFrom('invites')
-        .selectAll()
-        .where('org_id', '=', p.orgId)
-        .where('valid', '=', 1)
-        .where('expires_at', '>=', nowIso())
-        .orderBy('created_at', 'desc')
-        .execute();
-      const out = [];
-      for (const i of rows) out.push(await inviteWire(db, i));
-      send(res, 200, { data: out });
+      await sendEach(res, await pendingInvites(db, p.orgId), (i) => inviteWire(db, i));
     },
     post: async (req, res, p) => {
       const b = objectBody(req);
@@ -80,14 +71,7 @@ export function registerInvites(r: Router, ctx: ServerContext, auth: RequestHand
         .where('deleted_at', 'is', null)
         .executeTakeFirst();
       if (member) throw conflict(`'${email}' is already a member of this organisation.`);
-      const active = await db
-        .selectFrom('invites')
-        .select('id')
-        .where('org_id', '=', p.orgId)
-        .where('invitee_email', '=', email)
-        .where('valid', '=', 1)
-        .where('expires_at', '>=', nowIso())
-        .executeTakeFirst();
+      const [active] = await pendingInvites(db, p.orgId, email);
       if (active) throw conflict(`An active invite already exists for '${email}'.`);
       if ('apps' in b) throw badRequest("Unknown field 'apps': grant access after the member joins.");
       const now = nowIso();

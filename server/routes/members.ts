@@ -12,7 +12,7 @@ import { hasGlobalAccess, roleHasPermission } from '../rbac';
 import { softDeleteAccount } from '../repositories/accounts';
 import { roleById, roleFromBody, roleRef } from '../repositories/roles';
 import { foundInOrg, listInOrg } from '../repositories/rows';
-import { noContent, orgRoute, param, send } from './util';
+import { noContent, orgRoute, param, send, sendEach } from './util';
 
 async function memberWire(db: Db, m: MemberTable) {
   return {
@@ -34,10 +34,7 @@ export function registerMembers(r: Router, ctx: ServerContext, auth: RequestHand
 
   orgRoute(r, '/v1/members/', auth, 'Members', {
     get: async (req, res, p) => {
-      const rows = await listInOrg(db, 'members', p.orgId);
-      const out = [];
-      for (const m of rows) out.push(await memberWire(db, m));
-      send(res, 200, { data: out });
+      await sendEach(res, await listInOrg(db, 'members', p.orgId), (m) => memberWire(db, m));
     },
     post: async () => {
       throw new HttpError(405, 'Method "POST" not allowed.');

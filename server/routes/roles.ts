@@ -3,12 +3,12 @@ import type { RequestHandler, Router } from 'express';
 import { audited, resourceEvent } from '../audit';
 import type { Principal, ServerContext } from '../context';
 import type { RoleTable } from '../db/schema';
-import { badRequest, conflict, forbidden, newId, nowIso, objectBody, textField } from '../http';
+import { badRequest, conflict, forbidden, nowIso, objectBody, textField } from '../http';
 import { assertMayEditRole, assertMayWriteRole } from '../grant-rule';
 import { DEFAULT_ROLES, effectiveMap, type PermissionMap } from '../rbac';
 import { roleInUse } from '../repositories/roles';
-import { foundInOrg, listInOrg } from '../repositories/rows';
-import { noContent, orgRoute, param, send } from './util';
+import { foundInOrg, listInOrg, newRecord } from '../repositories/rows';
+import { noContent, orgRoute, param, send, sendEach } from './util';
 
 function roleWire(r: RoleTable) {
   return {
@@ -94,8 +94,7 @@ export function registerRoles(r: Router, ctx: ServerContext, auth: RequestHandle
 
   orgRoute(r, '/v1/roles/', auth, 'Roles', {
     get: async (req, res, p) => {
-      const rows = await listInOrg(db, 'roles', p.orgId);
-      send(res, 200, { data: rows.map(roleWire) });
+      await sendEach(res, await listInOrg(db, 'roles', p.orgId), roleWire);
     },
     post: async (req, res, p) => {
       const b = objectBody(req);
@@ -110,17 +109,14 @@ export function registerRoles(r: Router, ctx: ServerContext, auth: RequestHandle
       const color = b.color === undefined || b.color === null ? '' : b.color;
       if (typeof color !== 'string') throw badRequest("'color' must be a string.");
       if (color.length > 7) throw badRequest('Role color cannot exceed 7 characters.');
-      const now = nowIso();
       const role: RoleTable = {
-        id: newId(),
+        ...newRecord(),
         org_id: p.orgId,
         name,
         description,
         color,
         permissions: JSON.stringify(permissions),
         is_default: 0,
-        created_at: now,
-        updated_at: now,
       };
       await audited(db, p, resourceEvent('C', 'role', role.id, { name }), async (trx) => {
         await trx.insertInto('roles').values(role).execute();

@@ -29,7 +29,7 @@ import type { Db } from '../keys';
 import { hasGlobalAccess } from '../rbac';
 import { softDeleteAccount } from '../repositories/accounts';
 import { roleFromBody, roleRef } from '../repositories/roles';
-import { foundInOrg } from '../repositories/rows';
+import { foundInOrg, touch } from '../repositories/rows';
 import { noContent, orgRoute, param, route, send } from './util';
 
 async function saWire(db: Db, sa: ServiceAccountTable) {
@@ -229,17 +229,9 @@ export function registerServiceAccounts(r: Router, ctx: ServerContext, auth: Req
             { type: 'service_account', id: sa.id, identityKey: sa.identity_key },
             entries,
           );
-          await trx
-            .updateTable('service_accounts')
-            .set({ updated_at: nowIso() })
-            .where('id', '=', sa.id)
-            .execute();
-          await audit(trx, p, {
-            eventType: 'A',
-            resourceType: 'sa',
-            resourceId: sa.id,
-            detail: { apps: entries.map((e) => ({ id: e.appId, environments: e.envIds, paths: e.paths })) },
-          });
+          await touch(trx, 'service_accounts', sa.id);
+          const apps = entries.map((e) => ({ id: e.appId, environments: e.envIds, paths: e.paths }));
+          await audit(trx, p, resourceEvent('A', 'sa', sa.id, { apps }));
         });
         const fresh = await findSa(ctx, p, sa.id);
         send(res, 200, await saDetail(db, fresh));

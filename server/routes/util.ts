@@ -13,6 +13,19 @@ export function send(res: Response, status: number, data: unknown): void {
   res.status(status).json(camelize(data));
 }
 
+/** `{data: [...]}` with each row shaped in turn; camelCase (§3.5) unless `asIs` (a wire shape that is final). */
+export async function sendEach<T>(
+  res: Response,
+  rows: T[],
+  wire: (row: T) => unknown,
+  asIs = false,
+): Promise<void> {
+  const data = [];
+  for (const row of rows) data.push(await wire(row));
+  if (asIs) res.status(200).json({ data });
+  else send(res, 200, { data });
+}
+
 export function noContent(res: Response): void {
   res.status(204).end();
 }
