@@ -10,6 +10,7 @@ import {
   buildConfig,
   defaultDataDir,
   envLayer,
+  loginLayer,
   parseScopeFlag,
   readConfigFile,
   type AgentConfig,
@@ -122,7 +123,7 @@ export function configFromOptions(
   env: NodeJS.ProcessEnv = process.env,
   extra: Record<string, unknown> = {},
 ): AgentConfig {
-  const layers: ConfigLayer[] = [];
+  const layers: ConfigLayer[] = [loginLayer(env)];
   const file = (opts.config as string | undefined) ?? env.PHASE_AGENT_CONFIG;
   if (file) layers.push(readConfigFile(file));
   const envL = envLayer(env);

@@ -6,6 +6,7 @@ import { readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { isAbsolute, join, resolve } from 'node:path';
 import { z } from 'zod';
+import { currentLogin } from '../core/login';
 import { parsePssToken } from '../core/token';
 import { AgentConfigError, type ConfigIssue } from './errors';
 
@@ -363,6 +364,17 @@ export const ENV_VARS: Record<string, string> = {
   PHASE_AGENT_LOG_LEVEL: 'logLevel',
   PHASE_AGENT_HEAP_HEADROOM: 'heapHeadroom',
 };
+
+/**
+ * The lowest layer: the host and token of `phase-bridge login`, so `agent` and `run` work after a login with no token
+ * of their own. Any token, token file or login given anywhere else wins over it.
+ */
+export function loginLayer(env: NodeJS.ProcessEnv): ConfigLayer {
+  const saved = currentLogin({ ...env, PHASE_HOST: undefined, PHASE_TOKEN: undefined });
+  if (!saved) return { values: {}, source: {} };
+  const where = `phase-bridge login (${saved.source})`;
+  return { values: { host: saved.host, token: saved.token }, source: { host: where, token: where } };
+}
 
 /** Reads the environment into a config layer (PHASE_SERVICE_TOKEN wins over PHASE_TOKEN, as in the Phase CLI). */
 export function envLayer(env: NodeJS.ProcessEnv): ConfigLayer {

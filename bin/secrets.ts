@@ -9,7 +9,7 @@ import { PhaseClient } from '../core/client';
 import { EXPORT_FORMATS, parseDotenv, render, type ExportFormat } from '../core/export';
 import { parseCredential } from '../core/token';
 import type { SseSecret } from '../core/schemas';
-import { currentLogin, loginFile, removeLogin, saveLogin, type Login } from './login-store';
+import { currentLogin, loginFile, removeLogin, saveLogin, type Login } from '../core/login';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 

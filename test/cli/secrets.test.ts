@@ -191,6 +191,20 @@ describe('phase-bridge login and secrets', () => {
     }
   });
 
+  test('run uses the login when no token is given', async () => {
+    const scope = ['--app', appName, '--env', 'Staging'];
+    await cli(['secrets', 'set', 'FROM_LOGIN', 'yes', ...scope]);
+    const r = await cli([
+      'run',
+      ...scope,
+      '--',
+      process.execPath,
+      '-e',
+      'process.stdout.write(String(process.env.FROM_LOGIN))',
+    ]);
+    expect([r.code, r.stdout, r.stderr]).toEqual([0, 'yes', expect.any(String)]);
+  });
+
   test('logout forgets the login', async () => {
     expect((await cli(['logout'])).stdout).toContain('Removed');
     expect((await cli(['whoami'])).code).toBe(1);
