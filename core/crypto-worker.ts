@@ -7,8 +7,9 @@
  * The workers run this same compiled module (`dist/core/crypto-worker.js`) on the same crypto backend as the main
  * thread; when core runs from TypeScript sources (ts-jest) no worker can load it and everything stays in-thread.
  * Workers are `unref()`ed (they never keep a process alive) and end after `idleMs` without work. Each costs a
- * few MB of resident memory (a V8 isolate plus libsodium): the sidecar agent, with its memory budget, does not use
- * them; `PhaseSession` does, by default on machines with more than one core.
+ * few MB of resident memory (a V8 isolate plus libsodium) and about 40 ms of CPU to start: the sidecar agent, with
+ * its memory budget, does not use them; `PhaseSession` does when asked (`decryptThreads`,
+ * `PHASE_BRIDGE_DECRYPT_THREADS`).
  */
 import { availableParallelism } from 'node:os';
 import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
@@ -89,7 +90,7 @@ if (!isMainThread && parentPort && (workerData as { role?: string } | null)?.rol
 // ---- main side ----
 
 export interface DecryptPoolOptions {
-  /** Worker threads besides the calling one. Default: available cores − 1, at most 3. 0 disables the pool. */
+  /** Worker threads besides the calling one (0: none). Default: `defaultDecryptThreads()`. */
   threads?: number;
   /** A worker with nothing to do for this long ends (default 10 s); the next large read starts it again. */
   idleMs?: number;
@@ -100,16 +101,21 @@ export function workersAvailable(): boolean {
   return __filename.endsWith('.js');
 }
 
-/** Worker threads `PhaseSession` uses by default: `PHASE_BRIDGE_DECRYPT_THREADS`, else cores − 1 (at most 3). */
+/**
+ * Worker threads `PhaseSession` uses by default: `PHASE_BRIDGE_DECRYPT_THREADS`, else none. Opt-in because a worker
+ * pays off only with an idle core: starting one costs about 40 ms of CPU, and on a loaded 2-core machine bench/read
+ * measured a cold read of 1,000 secrets no faster with one than without (docs/performance.md).
+ */
 export function defaultDecryptThreads(): number {
   const env = process.env.PHASE_BRIDGE_DECRYPT_THREADS;
-  if (env !== undefined && env.trim() !== '') {
-    const n = Number(env);
-    if (!Number.isInteger(n) || n < 0 || n > 16)
-      throw new CryptoError(`PHASE_BRIDGE_DECRYPT_THREADS must be an integer from 0 to 16 (got "${env}")`);
-    return n;
-  }
-  return Math.max(0, Math.min(3, availableParallelism() - 1));
+  if (env === undefined || env.trim() === '') return 0;
+  if (env.trim() === 'auto') return Math.max(0, Math.min(3, availableParallelism() - 1));
+  const n = Number(env);
+  if (!Number.isInteger(n) || n < 0 || n > 16)
+    throw new CryptoError(
+      `PHASE_BRIDGE_DECRYPT_THREADS must be auto or an integer from 0 to 16 (got "${env}")`,
+    );
+  return n;
 }
 
 interface PoolWorker {

@@ -8,9 +8,9 @@
  * (bench/read/child.ts) that loads one client and times `init()` then `get()` of the environment: the SDK's
  * `new Phase(token, host)`, `init()`, `get({ appId, envName })`; ours `PhaseSession.create()`,
  * `get({ appId, env })` (both resolve references, both decrypt key and value of every secret). Samples
- * alternate ours (native backend), the SDK, and ours forced onto the WebAssembly backend
- * (`PHASE_BRIDGE_CRYPTO=wasm`), so a swing in the machine's load hits all three alike. The parent checks that all
- * three read the same 1,000 secrets (a digest of the sorted key=value lines). Goal: SDK / ours ≥ 3× (medians of
+ * alternate ours (native backend), the SDK, ours forced onto the WebAssembly backend (`PHASE_BRIDGE_CRYPTO=wasm`)
+ * and ours with one decryption worker thread (`PHASE_BRIDGE_DECRYPT_THREADS=1`), so a swing in the machine's load
+ * hits all four alike. The parent checks that all four read the same 1,000 secrets (a digest of the sorted key=value lines). Goal: SDK / ours ≥ 3× (medians of
  * init + get). READ_BENCH_SAMPLES (default 15 per client), READ_BENCH_SECRETS (default 1,000).
  */
 import { fork } from 'node:child_process';
@@ -44,13 +44,15 @@ interface Sample {
   rss: number;
 }
 
-type Who = 'ours' | 'ours-wasm' | 'sdk';
+type Who = 'ours' | 'ours-threads' | 'ours-wasm' | 'sdk';
 
 function sample(who: Who, job: Record<string, string>): Promise<Sample> {
   return new Promise((resolve, reject) => {
     const env = { ...process.env };
+    delete env.PHASE_BRIDGE_CRYPTO;
+    delete env.PHASE_BRIDGE_DECRYPT_THREADS;
     if (who === 'ours-wasm') env.PHASE_BRIDGE_CRYPTO = 'wasm';
-    else delete env.PHASE_BRIDGE_CRYPTO;
+    if (who === 'ours-threads') env.PHASE_BRIDGE_DECRYPT_THREADS = '1';
     const child = fork(
       join(__dirname, 'child.js'),
       [JSON.stringify({ ...job, who: who === 'sdk' ? 'sdk' : 'ours' })],
@@ -111,10 +113,10 @@ export async function run(): Promise<BenchResult[]> {
       appId: app.id,
       env: 'Production',
     };
-    const order: Who[] = ['ours', 'sdk', 'ours-wasm'];
+    const order: Who[] = ['ours', 'sdk', 'ours-wasm', 'ours-threads'];
     // One discarded round: the server's first reads and the OS page cache.
     for (const who of order) await sample(who, job);
-    const runs: Record<Who, Sample[]> = { ours: [], sdk: [], 'ours-wasm': [] };
+    const runs: Record<Who, Sample[]> = { ours: [], sdk: [], 'ours-wasm': [], 'ours-threads': [] };
     for (let i = 0; i < SAMPLES; i++) for (const who of order) runs[who].push(await sample(who, job));
 
     const digests = new Set(order.flatMap((w) => runs[w].map((s) => `${s.count}:${s.digest}`)));
@@ -132,6 +134,7 @@ export async function run(): Promise<BenchResult[]> {
     const label: Record<Who, string> = {
       ours: 'phase-bridge core PhaseSession, native backend',
       'ours-wasm': 'phase-bridge core PhaseSession, PHASE_BRIDGE_CRYPTO=wasm',
+      'ours-threads': 'phase-bridge core PhaseSession, PHASE_BRIDGE_DECRYPT_THREADS=1',
       sdk: '@phase.dev/phase-node 3.1.1',
     };
     const results: BenchResult[] = [];
@@ -171,6 +174,12 @@ export async function run(): Promise<BenchResult[]> {
       value: r2(sdk / stat('ours-wasm', initGet).med),
       unit: 'x',
       note: 'the fallback',
+    });
+    results.push({
+      name: 'ratio SDK / ours with one decryption worker thread (init + get, medians)',
+      value: r2(sdk / stat('ours-threads', initGet).med),
+      unit: 'x',
+      note: 'PHASE_BRIDGE_DECRYPT_THREADS=1',
     });
     for (const w of order)
       results.push({
