@@ -6,23 +6,24 @@ import { readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { isAbsolute, join, resolve } from 'node:path';
 import { z } from 'zod';
+import { parseDuration as parseGoDuration } from '../core/duration';
 import { currentLogin } from '../core/login';
 import { parsePssToken } from '../core/token';
 import { AgentConfigError, type ConfigIssue } from './errors';
 
-/** `250ms`, `30s`, `5m`, `1h`, `2d`, or a bare number of seconds. Returns milliseconds. */
+/**
+ * `250ms`, `30s`, `5m`, `1h`, `2d` (or compound, `1h30m`: core's parser), or a bare number of seconds; `0` with or
+ * without a unit. Returns milliseconds.
+ */
 export function parseDuration(input: unknown): number | undefined {
   if (typeof input === 'number')
     return Number.isFinite(input) && input >= 0 ? Math.round(input * 1000) : undefined;
   if (typeof input !== 'string') return undefined;
-  const m = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$/.exec(input);
-  if (!m) return undefined;
-  const n = Number(m[1]);
-  const unit = m[2] ?? 's';
-  const factor = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[
-    unit as 'ms' | 's' | 'm' | 'h' | 'd'
-  ];
-  return Math.round(n * factor);
+  const t = input.replace(/\s+/g, '');
+  if (/^\d+(\.\d+)?$/.test(t)) return Math.round(Number(t) * 1000);
+  if (/^0+(\.0+)?(ms|s|m|h|d)$/.test(t)) return 0;
+  const ms = parseGoDuration(t);
+  return ms === undefined ? undefined : Math.round(ms);
 }
 
 const duration = (what: string, min = 0) =>

@@ -30,26 +30,6 @@ export class ScopeResolutionError extends PhaseBridgeError {
   }
 }
 
-/** The upstream rejected the token (403 on `/secrets/tokens/`, 401 elsewhere): the scope fails closed. */
-export class TokenRejectedError extends PhaseBridgeError {
-  readonly status: number;
-
-  constructor(status: number, message: string) {
-    super('agent_token_rejected', message);
-    this.status = status;
-  }
-}
-
-/** The agent's own call budget or the upstream's 429 forbids an upstream call right now. */
-export class BudgetExhaustedError extends PhaseBridgeError {
-  readonly retryAtMs: number;
-
-  constructor(retryAtMs: number, message: string) {
-    super('agent_budget', message);
-    this.retryAtMs = retryAtMs;
-  }
-}
-
 /** The offline snapshot cannot be read or does not belong to the current token. */
 export class SnapshotError extends PhaseBridgeError {
   constructor(message: string, options?: { cause?: unknown }) {
