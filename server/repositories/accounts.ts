@@ -34,3 +34,15 @@ export async function softDeleteAccount(db: Db, type: AccountType, id: string): 
     .where('deleted_at', 'is', null)
     .execute();
 }
+
+/** The organisation's live service accounts with their role's name, newest first. */
+export async function serviceAccountsWithRoles(db: Db, orgId: string) {
+  return db
+    .selectFrom('service_accounts')
+    .leftJoin('roles', 'roles.id', 'service_accounts.role_id')
+    .selectAll('service_accounts')
+    .select(['roles.name as role_name'])
+    .where((eb) => eb.and({ 'service_accounts.org_id': orgId, 'service_accounts.deleted_at': null }))
+    .orderBy('service_accounts.created_at', 'desc')
+    .execute();
+}

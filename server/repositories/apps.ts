@@ -1,5 +1,6 @@
 /** Apps, their environments and who may reach them (app memberships, environment keys). */
-import type { AccountType, EnvironmentTable } from '../db/schema';
+import type { AccountType, AppTable, EnvironmentTable } from '../db/schema';
+import type { Principal } from '../context';
 import { isUuid } from '../http';
 import type { Db } from '../keys';
 
@@ -43,4 +44,30 @@ export async function holdsEnvironmentKey(
     .where((eb) => eb.and(key))
     .executeTakeFirst();
   return row !== undefined;
+}
+
+/** An account of an organisation, as a principal names it. */
+type Account = Pick<Principal, 'orgId' | 'kind' | 'accountId'>;
+
+/** The apps of its organisation the account is a direct member of, newest first. */
+export async function appsOf(db: Db, a: Account): Promise<AppTable[]> {
+  return db
+    .selectFrom('apps')
+    .innerJoin('app_memberships as m', 'm.app_id', 'apps.id')
+    .selectAll('apps')
+    .where((eb) => eb.and({ 'apps.org_id': a.orgId, 'm.account_type': a.kind, 'm.account_id': a.accountId }))
+    .orderBy('apps.created_at', 'desc')
+    .execute();
+}
+
+/** The environments of an app the account holds a key of, in their order. */
+export async function environmentsOf(db: Db, appId: string, a: Account): Promise<EnvironmentTable[]> {
+  return db
+    .selectFrom('environments')
+    .innerJoin('environment_keys as k', 'k.environment_id', 'environments.id')
+    .selectAll('environments')
+    .where('environments.app_id', '=', appId)
+    .where((eb) => eb.and({ 'k.account_type': a.kind, 'k.account_id': a.accountId }))
+    .orderBy('environments.sort_index')
+    .execute();
 }

@@ -22,7 +22,7 @@ import {
   ENV_NAME_RE,
 } from '../keys';
 import { actionFor } from '../rbac';
-import { findEnvironmentInOrg } from '../repositories/apps';
+import { appsOf, environmentsOf, findEnvironmentInOrg } from '../repositories/apps';
 import { newRecord } from '../repositories/rows';
 import { noContent, orgRoute, param, route, send } from './util';
 
@@ -92,16 +92,7 @@ export function registerApps(r: Router, ctx: ServerContext, auth: RequestHandler
 
   orgRoute(r, '/v1/apps/', auth, 'Apps', {
     get: async (req, res, p) => {
-      const apps = await db
-        .selectFrom('apps')
-        .innerJoin('app_memberships as m', 'm.app_id', 'apps.id')
-        .selectAll('apps')
-        .where('apps.org_id', '=', p.orgId)
-        .where('m.account_type', '=', p.kind)
-        .where('m.account_id', '=', p.accountId)
-        .orderBy('apps.created_at', 'desc')
-        .execute();
-      send(res, 200, { data: apps.map(appWire) });
+      send(res, 200, { data: (await appsOf(db, p)).map(appWire) });
     },
     post: async (req, res, p) => {
       const b = objectBody(req);
@@ -207,15 +198,7 @@ export function registerApps(r: Router, ctx: ServerContext, auth: RequestHandler
     get: async (req, res) => {
       const p = principal(req);
       const app = await envListContext(ctx, req, p);
-      const envs = await db
-        .selectFrom('environments')
-        .innerJoin('environment_keys as k', 'k.environment_id', 'environments.id')
-        .selectAll('environments')
-        .where('environments.app_id', '=', app.id)
-        .where('k.account_type', '=', p.kind)
-        .where('k.account_id', '=', p.accountId)
-        .orderBy('environments.sort_index')
-        .execute();
+      const envs = await environmentsOf(db, app.id, p);
       send(res, 200, { data: envs.map(envWire) });
     },
     post: async (req, res) => {

@@ -10,6 +10,9 @@ import { roleInUse } from '../repositories/roles';
 import { foundInOrg, listInOrg, newRecord } from '../repositories/rows';
 import { noContent, orgRoute, param, send, sendEach } from './util';
 
+const findRole = (ctx: ServerContext, p: Principal, id: string) =>
+  foundInOrg(ctx.store.db, 'roles', p.orgId, id, 'Role not found.');
+
 function roleWire(r: RoleTable) {
   return {
     id: r.id,
@@ -85,9 +88,6 @@ function validatePermissions(raw: unknown): { permissions: PermissionMap; app_pe
   }
   return out;
 }
-
-const findRole = (ctx: ServerContext, p: Principal, id: string) =>
-  foundInOrg(ctx.store.db, 'roles', p.orgId, id, 'Role not found.');
 
 export function registerRoles(r: Router, ctx: ServerContext, auth: RequestHandler): void {
   const db = ctx.store.db;

@@ -27,7 +27,7 @@ import {
 } from '../http';
 import type { Db } from '../keys';
 import { hasGlobalAccess } from '../rbac';
-import { softDeleteAccount } from '../repositories/accounts';
+import { serviceAccountsWithRoles, softDeleteAccount } from '../repositories/accounts';
 import { roleFromBody, roleRef } from '../repositories/roles';
 import { foundInOrg, touch } from '../repositories/rows';
 import { noContent, orgRoute, param, route, send } from './util';
@@ -112,15 +112,7 @@ export function registerServiceAccounts(r: Router, ctx: ServerContext, auth: Req
 
   orgRoute(r, '/v1/service-accounts/', auth, 'ServiceAccounts', {
     get: async (req, res, p) => {
-      const rows = await db
-        .selectFrom('service_accounts')
-        .leftJoin('roles', 'roles.id', 'service_accounts.role_id')
-        .selectAll('service_accounts')
-        .select(['roles.name as role_name'])
-        .where('service_accounts.org_id', '=', p.orgId)
-        .where('service_accounts.deleted_at', 'is', null)
-        .orderBy('service_accounts.created_at', 'desc')
-        .execute();
+      const rows = await serviceAccountsWithRoles(db, p.orgId);
       send(res, 200, {
         data: rows.map((sa) => ({
           id: sa.id,
