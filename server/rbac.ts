@@ -17,47 +17,48 @@ export const DEFAULT_ROLE_NAMES = ['Owner', 'Admin', 'Manager', 'Developer', 'Se
 export type DefaultRoleName = (typeof DEFAULT_ROLE_NAMES)[number];
 
 /**
- * One row per permission class: the actions of Owner, Admin, Manager, Developer and Service, in that order. Letters
- * stand for actions in the order they are listed (c create, r read, u update, d delete; `crud` = all four), `-` for
- * none, `x` for a class missing from that role's map. The maps below are generated from these rows.
+ * The default roles' permissions, one row per permission class: organisation classes (`permissions`) first, then,
+ * after `app:`, app classes (`app_permissions`), in source order. A cell lists a role's actions by letter in the
+ * order they appear in the map (c create, r read, u update, d delete; `crud` = all four); `-` is no action, `x` a
+ * class missing from that role's map. The maps below are generated from this table.
  */
-type Row = [resource: string, ...actions: [string, string, string, string, string]];
+const TABLE = `
+  class                        Owner  Admin  Manager  Developer  Service
+  Organisation                 crud   ru     r        -          -
+  Billing                      crud   crud   crud     -          -
+  Apps                         crud   crud   crud     r          cru
+  Members                      crud   crud   crud     r          r
+  MemberPersonalAccessTokens   crud   crud   x        x          x
+  ServiceAccounts              crud   crud   crud     -          r
+  ServiceAccountTokens         crud   crud   crud     -          r
+  ExternalIdentities           crud   crud   crud     -          r
+  Roles                        crud   crud   crud     r          r
+  IntegrationCredentials       crud   crud   crud     cru        r
+  NetworkAccessPolicies        crud   crud   crud     r          r
+  Logs                         r      r      r        r          -
+  SSO                          crud   crud   -        -          -
+  Teams                        crud   crud   crud     r          -
+  SCIM                         crud   crud   -        -          -
+  LogStreams                   crud   crud   -        -          -
+  app:
+  Environments                 crud   crud   rcu      rcu        rcud
+  Secrets                      crud   crud   crud     crud       crud
+  DynamicSecretLeases          crud   crud   crud     cr         cr
+  RotatingSecrets              crud   crud   crud     r          r
+  Lockbox                      crud   crud   crud     crud       -
+  Logs                         crud   crud   crud     r          -
+  Tokens                       crud   crud   crud     rc         -
+  Members                      crud   crud   crud     r          r
+  ServiceAccounts              crud   crud   crud     c          r
+  Integrations                 crud   crud   crud     crud       r
+  EncryptionMode               ru     ru     ru       ru         r
+  Teams                        crud   crud   crud     r          r
+`;
 
-const ROWS: Row[] = [
-  // Organisation permissions (`permissions`):
-  ['Organisation', 'crud', 'ru', 'r', '-', '-'],
-  ['Billing', 'crud', 'crud', 'crud', '-', '-'],
-  ['Apps', 'crud', 'crud', 'crud', 'r', 'cru'],
-  ['Members', 'crud', 'crud', 'crud', 'r', 'r'],
-  ['MemberPersonalAccessTokens', 'crud', 'crud', 'x', 'x', 'x'],
-  ['ServiceAccounts', 'crud', 'crud', 'crud', '-', 'r'],
-  ['ServiceAccountTokens', 'crud', 'crud', 'crud', '-', 'r'],
-  ['ExternalIdentities', 'crud', 'crud', 'crud', '-', 'r'],
-  ['Roles', 'crud', 'crud', 'crud', 'r', 'r'],
-  ['IntegrationCredentials', 'crud', 'crud', 'crud', 'cru', 'r'],
-  ['NetworkAccessPolicies', 'crud', 'crud', 'crud', 'r', 'r'],
-  ['Logs', 'r', 'r', 'r', 'r', '-'],
-  ['SSO', 'crud', 'crud', '-', '-', '-'],
-  ['Teams', 'crud', 'crud', 'crud', 'r', '-'],
-  ['SCIM', 'crud', 'crud', '-', '-', '-'],
-  ['LogStreams', 'crud', 'crud', '-', '-', '-'],
-  // App permissions (`app_permissions`):
-  ['Environments', 'crud', 'crud', 'rcu', 'rcu', 'rcud'],
-  ['Secrets', 'crud', 'crud', 'crud', 'crud', 'crud'],
-  ['DynamicSecretLeases', 'crud', 'crud', 'crud', 'cr', 'cr'],
-  ['RotatingSecrets', 'crud', 'crud', 'crud', 'r', 'r'],
-  ['Lockbox', 'crud', 'crud', 'crud', 'crud', '-'],
-  ['Logs', 'crud', 'crud', 'crud', 'r', '-'],
-  ['Tokens', 'crud', 'crud', 'crud', 'rc', '-'],
-  ['Members', 'crud', 'crud', 'crud', 'r', 'r'],
-  ['ServiceAccounts', 'crud', 'crud', 'crud', 'c', 'r'],
-  ['Integrations', 'crud', 'crud', 'crud', 'crud', 'r'],
-  ['EncryptionMode', 'ru', 'ru', 'ru', 'ru', 'r'],
-  ['Teams', 'crud', 'crud', 'crud', 'r', 'r'],
-];
-
-/** The first rows of ROWS are the organisation classes, the rest the app classes. */
-const ORG_CLASSES = 16;
+const [HEADER, ...CLASS_ROWS] = TABLE.trim()
+  .split('\n')
+  .map((line) => line.trim().split(/\s+/));
+const APP_START = CLASS_ROWS.findIndex((row) => row[0] === 'app:');
 
 const ROLE_META: Record<DefaultRoleName, { version: number; description: string; global_access: boolean }> = {
   Owner: {
@@ -94,11 +95,12 @@ const ROLE_META: Record<DefaultRoleName, { version: number; description: string;
 
 const ACTION_LETTERS: Record<string, Action> = { c: 'create', r: 'read', u: 'update', d: 'delete' };
 
-/** One role's column of a table as a permission map. */
-function column(rows: Row[], role: number): PermissionMap {
+/** One role's column of the table's rows as a permission map. */
+function column(rows: string[][], role: DefaultRoleName): PermissionMap {
   const out: PermissionMap = {};
-  for (const [resource, ...cells] of rows) {
-    const cell = cells[role];
+  const at = HEADER.indexOf(role);
+  for (const row of rows) {
+    const [resource, cell] = [row[0], row[at]];
     if (cell === 'x') continue;
     out[resource] = cell === '-' ? [] : [...cell].map((l) => ACTION_LETTERS[l]);
   }
@@ -107,12 +109,12 @@ function column(rows: Row[], role: number): PermissionMap {
 
 /** Built-in maps in source order (phasehq/console `roles.py` `default_roles`). */
 export const DEFAULT_ROLES = Object.fromEntries(
-  DEFAULT_ROLE_NAMES.map((name, i) => {
+  DEFAULT_ROLE_NAMES.map((name) => {
     const { version, description, global_access } = ROLE_META[name];
     const map: RoleMap = {
       meta: { version, description },
-      permissions: column(ROWS.slice(0, ORG_CLASSES), i),
-      app_permissions: column(ROWS.slice(ORG_CLASSES), i),
+      permissions: column(CLASS_ROWS.slice(0, APP_START), name),
+      app_permissions: column(CLASS_ROWS.slice(APP_START + 1), name),
       global_access,
     };
     return [name, map];
