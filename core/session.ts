@@ -10,6 +10,7 @@
 import { PhaseClient, type PhaseClientOptions } from './client';
 import { type KeyPairHex, encryptAsymmetric, initCrypto, keyDigest } from './crypto';
 import { nodeTransport } from './http';
+import { canonicalSecretPath } from './secret-path';
 import { DecryptPool } from './crypto-worker';
 import {
   type DecryptedFields,
@@ -195,11 +196,8 @@ export interface PhaseSessionOptions extends PhaseClientOptions {
   decryptThreads?: number;
 }
 
-function normalisePath(p: string | undefined): string {
-  if (p === undefined || p === '') return '/';
-  const collapsed = ('/' + p).replace(/\/{2,}/g, '/');
-  return collapsed.length > 1 ? collapsed.replace(/\/+$/, '') : '/';
-}
+/** Secret paths in core's one canonical form (a dot segment is refused before anything is sent). */
+const normalisePath = (p: string | undefined): string => canonicalSecretPath(p);
 
 function toPaths(p: string[] | string | null | undefined): string[] | null {
   if (p === null || p === undefined) return null;

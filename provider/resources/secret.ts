@@ -12,17 +12,14 @@ import type { ResourceDef } from '../framework/provider';
 import { isObjectValue, isUnknown, type TfObject, type TfValue } from '../framework/types';
 import { deleteIgnoringGone, idAttr, orNullIfGone, updatedAt, createdAt, type Client } from '../phase/common';
 import { bool, need, notBlank, num, stableList, str, strList, textOrNull } from '../phase/values';
+import { canonicalSecretPath } from '../../core/secret-path';
 
 function scope(o: TfObject): SecretScope {
   return { appId: need(o, 'app_id'), env: need(o, 'env') };
 }
 
-/** Path as the server stores it: leading "/", no trailing "/", no "//". */
-export function normalisePath(p: string | undefined): string {
-  if (!p) return '/';
-  const s = ('/' + p).replace(/\/+/g, '/').replace(/\/$/, '');
-  return s === '' ? '/' : s;
-}
+/** Path as the server stores it (core's canonical form; dot segments are refused with a diagnostic). */
+export const normalisePath = (p: string | undefined): string => canonicalSecretPath(p);
 
 function overrideFrom(o: TfObject): { value: string; isActive: boolean } | undefined {
   const list = Array.isArray(o.override) ? o.override.filter(isObjectValue) : [];
