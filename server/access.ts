@@ -7,7 +7,7 @@ import type { AppTable, EnvironmentTable } from './db/schema';
 import { HttpError, forbidden, header, isUuid, notFound, query } from './http';
 import type { Db } from './keys';
 import { actionFor, hasGlobalAccess, roleHasPermission, type Action } from './rbac';
-import { findEnvironmentInOrg, holdsEnvironmentKey, membershipRow } from './repositories/apps';
+import { appOf, findEnvironmentInOrg, holdsEnvironmentKey, membershipRow } from './repositories/apps';
 import { findInOrg } from './repositories/rows';
 
 export function isGlobal(p: Principal): boolean {
@@ -172,8 +172,7 @@ export async function resolveSecretsContext(
     throw forbidden(opts.missingMessage);
   }
   if (!env) throw notFound('Environment not found');
-  if (!app)
-    app = await db.selectFrom('apps').selectAll().where('id', '=', env.app_id).executeTakeFirstOrThrow();
+  if (!app) app = await appOf(db, env);
   if (!(await holdsEnvKey(db, env.id, p))) {
     throw contextDenied(
       p,

@@ -71,3 +71,38 @@ export async function environmentsOf(db: Db, appId: string, a: Account): Promise
     .orderBy('environments.sort_index')
     .execute();
 }
+
+/** The app of an environment (it always has one). */
+export async function appOf(db: Db, env: Pick<EnvironmentTable, 'app_id'>): Promise<AppTable> {
+  return db.selectFrom('apps').selectAll().where('id', '=', env.app_id).executeTakeFirstOrThrow();
+}
+
+/** Names, order and ids of an app's environments (name uniqueness, the next index). */
+export async function environmentNames(db: Db, appId: string) {
+  return db
+    .selectFrom('environments')
+    .select(['id', 'name', 'sort_index'])
+    .where('app_id', '=', appId)
+    .execute();
+}
+
+/** Hard-deletes an environment and everything under it. */
+export async function deleteEnvironmentCascade(db: Db, envId: string): Promise<void> {
+  const secretIds = db.selectFrom('secrets').select('id').where('environment_id', '=', envId);
+  await db.deleteFrom('secret_tags').where('secret_id', 'in', secretIds).execute();
+  await db.deleteFrom('personal_secrets').where('secret_id', 'in', secretIds).execute();
+  await db.deleteFrom('secrets').where('environment_id', '=', envId).execute();
+  await db.deleteFrom('folders').where('environment_id', '=', envId).execute();
+  await db.deleteFrom('environment_keys').where('environment_id', '=', envId).execute();
+  await db.deleteFrom('server_env_keys').where('environment_id', '=', envId).execute();
+  await db.deleteFrom('environments').where('id', '=', envId).execute();
+}
+
+/** Hard-deletes an app, its environments (and everything under them) and its memberships; returns the environment ids. */
+export async function deleteApp(db: Db, appId: string): Promise<string[]> {
+  const envs = await environmentNames(db, appId);
+  for (const e of envs) await deleteEnvironmentCascade(db, e.id);
+  await db.deleteFrom('app_memberships').where('app_id', '=', appId).execute();
+  await db.deleteFrom('apps').where('id', '=', appId).execute();
+  return envs.map((e) => e.id);
+}

@@ -13,16 +13,17 @@ import { audit, audited, resourceEvent } from '../audit';
 import { principal, type Principal, type ServerContext } from '../context';
 import type { AppTable, EnvironmentTable } from '../db/schema';
 import { badRequest, conflict, forbidden, notFound, nowIso, objectBody, query, textField } from '../http';
-import {
-  addAppMember,
-  createEnvironment,
-  globalMembers,
-  type Db,
-  type Recipient,
-  ENV_NAME_RE,
-} from '../keys';
+import { addAppMember, createEnvironment, globalMembers, type Recipient, ENV_NAME_RE } from '../keys';
 import { actionFor } from '../rbac';
-import { appsOf, environmentsOf, findEnvironmentInOrg } from '../repositories/apps';
+import {
+  appOf,
+  appsOf,
+  deleteApp,
+  deleteEnvironmentCascade,
+  environmentNames,
+  environmentsOf,
+  findEnvironmentInOrg,
+} from '../repositories/apps';
 import { newRecord } from '../repositories/rows';
 import { noContent, orgRoute, param, route, send } from './util';
 
@@ -64,18 +65,6 @@ function envName(b: Record<string, unknown>): string {
 
 function requester(p: Principal): Recipient {
   return { type: p.kind, id: p.accountId, identityKey: p.identityKey };
-}
-
-/** Hard-deletes an environment and everything under it. */
-export async function deleteEnvironmentCascade(db: Db, envId: string): Promise<void> {
-  const secretIds = db.selectFrom('secrets').select('id').where('environment_id', '=', envId);
-  await db.deleteFrom('secret_tags').where('secret_id', 'in', secretIds).execute();
-  await db.deleteFrom('personal_secrets').where('secret_id', 'in', secretIds).execute();
-  await db.deleteFrom('secrets').where('environment_id', '=', envId).execute();
-  await db.deleteFrom('folders').where('environment_id', '=', envId).execute();
-  await db.deleteFrom('environment_keys').where('environment_id', '=', envId).execute();
-  await db.deleteFrom('server_env_keys').where('environment_id', '=', envId).execute();
-  await db.deleteFrom('environments').where('id', '=', envId).execute();
 }
 
 /** App detail context (§9.1): app in the org, SSE, caller access, `Apps:<action>` with app-context semantics. */
@@ -177,17 +166,7 @@ export function registerApps(r: Router, ctx: ServerContext, auth: RequestHandler
         p,
         resourceEvent('D', 'app', app.id, { name: app.name }, { appId: app.id }),
         async (trx) => {
-          const envs = await trx
-            .selectFrom('environments')
-            .select('id')
-            .where('app_id', '=', app.id)
-            .execute();
-          for (const e of envs) {
-            await deleteEnvironmentCascade(trx, e.id);
-            ctx.envKeys.forget(e.id);
-          }
-          await trx.deleteFrom('app_memberships').where('app_id', '=', app.id).execute();
-          await trx.deleteFrom('apps').where('id', '=', app.id).execute();
+          for (const envId of await deleteApp(trx, app.id)) ctx.envKeys.forget(envId);
         },
       );
       noContent(res);
@@ -207,11 +186,7 @@ export function registerApps(r: Router, ctx: ServerContext, auth: RequestHandler
       const b = objectBody(req);
       const name = envName(b);
       const env = await db.transaction().execute(async (trx) => {
-        const envs = await trx
-          .selectFrom('environments')
-          .select(['name', 'sort_index'])
-          .where('app_id', '=', app.id)
-          .execute();
+        const envs = await environmentNames(trx, app.id);
         if (envs.some((e) => e.name.toLowerCase() === name.toLowerCase())) {
           throw badRequest(`An environment named '${name}' already exists in this app.`);
         }
@@ -246,12 +221,7 @@ export function registerApps(r: Router, ctx: ServerContext, auth: RequestHandler
       const b = objectBody(req);
       const name = envName(b);
       const updated = await db.transaction().execute(async (trx) => {
-        const others = await trx
-          .selectFrom('environments')
-          .select('name')
-          .where('app_id', '=', env.app_id)
-          .where('id', '!=', env.id)
-          .execute();
+        const others = (await environmentNames(trx, env.app_id)).filter((o) => o.id !== env.id);
         if (others.some((o) => o.name.toLowerCase() === name.toLowerCase())) {
           throw conflict(`An environment named '${name}' already exists in this app.`);
         }
@@ -302,11 +272,7 @@ async function envDetail(
   const envId = param(req, 'env_id');
   const env = await findEnvironmentInOrg(ctx.store.db, p.orgId, envId);
   if (!env) throw notFound('Environment not found');
-  const app = await ctx.store.db
-    .selectFrom('apps')
-    .selectAll()
-    .where('id', '=', env.app_id)
-    .executeTakeFirstOrThrow();
+  const app = await appOf(ctx.store.db, env);
   const m = await membershipOf(ctx.store.db, app.id, p);
   if (!m) throw contextDenied(p, 'User cannot access this app', 'Service account cannot access this app');
   if (!app.sse_enabled) throw forbidden('SSE is not enabled for this App.');
