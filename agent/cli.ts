@@ -5,6 +5,8 @@
  */
 import { Command, Option } from 'commander';
 import { PhaseBridgeError } from '../core/errors';
+import * as http from 'node:http';
+import * as https from 'node:https';
 import { join } from 'node:path';
 import {
   buildConfig,
@@ -193,9 +195,9 @@ export function register(program: Command): void {
   const agent = addCommonOptions(
     program
       .command('agent')
-      .description(
-        'run the sidecar agent: hold a service token, decrypt locally, serve secrets on localhost',
-      ),
+      .description('run the sidecar agent: hold a service token, decrypt locally, serve secrets on localhost')
+      // `agent refresh --socket ...`: the options after a subcommand are the subcommand's own.
+      .enablePositionalOptions(),
   )
     .option('--listen <host>', 'TCP listen address (default 127.0.0.1; env PHASE_AGENT_LISTEN)')
     .option('--port <port>', 'TCP port, 0 for any (default 8787; env PHASE_AGENT_PORT)')
@@ -254,8 +256,61 @@ export function register(program: Command): void {
       };
       process.once('SIGTERM', stop);
       process.once('SIGINT', stop);
+      // SIGHUP: sync now (the engine logs the request and its outcome), as `phase-bridge agent refresh` does.
+      process.on('SIGHUP', () => void handle.engine.refresh('SIGHUP'));
     });
-  void agent;
+
+  agent
+    .command('refresh')
+    .description(
+      'ask a running agent to sync now (POST /v1/refresh over its unix socket or loopback, with the client token)',
+    )
+    .option('--url <url>', 'agent URL (default http://127.0.0.1:8787)')
+    .option('--socket <path>', "the agent's unix socket (wins over --url; env PHASE_AGENT_SOCKET)")
+    .option(
+      '--client-token-file <file>',
+      'client token file (default <data-dir>/client-token; env PHASE_AGENT_CLIENT_TOKEN_FILE)',
+    )
+    .option('--data-dir <dir>', 'agent data directory (env PHASE_AGENT_DATA_DIR)')
+    .option('--timeout <duration>', 'how long to wait for the sync', '60s')
+    .action(
+      async (opts: {
+        url?: string;
+        socket?: string;
+        clientTokenFile?: string;
+        dataDir?: string;
+        timeout: string;
+      }) => {
+        try {
+          const token = process.env.PHASE_AGENT_CLIENT_TOKEN || (await probeClientToken(opts));
+          const socket = opts.socket ?? (opts.url ? undefined : process.env.PHASE_AGENT_SOCKET);
+          const r = await postRefresh({
+            url: opts.url ?? 'http://127.0.0.1:8787',
+            socket,
+            token,
+            timeoutMs: parseDuration(opts.timeout) ?? 60_000,
+          });
+          let body: { status?: string; ms?: number; error?: string; scopes?: unknown[] } = {};
+          try {
+            body = JSON.parse(r.body);
+          } catch {
+            // reported below with the raw text
+          }
+          if (r.status === 200) {
+            process.stdout.write(
+              `phase-bridge: synced in ${body.ms ?? '?'} ms (${body.scopes?.length ?? 0} scope(s))\n`,
+            );
+            process.exit(0);
+          }
+          process.stderr.write(
+            `phase-bridge: the agent answered ${r.status}${body.status ? ` (${body.status})` : ''}: ${(body.error ?? r.body).slice(0, 500)}\n`,
+          );
+          process.exit(1);
+        } catch (err) {
+          fail(err);
+        }
+      },
+    );
 
   program
     .command('agent-probe')
@@ -350,6 +405,47 @@ export function register(program: Command): void {
         fail(err);
       }
     });
+}
+
+/** POST /v1/refresh to a local agent, over its unix socket or TCP (http or https), with the client token. */
+function postRefresh(o: {
+  url: string;
+  socket?: string;
+  token: string;
+  timeoutMs: number;
+}): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const target = new URL('/v1/refresh', o.url);
+    const mod = !o.socket && target.protocol === 'https:' ? https : http;
+    const req = mod.request(
+      {
+        ...(o.socket
+          ? { socketPath: o.socket }
+          : { host: target.hostname, port: target.port || undefined, protocol: target.protocol }),
+        method: 'POST',
+        path: '/v1/refresh',
+        headers: { [CLIENT_TOKEN_HEADER]: o.token, Host: 'localhost', 'Content-Length': '0' },
+        timeout: o.timeoutMs,
+      },
+      (res) => {
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (c: string) => (body += c));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+        res.on('error', reject);
+      },
+    );
+    req.on('timeout', () => req.destroy(new Error(`no answer within ${o.timeoutMs} ms`)));
+    req.on('error', (err) =>
+      reject(
+        new PhaseBridgeError(
+          'agent_refresh',
+          `cannot reach the agent at ${o.socket ?? o.url}: ${(err as NodeJS.ErrnoException).code ?? err.message}`,
+        ),
+      ),
+    );
+    req.end();
+  });
 }
 
 /**

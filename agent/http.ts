@@ -10,6 +10,7 @@
  *   GET /v1/secrets/:key         the raw value as text/plain
  *   GET /v1/env?format=F         dotenv|json|yaml|shell|toml|csv
  *   GET /v1/watch                server-sent events on change (names only unless ?values=true)
+ *   POST /v1/refresh             sync now (what SIGHUP does); answers when the sync is done
  */
 import express, { type Express, type NextFunction, type Request, type Response } from 'express';
 import type { IncomingMessage, ServerResponse } from 'node:http';
@@ -381,6 +382,31 @@ export function buildApp(d: HttpDeps, serving = makeServing(d)): Express {
     };
     res.on('close', done);
     req.on('close', done);
+  });
+
+  app.post('/v1/refresh', async (req, res) => {
+    const q = parseQuery(req.url, NoQuery);
+    if (!q.ok) return sendJson(res, 400, { error: q.message });
+    const r = await engine.refresh('POST /v1/refresh');
+    const now = Date.now();
+    const body = {
+      status: r.ok ? 'synced' : r.deferred ? 'deferred' : 'failed',
+      ms: r.ms,
+      ...(r.deferred ? { retryAfterSeconds: Math.ceil(engine.budget.waitMs('push') / 1000) } : {}),
+      scopes: engine.scopes.map((s) => ({
+        name: s.name,
+        serving: s.servable(now, cfg.maxStale),
+        etag: s.view?.etag ?? null,
+        error: s.failClosed?.message ?? s.lastError?.message ?? null,
+      })),
+      ...(engine.lastCycleError ? { error: engine.lastCycleError.message } : {}),
+    };
+    sendJson(
+      res,
+      r.ok ? 200 : 503,
+      body,
+      r.deferred ? { 'Retry-After': String(Math.max(1, body.retryAfterSeconds ?? 1)) } : undefined,
+    );
   });
 
   app.use((req: Request, res: Response) => {

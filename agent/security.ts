@@ -1,5 +1,6 @@
 /**
- * Local security checks, run before any route: GET only; no proxy headers (the agent is never meant to sit behind
+ * Local security checks, run before any route: GET only (POST for `/v1/refresh`, which changes nothing but when the
+ * next sync runs); no proxy headers (the agent is never meant to sit behind
  * a proxy, and a forwarded request is one a browser or a neighbour could have shaped); a loopback Host (DNS
  * rebinding); no Origin (browsers); and the client token, compared in constant time, on everything but /healthz.
  */
@@ -13,6 +14,9 @@ import { CLIENT_TOKEN_RULE, readTrustedFile } from './trust';
 
 /** The header clients send the agent's client token in. */
 export const CLIENT_TOKEN_HEADER = 'x-phase-agent-token';
+
+/** The one endpoint that is not a GET: ask for a sync now. */
+export const REFRESH_PATH = '/v1/refresh';
 
 const FORWARD_HEADERS = ['x-forwarded-for', 'forwarded', 'x-forwarded-host', 'x-real-ip'];
 
@@ -70,12 +74,15 @@ export class RequestGuard {
 
   /** Returns why a request is refused, or undefined when it may proceed. */
   check(req: IncomingMessage, path: string): Refusal | undefined {
-    if (req.method !== 'GET') {
+    const refresh = path === REFRESH_PATH;
+    if (req.method !== (refresh ? 'POST' : 'GET')) {
       return {
         status: 405,
         reason: 'method',
-        message: 'the agent is read-only: only GET is allowed',
-        allow: 'GET',
+        message: refresh
+          ? `${REFRESH_PATH} asks for a sync: use POST`
+          : 'the agent is read-only: only GET is allowed',
+        allow: refresh ? 'POST' : 'GET',
       };
     }
     const h = req.headers;

@@ -161,7 +161,7 @@ export class SyncEngine extends EventEmitter<EngineEvents> {
       cfg.budgetPerMinute * n,
       cfg.budgetBurst * n,
       () => this.clock.now(),
-      cfg.push ? cfg.budgetPushBurst * n : 0,
+      cfg.budgetPushBurst * n, // pushed syncs and requested refreshes (also without push)
     );
     this.client = this.makeClient();
     this.firstSync = new Promise((r) => (this.resolveFirst = r));
