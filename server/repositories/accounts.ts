@@ -1,6 +1,6 @@
 /** Members and service accounts with their tokens: the organisation's accounts and their removal. */
 import type { AccountType } from '../db/schema';
-import { nowIso } from '../http';
+import { isUuid, nowIso } from '../http';
 import type { Db } from '../keys';
 import { softDelete } from './rows';
 
@@ -44,5 +44,46 @@ export async function serviceAccountsWithRoles(db: Db, orgId: string) {
     .select(['roles.name as role_name'])
     .where((eb) => eb.and({ 'service_accounts.org_id': orgId, 'service_accounts.deleted_at': null }))
     .orderBy('service_accounts.created_at', 'desc')
+    .execute();
+}
+
+/** A service account's live tokens, newest first (the `tokens` of its detail). */
+export async function liveTokens(db: Db, saId: string) {
+  return db
+    .selectFrom('sa_tokens')
+    .select(['id', 'name', 'created_at', 'expires_at'])
+    .where((eb) => eb.and({ sa_id: saId, deleted_at: null }))
+    .orderBy('created_at', 'desc')
+    .execute();
+}
+
+/** A live token of the service account by id, or undefined; any id is safe. */
+export async function findLiveToken(
+  db: Db,
+  saId: string,
+  tokenId: string,
+): Promise<{ id: string } | undefined> {
+  if (!isUuid(tokenId)) return undefined;
+  return db
+    .selectFrom('sa_tokens')
+    .select('id')
+    .where((eb) => eb.and({ id: tokenId, sa_id: saId, deleted_at: null }))
+    .executeTakeFirst();
+}
+
+/**
+ * Revokes a service-account token: at once, or (rotation without an outage, extension) at `until`, unless it
+ * expires sooner anyway.
+ */
+export async function revokeSaToken(db: Db, tokenId: string, until?: string): Promise<void> {
+  if (until === undefined) {
+    await db.updateTable('sa_tokens').set({ deleted_at: nowIso() }).where('id', '=', tokenId).execute();
+    return;
+  }
+  await db
+    .updateTable('sa_tokens')
+    .set({ expires_at: until })
+    .where('id', '=', tokenId)
+    .where((eb) => eb.or([eb('expires_at', 'is', null), eb('expires_at', '>', until)]))
     .execute();
 }

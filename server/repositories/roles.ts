@@ -47,3 +47,14 @@ export async function roleInUse(db: Db, roleId: string): Promise<string | null> 
     .executeTakeFirst();
   return invite ? 'Cannot delete a role that has pending invites assigned to it.' : null;
 }
+
+/** Does another role of the organisation have this name (case-insensitive)? */
+export async function roleNameTaken(
+  db: Db,
+  orgId: string,
+  name: string,
+  exceptId?: string,
+): Promise<boolean> {
+  const roles = await db.selectFrom('roles').select(['id', 'name']).where('org_id', '=', orgId).execute();
+  return roles.some((x) => x.id !== exceptId && x.name.toLowerCase() === name.toLowerCase());
+}

@@ -6,7 +6,7 @@ import type { RoleTable } from '../db/schema';
 import { badRequest, conflict, forbidden, nowIso, objectBody, textField } from '../http';
 import { assertMayEditRole, assertMayWriteRole } from '../grant-rule';
 import { DEFAULT_ROLES, effectiveMap, type PermissionMap } from '../rbac';
-import { roleInUse } from '../repositories/roles';
+import { roleInUse, roleNameTaken } from '../repositories/roles';
 import { foundInOrg, listInOrg, newRecord } from '../repositories/rows';
 import { noContent, orgRoute, param, send, sendEach } from './util';
 
@@ -99,10 +99,7 @@ export function registerRoles(r: Router, ctx: ServerContext, auth: RequestHandle
     post: async (req, res, p) => {
       const b = objectBody(req);
       const name = textField(b, 'name', { required: true, max: 64 }) as string;
-      const existing = await db.selectFrom('roles').select('name').where('org_id', '=', p.orgId).execute();
-      if (existing.some((x) => x.name.toLowerCase() === name.toLowerCase())) {
-        throw conflict('A role with this name already exists.');
-      }
+      if (await roleNameTaken(db, p.orgId, name)) throw conflict('A role with this name already exists.');
       const permissions = validatePermissions(b.permissions);
       assertMayWriteRole(p, name, permissions);
       const description = textField(b, 'description', { required: false, max: 500 }) ?? null;
@@ -137,12 +134,7 @@ export function registerRoles(r: Router, ctx: ServerContext, auth: RequestHandle
       const patch: Partial<RoleTable> = {};
       const name = textField(b, 'name', { required: false, max: 64 });
       if (name !== undefined) {
-        const others = await db
-          .selectFrom('roles')
-          .select(['id', 'name'])
-          .where('org_id', '=', p.orgId)
-          .execute();
-        if (others.some((x) => x.id !== role.id && x.name.toLowerCase() === name.toLowerCase())) {
+        if (await roleNameTaken(db, p.orgId, name, role.id)) {
           throw conflict('A role with this name already exists.');
         }
         patch.name = name;

@@ -17,7 +17,6 @@ import {
   HttpError,
   badRequest,
   body,
-  isUuid,
   newId,
   notFound,
   nowIso,
@@ -27,7 +26,13 @@ import {
 } from '../http';
 import type { Db } from '../keys';
 import { hasGlobalAccess } from '../rbac';
-import { serviceAccountsWithRoles, softDeleteAccount } from '../repositories/accounts';
+import {
+  findLiveToken,
+  liveTokens,
+  revokeSaToken,
+  serviceAccountsWithRoles,
+  softDeleteAccount,
+} from '../repositories/accounts';
 import { roleFromBody, roleRef } from '../repositories/roles';
 import { foundInOrg, touch } from '../repositories/rows';
 import { noContent, orgRoute, param, route, send } from './util';
@@ -43,13 +48,7 @@ async function saWire(db: Db, sa: ServiceAccountTable) {
 }
 
 export async function saDetail(db: Db, sa: ServiceAccountTable) {
-  const tokens = await db
-    .selectFrom('sa_tokens')
-    .select(['id', 'name', 'created_at', 'expires_at'])
-    .where('sa_id', '=', sa.id)
-    .where('deleted_at', 'is', null)
-    .orderBy('created_at', 'desc')
-    .execute();
+  const tokens = await liveTokens(db, sa.id);
   return { ...(await saWire(db, sa)), tokens, apps: await accessWire(db, 'service_account', sa.id) };
 }
 
@@ -256,37 +255,18 @@ export function registerServiceAccounts(r: Router, ctx: ServerContext, auth: Req
   };
   const revokeToken = async (req: Request, res: Response) => {
     const { p, sa } = await tokenAccount(req, 'delete');
-    const tokenId = param(req, 'token_id');
-    const tok = isUuid(tokenId)
-      ? await db
-          .selectFrom('sa_tokens')
-          .select('id')
-          .where('id', '=', tokenId)
-          .where('sa_id', '=', sa.id)
-          .where('deleted_at', 'is', null)
-          .executeTakeFirst()
-      : undefined;
+    const tok = await findLiveToken(db, sa.id, param(req, 'token_id'));
     if (!tok) throw notFound('Token not found.');
     const grace = graceSeconds(req);
     await db.transaction().execute(async (trx) => {
-      if (grace > 0) {
-        // Rotation without an outage (extension): the replaced token keeps working until the grace runs out.
-        const until = toStoredIso(new Date(Date.now() + grace * 1000));
-        await trx
-          .updateTable('sa_tokens')
-          .set({ expires_at: until })
-          .where('id', '=', tok.id)
-          .where((eb) => eb.or([eb('expires_at', 'is', null), eb('expires_at', '>', until)]))
-          .execute();
-      } else {
-        await trx.updateTable('sa_tokens').set({ deleted_at: nowIso() }).where('id', '=', tok.id).execute();
-      }
-      await audit(trx, p, {
-        eventType: 'D',
-        resourceType: 'sa_token',
-        resourceId: tok.id,
-        detail: { service_account: sa.id, ...(grace > 0 ? { grace_seconds: grace } : {}) },
-      });
+      // Rotation without an outage (extension): the replaced token keeps working until the grace runs out.
+      await revokeSaToken(
+        trx,
+        tok.id,
+        grace > 0 ? toStoredIso(new Date(Date.now() + grace * 1000)) : undefined,
+      );
+      const detail = { service_account: sa.id, ...(grace > 0 ? { grace_seconds: grace } : {}) };
+      await audit(trx, p, resourceEvent('D', 'sa_token', tok.id, detail));
     });
     noContent(res);
   };
