@@ -187,7 +187,10 @@ describe('phase-bridge login and secrets', () => {
       ['secrets', 'export'],
     ]) {
       const r = await cli([...args, '--help']);
-      expect([args.join(' '), /Examples?:\n {2}\$ .*phase-bridge /.test(r.stdout)]).toEqual([args.join(' '), true]);
+      expect([args.join(' '), /Examples?:\n {2}\$ .*phase-bridge /.test(r.stdout)]).toEqual([
+        args.join(' '),
+        true,
+      ]);
     }
   });
 
