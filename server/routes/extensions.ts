@@ -12,7 +12,14 @@ import { badRequest, isUuid, newId, notFound, nowIso, objectBody, parseWith, toS
 import type { Db } from '../keys';
 import { assertMayChangePolicies, loadPolicyState, type PolicyState } from '../grant-rule';
 import { validIpEntry } from '../network';
-import { foundInOrg, listInOrg, touch } from '../repositories/rows';
+import {
+  attachPolicy,
+  deletePolicy,
+  detachPolicy,
+  isAttached,
+  policyAttachments,
+} from '../repositories/policies';
+import { findInOrg, foundInOrg, listInOrg, touch } from '../repositories/rows';
 import { noContent, orgRoute, param, route, send, sendEach } from './util';
 
 const ipList = z
@@ -80,13 +87,7 @@ const attachSchema = z
   .strict();
 
 async function policyWire(db: Db, p: NetworkPolicyTable) {
-  const attachments = await db
-    .selectFrom('network_policy_attachments')
-    .select(['account_type', 'account_id'])
-    .where('policy_id', '=', p.id)
-    .orderBy('account_type')
-    .orderBy('account_id')
-    .execute();
+  const attachments = await policyAttachments(db, p.id);
   let ips: string[] = [];
   try {
     ips = JSON.parse(p.allowed_ips) as string[];
@@ -114,16 +115,7 @@ const findPolicy = (ctx: ServerContext, p: Principal, id: string) =>
   foundInOrg(ctx.store.db, 'network_policies', p.orgId, id, 'Network policy not found.');
 
 async function accountExists(db: Db, orgId: string, type: AccountType, id: string): Promise<boolean> {
-  if (!isUuid(id)) return false;
-  const table = type === 'member' ? 'members' : 'service_accounts';
-  const row = await db
-    .selectFrom(table)
-    .select('id')
-    .where('id', '=', id)
-    .where('org_id', '=', orgId)
-    .where('deleted_at', 'is', null)
-    .executeTakeFirst();
-  return row !== undefined;
+  return (await findInOrg(db, type === 'member' ? 'members' : 'service_accounts', orgId, id)) !== undefined;
 }
 
 const AUDIT_QUERY = [
@@ -222,8 +214,7 @@ export function registerExtensions(r: Router, ctx: ServerContext, auth: RequestH
           policies: st.policies.filter((x) => x.id !== row.id),
           attachments: st.attachments.filter((a) => a.policy_id !== row.id),
         }));
-        await trx.deleteFrom('network_policy_attachments').where('policy_id', '=', row.id).execute();
-        await trx.deleteFrom('network_policies').where('id', '=', row.id).execute();
+        await deletePolicy(trx, row.id);
       });
       noContent(res);
     },
@@ -241,11 +232,7 @@ export function registerExtensions(r: Router, ctx: ServerContext, auth: RequestH
         ...st,
         attachments: [...st.attachments, { policy_id: row.id, ...b }],
       }));
-      await trx
-        .insertInto('network_policy_attachments')
-        .values({ policy_id: row.id, account_type: b.account_type, account_id: b.account_id })
-        .onConflict((oc) => oc.columns(['policy_id', 'account_type', 'account_id']).doNothing())
-        .execute();
+      await attachPolicy(trx, row.id, b.account_type, b.account_id);
       await touch(trx, 'network_policies', row.id);
     });
     send(res, 200, await policyWire(db, await findPolicy(ctx, p, row.id)));
@@ -258,13 +245,7 @@ export function registerExtensions(r: Router, ctx: ServerContext, auth: RequestH
   ) => {
     const p = orgCaller(req, 'update', 'NetworkAccessPolicies');
     const row = await findPolicy(ctx, p, param(req, 'policy_id'));
-    let q = db
-      .selectFrom('network_policy_attachments')
-      .select('account_id')
-      .where('policy_id', '=', row.id)
-      .where('account_id', '=', accountId);
-    if (type) q = q.where('account_type', '=', type);
-    if (!(await q.executeTakeFirst())) throw notFound('Attachment not found.');
+    if (!(await isAttached(db, row.id, accountId, type))) throw notFound('Attachment not found.');
     await db.transaction().execute(async (trx) => {
       await guardPolicies(trx, p, (st) => ({
         ...st,
@@ -273,12 +254,7 @@ export function registerExtensions(r: Router, ctx: ServerContext, auth: RequestH
             !(a.policy_id === row.id && a.account_id === accountId && (!type || a.account_type === type)),
         ),
       }));
-      let d = trx
-        .deleteFrom('network_policy_attachments')
-        .where('policy_id', '=', row.id)
-        .where('account_id', '=', accountId);
-      if (type) d = d.where('account_type', '=', type);
-      await d.execute();
+      await detachPolicy(trx, row.id, accountId, type);
       await touch(trx, 'network_policies', row.id);
       await audit(trx, p, resourceEvent('A', 'policy', row.id, { detach: { account_id: accountId } }));
     });
