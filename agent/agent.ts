@@ -20,6 +20,7 @@ import { HeapKeeper } from './memory';
 import { AgentMetrics } from './metrics';
 import { loadClientToken, RequestGuard } from './security';
 import { Renderer } from './render';
+import { Templates } from './templates';
 import { heapWarning } from './runtime-profile';
 import { SyncEngine, type ClientFactory } from './sync';
 import { TokenSource } from './token-source';
@@ -36,6 +37,8 @@ export interface AgentHandle {
   clientToken: string;
   engine: SyncEngine;
   renderer?: Renderer;
+  /** The rendered templates (`--template`), when configured. */
+  templates?: Templates;
   metrics: AgentMetrics;
   /** Returns sync and load garbage to the OS (see agent/memory.ts). */
   heap: HeapKeeper;
@@ -191,6 +194,8 @@ export async function startAgent(cfg: AgentConfig, opts: StartOptions = {}): Pro
   }
 
   const renderer = cfg.render ? new Renderer(engine, cfg.render, log) : undefined;
+  // Before the first sync (and the snapshot), so their first change events render.
+  const templates = cfg.templates.length ? await Templates.load(engine, cfg, log) : undefined;
 
   let clientToken = '';
   const servers: http.Server[] = [];
@@ -210,6 +215,7 @@ export async function startAgent(cfg: AgentConfig, opts: StartOptions = {}): Pro
       startedAt,
       streams,
       auth: () => tokens.status(),
+      templates,
     };
     const app = createRequestHandler(deps);
     if (!cfg.noTcp) {
@@ -271,6 +277,7 @@ export async function startAgent(cfg: AgentConfig, opts: StartOptions = {}): Pro
   const close = (): Promise<void> => {
     closing ??= (async () => {
       stream?.stop();
+      templates?.stop();
       engine.stop();
       heap.stop();
       tokens.stop();
@@ -296,5 +303,17 @@ export async function startAgent(cfg: AgentConfig, opts: StartOptions = {}): Pro
     return closing;
   };
 
-  return { url, port, socket: cfg.socket, clientToken, engine, renderer, metrics, heap, log, close };
+  return {
+    url,
+    port,
+    socket: cfg.socket,
+    clientToken,
+    engine,
+    renderer,
+    templates,
+    metrics,
+    heap,
+    log,
+    close,
+  };
 }

@@ -14,6 +14,7 @@ import {
   envLayer,
   loginLayer,
   parseScopeFlag,
+  parseTemplateFlag,
   readConfigFile,
   type AgentConfig,
   type ConfigLayer,
@@ -57,6 +58,8 @@ const FLAG_KEYS: Array<[string, string, string]> = [
   ['logLevel', 'logLevel', '--log-level'],
   ['shutdownGrace', 'shutdownGrace', '--shutdown-grace'],
   ['heapHeadroom', 'heapHeadroom', '--heap-headroom'],
+  ['execOnChange', 'execOnChange', '--exec-on-change'],
+  ['execDebounce', 'execDebounce', '--exec-debounce'],
 ];
 const NUMERIC = new Set(['jitter', 'budgetPerMinute', 'budgetBurst', 'budgetPushBurst', 'heapHeadroom']);
 
@@ -143,6 +146,11 @@ export function configFromOptions(
     flags.values.snapshot = false;
     flags.source.snapshot = '--no-snapshot';
   }
+  const templateFlags = opts.template as string[] | undefined;
+  if (templateFlags?.length) {
+    flags.values.templates = templateFlags.map(parseTemplateFlag);
+    flags.source.templates = '--template';
+  }
   if (opts.push === false) {
     flags.values.push = false;
     flags.source.push = '--no-push';
@@ -223,6 +231,19 @@ export function register(program: Command): void {
       new Option('--format <format>', 'format of --render').choices([...RENDER_FORMATS]).default('dotenv'),
     )
     .option('--render-scope <name>', 'render only this scope')
+    .option(
+      '--template <src:dest[:mode]>',
+      'render DEST from the Handlebars template SRC (strict: a missing key is an error), mode default 0600; repeatable',
+      (v: string, prev: string[] = []) => [...prev, v],
+    )
+    .option(
+      '--exec-on-change <command>',
+      'run this command (split into arguments, no shell) after rendered templates changed',
+    )
+    .option(
+      '--exec-debounce <duration>',
+      'template changes within this window run the command once (default 1s)',
+    )
     .option('--once', 'sync once, write --render, and exit (init-container mode)')
     .option('--shutdown-grace <duration>', 'how long in-flight requests get on SIGTERM (default 10s)')
     .action(async (opts: Record<string, unknown>) => {
@@ -246,6 +267,7 @@ export function register(program: Command): void {
       if (cfg.once) {
         await handle.engine.firstSync;
         await handle.renderer?.flush();
+        await handle.templates?.flush();
         const ok = handle.engine.ready();
         await handle.close();
         if (!ok) process.stderr.write('phase-bridge: the first sync did not succeed; see the log\n');

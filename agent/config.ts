@@ -9,6 +9,7 @@ import { z } from 'zod';
 import { parseDuration as parseGoDuration } from '../core/duration';
 import { currentLogin } from '../core/login';
 import { parsePssToken } from '../core/token';
+import { splitCommand } from './argv';
 import { AgentConfigError, type ConfigIssue } from './errors';
 
 /**
@@ -80,6 +81,43 @@ export const ScopeSchema = z
       ctx.addIssue({ code: 'custom', message: 'needs app (name) or appId', path: ['app'] });
   });
 export type ScopeConfig = z.output<typeof ScopeSchema> & { name: string };
+
+/** File modes as octal digits (`"0640"`, `"640"`, or 640 in JSON); nothing the group or others could write. */
+const fileMode = z.union([z.string(), z.number()]).transform((v, ctx) => {
+  const digits = String(v).trim();
+  if (!/^0?[0-7]{3}$/.test(digits)) {
+    ctx.addIssue({ code: 'custom', message: 'mode must be octal digits like 0600 or 0640' });
+    return z.NEVER;
+  }
+  const mode = parseInt(digits, 8);
+  if (mode & 0o022) {
+    ctx.addIssue({
+      code: 'custom',
+      message: `mode ${digits} lets the group or others write the file: use 0600, 0640 or 0644`,
+    });
+    return z.NEVER;
+  }
+  return mode;
+});
+
+/** `--template SRC:DEST[:MODE]` / `templates` in the config file. */
+export const TemplateSchema = z
+  .object({
+    /** The Handlebars template (read once at start, under the trust rules). */
+    src: z
+      .string()
+      .min(1)
+      .transform((p) => resolve(p)),
+    /** The file written from it (atomically, with `mode`). */
+    dest: z
+      .string()
+      .min(1)
+      .transform((p) => resolve(p)),
+    mode: fileMode.default('0600'),
+    /** Render from one scope (default: every scope merged). */
+    scope: z.string().optional(),
+  })
+  .strict();
 
 export const RENDER_FORMATS = ['dotenv', 'json', 'yaml', 'shell', 'toml', 'csv'] as const;
 export type RenderFormat = (typeof RENDER_FORMATS)[number];
@@ -179,6 +217,28 @@ export const AgentConfigSchema = z
       })
       .strict()
       .optional(),
+    /** Files rendered from Handlebars templates (agent/templates.ts). */
+    templates: z.array(TemplateSchema).default([]),
+    /** Run after rendered templates changed (debounced): argv, or a command line split without a shell. */
+    execOnChange: z
+      .union([z.string(), z.array(z.string().min(1)).min(1)])
+      .transform((v, ctx) => {
+        let argv: string[];
+        try {
+          argv = typeof v === 'string' ? splitCommand(v) : v;
+        } catch (err) {
+          ctx.addIssue({ code: 'custom', message: (err as Error).message });
+          return z.NEVER;
+        }
+        if (!argv.length) {
+          ctx.addIssue({ code: 'custom', message: 'must name a command' });
+          return z.NEVER;
+        }
+        return argv;
+      })
+      .optional(),
+    /** Changes to rendered templates within this window run the command once. */
+    execDebounce: duration('execDebounce', 0).default('1s'),
     /** Exit after the first successful sync (and render): an init-container mode. */
     once: z.boolean().default(false),
     logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
@@ -275,6 +335,28 @@ export const AgentConfigSchema = z
         });
       names.add(name);
     });
+    const dests = new Set<string>(c.render ? [resolve(c.render.file)] : []);
+    c.templates.forEach((t, i) => {
+      if (t.scope !== undefined && !names.has(t.scope))
+        ctx.addIssue({
+          code: 'custom',
+          path: ['templates', i, 'scope'],
+          message: `no scope named ${t.scope} (scopes: ${[...names].join(', ')})`,
+        });
+      if (dests.has(t.dest))
+        ctx.addIssue({
+          code: 'custom',
+          path: ['templates', i, 'dest'],
+          message: `${t.dest} is written twice (another template or --render)`,
+        });
+      dests.add(t.dest);
+    });
+    if (c.execOnChange && !c.templates.length)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['execOnChange'],
+        message: 'execOnChange runs after templates change: add --template',
+      });
   });
 
 export type AgentConfigInput = z.input<typeof AgentConfigSchema>;
@@ -468,6 +550,16 @@ export function defaultDataDir(dataDir?: string): string {
     dataDir ??
       join(process.env.XDG_RUNTIME_DIR || tmpdir(), `phase-bridge-agent-${process.getuid?.() ?? 'user'}`),
   );
+}
+
+/** Parses `SRC:DEST[:MODE]` (the repeatable --template flag); the mode is the last part when it is octal digits. */
+export function parseTemplateFlag(spec: string): Record<string, unknown> {
+  const parts = spec.split(':');
+  if (parts.length < 2) return { src: spec };
+  const last = parts[parts.length - 1];
+  if (parts.length >= 3 && /^0?[0-7]{3}$/.test(last))
+    return { src: parts[0], dest: parts.slice(1, -1).join(':'), mode: last };
+  return { src: parts[0], dest: parts.slice(1).join(':') };
 }
 
 /** Parses `app=backend,env=Production,path=/api,tags=a;b` (the repeatable --scope flag). */

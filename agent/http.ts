@@ -21,6 +21,7 @@ import type { AgentMetrics } from './metrics';
 import type { RequestGuard } from './security';
 import type { AuthStatus } from './token-source';
 import type { ChangeEvent, SyncEngine } from './sync';
+import type { Templates } from './templates';
 import type { Body, View } from './views';
 
 const JSON_TYPE = 'application/json; charset=utf-8';
@@ -86,6 +87,8 @@ export interface HttpDeps {
   startedAt: number;
   /** Open watch streams, closed on shutdown. */
   streams: Set<ServerResponse>;
+  /** Rendered templates, for /v1/status. */
+  templates?: Templates;
   /** How the agent authenticates, for /v1/status (a token, a token file, or a login and its state). */
   auth?: () => AuthStatus;
 }
@@ -515,6 +518,10 @@ export function status(d: HttpDeps): Record<string, unknown> {
       lastFetchCycleMs: Math.round(engine.lastFetchCycleMs),
     },
     cache: engine.cache.stats(),
+    templates: d.templates?.statuses() ?? [],
+    ...(d.templates?.execRuns || d.templates?.lastExec
+      ? { execOnChange: { runs: d.templates.execRuns, last: d.templates.lastExec ?? null } }
+      : {}),
     scopes: engine.scopes.map((s) => {
       const serving = s.servable(now, cfg.maxStale);
       return {

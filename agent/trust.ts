@@ -88,6 +88,22 @@ export const TOKEN_FILE_RULE: TrustRule = {
   loose: (p) => `run chmod go-w ${p} (600, or 640 to share it with a group)`,
 };
 
+/** A template: whoever can edit it decides what goes into the rendered file, and with which secrets. */
+export const TEMPLATE_SOURCE_RULE: TrustRule = {
+  what: 'template',
+  kind: 'file',
+  foreign: () => "use a template owned by the agent's user or root",
+  loose: (p) => `run chmod go-w ${p}`,
+};
+
+const TEMPLATE_DEST_RULE: TrustRule = {
+  what: 'template destination',
+  kind: 'file',
+  replaced: true,
+  foreign: () => 'remove it, or render to a path your user owns',
+  loose: () => '',
+};
+
 const RENDER_TARGET_RULE: TrustRule = {
   what: 'render target',
   kind: 'file',
@@ -285,13 +301,14 @@ async function ensureParent(file: string, of: string): Promise<void> {
 /**
  * Checks, before the agent reads or writes anything, every path it is going to use: the data directory (created
  * here when missing), the client token file (when the agent listens and has no configured client token), the
- * snapshot file (when enabled) and the render target with its directory. Throws AgentPathError.
+ * snapshot file (when enabled), the render target and each template destination with their directories. Throws
+ * AgentPathError. (Template sources are checked when they are read: agent/templates.ts.)
  */
 export async function checkAgentPaths(
   cfg: Pick<
     AgentConfig,
     'dataDir' | 'dataDirIsDefault' | 'clientTokenFile' | 'snapshot' | 'snapshotFile' | 'render'
-  >,
+  > & { templates?: AgentConfig['templates'] },
   needs: { clientTokenFile: boolean },
 ): Promise<void> {
   const files: Array<[string, TrustRule]> = [];
@@ -306,5 +323,9 @@ export async function checkAgentPaths(
   if (cfg.render) {
     await ensureParent(cfg.render.file, RENDER_TARGET_RULE.what);
     await checkPath(cfg.render.file, RENDER_TARGET_RULE);
+  }
+  for (const t of cfg.templates ?? []) {
+    await ensureParent(t.dest, TEMPLATE_DEST_RULE.what);
+    await checkPath(t.dest, TEMPLATE_DEST_RULE);
   }
 }
