@@ -60,6 +60,38 @@ async function main(): Promise<void> {
   mem('first sync, settled');
   const rssAfterFirstSync = process.memoryUsage.rss();
   if (!agent.engine.ready()) throw new Error('agent not ready after the first sync');
+  if (process.argv[3] === 'latency') {
+    // The write-to-visible measurement (propagation.ts): an agent with the default settings, nothing forced.
+    process.send?.({
+      type: 'ready',
+      port: agent.port,
+      clientToken: agent.clientToken,
+      rss: rssAfterFirstSync,
+    });
+    const stream = async (): Promise<void> => {
+      for (let i = 0; i < 100 && agent.engine.stream?.state !== 'connected'; i++)
+        await new Promise((r) => setTimeout(r, 50));
+    };
+    process.on('message', async (m: { type: string }) => {
+      if (m.type === 'stream') {
+        await stream();
+        process.send?.({ type: 'stream', state: agent.engine.stream?.state ?? 'off' });
+      }
+      if (m.type === 'rss')
+        process.send?.({
+          type: 'rss',
+          rss: process.memoryUsage.rss(),
+          peak,
+          kinds: agent.engine.kinds,
+          budget: { used: agent.engine.budget.used, pushUsed: agent.engine.budget.pushUsed },
+        });
+      if (m.type === 'stop') {
+        await agent.close();
+        process.exit(0);
+      }
+    });
+    return;
+  }
   const key = [...(agent.engine.mergedView()?.byKey.keys() ?? [])][0];
   // Forced full re-syncs: drop the held ciphertext so the next cycle downloads, decrypts and precomputes again.
   // (Unchanged ciphertext is not decrypted again: these measure download, memoised decrypt and precompute.)
