@@ -13,6 +13,7 @@ import { initCrypto } from '../core/crypto';
 import { authorizationHeader } from '../core/token';
 import { VERSION } from '../core/version';
 import { ChangeStream, type ChangeStreamOptions } from './change-stream';
+import type { Clock } from './clock';
 import { isLogin, type AgentConfig } from './config';
 import { createRequestHandler, type HttpDeps } from './http';
 import { createLogger, type Logger } from './logger';
@@ -52,6 +53,8 @@ export interface StartOptions {
   clientFactory?: ClientFactory;
   /** Skip the HTTP listeners (used by `phase-bridge run`). */
   listen?: boolean;
+  /** Wall time and timers of the sync and the change stream (tests drive time with their own). */
+  clock?: Clock;
   /** Change stream timings (tests shorten the backoff). */
   stream?: Partial<
     Pick<ChangeStreamOptions, 'minBackoffMs' | 'maxBackoffMs' | 'unsupportedRetryMs' | 'idleTimeoutMs'>
@@ -136,7 +139,7 @@ function explainLoginFailures(engine: SyncEngine, tokens: TokenSource): void {
     if (!why) return;
     for (const s of engine.scopes)
       if (s.failClosed && (s.failClosed.code === 'token_rejected' || s.failClosed.code === 'login_failed'))
-        s.failClosed = { code: 'login_failed', message: why, at: s.failClosed.at };
+        s.explained({ code: 'login_failed', message: why, at: s.failClosed.at });
   };
   // First in line, so the watchers and `run` already see the explained reason.
   engine.prependListener('change', (e) => {
@@ -173,6 +176,7 @@ export async function startAgent(cfg: AgentConfig, opts: StartOptions = {}): Pro
     log,
     metrics,
     login ? gatedFactory(cfg, tokens, opts.clientFactory) : opts.clientFactory,
+    opts.clock,
   );
   if (login) explainLoginFailures(engine, tokens);
   // Push: the upstream's change stream, when it has one (phase-bridge servers); polling goes on either way.
@@ -185,6 +189,7 @@ export async function startAgent(cfg: AgentConfig, opts: StartOptions = {}): Pro
             'User-Agent': `phase-bridge-agent/${VERSION}`,
           }),
           log,
+          clock: opts.clock,
           ...opts.stream,
         })
       : undefined;

@@ -97,7 +97,7 @@ async function main(): Promise<void> {
   // (Unchanged ciphertext is not decrypted again: these measure download, memoised decrypt and precompute.)
   const resync: number[] = [];
   for (let i = 0; i < 3; i++) {
-    for (const s of agent.engine.scopes) s.raw = undefined;
+    for (const s of agent.engine.scopes) s.invalidated();
     const t = performance.now();
     await agent.engine.sync('bench');
     resync.push(performance.now() - t);

@@ -15,6 +15,11 @@ import { startAgent, type AgentHandle } from '../../agent/agent';
 import { CallBudget } from '../../agent/budget';
 import { SseParser } from '../../agent/change-stream';
 import { runCommand } from '../../agent/run';
+import type { Clock, ClockTimer } from '../../agent/clock';
+import { Announcements, Scheduler, type CycleKind } from '../../agent/schedule';
+import { ScopeState } from '../../agent/scope';
+import { ViewCache } from '../../agent/cache';
+import { buildView } from '../../agent/views';
 import { newerThan } from '../../agent/sync';
 import { createServer, type PhaseBridgeServer } from '../../server/app';
 import { startTestServer } from '../support/server';
@@ -372,5 +377,144 @@ describe('units', () => {
     expect(b.tryTake('poll')).toBe(false);
     expect(b.tryTake('push')).toBe(true);
     expect(b.pushUsed).toBe(4);
+  });
+
+  /** A clock the test moves by hand. */
+  class FakeClock implements Clock {
+    t = 1_000_000;
+    private timers: Array<{ at: number; fn: () => void; id: object }> = [];
+    now = (): number => this.t;
+    setTimeout = (fn: () => void, ms: number): ClockTimer => {
+      const id = {};
+      this.timers.push({ at: this.t + ms, fn, id });
+      return id as ClockTimer;
+    };
+    clearTimeout = (id: ClockTimer): void => {
+      this.timers = this.timers.filter((x) => x.id !== id);
+    };
+    pending(): number[] {
+      return this.timers.map((x) => x.at - this.t).sort((a, b) => a - b);
+    }
+    advance(ms: number): void {
+      const end = this.t + ms;
+      for (;;) {
+        const due = this.timers.filter((x) => x.at <= end).sort((a, b) => a.at - b.at)[0];
+        if (!due) break;
+        this.timers = this.timers.filter((x) => x !== due);
+        this.t = due.at;
+        due.fn();
+      }
+      this.t = end;
+    }
+  }
+
+  test('schedule, with an injected clock: polls at the interval, pushes at once or after the cycle in flight, a push cycle leaves the poll alone', () => {
+    const clock = new FakeClock();
+    const budget = new CallBudget(60, 4, clock.now, 10);
+    const runs: Array<[CycleKind, string, number]> = [];
+    const s = new Scheduler({
+      refreshInterval: 60_000,
+      jitter: 0,
+      budget,
+      clock,
+      run: (kind, reason) => runs.push([kind, reason, clock.now()]),
+    });
+    const t0 = clock.now();
+    s.poll();
+    expect(clock.pending()).toEqual([60_000]);
+    s.want('push', false); // idle: right away
+    clock.advance(0);
+    expect(runs).toEqual([['push', 'change stream', t0]]);
+    s.afterCycle('push', { pending: false, again: false });
+    expect(clock.pending()).toEqual([60_000]); // the poll timer was left as it was
+    s.want('push', true); // busy: nothing yet...
+    clock.advance(1000);
+    expect(runs).toHaveLength(1);
+    s.afterCycle('push', { pending: false, again: false }); // ...then right after the cycle in flight
+    clock.advance(0);
+    expect(runs[1][0]).toBe('push');
+    clock.advance(60_000);
+    expect(runs.map((r) => r[0])).toEqual(['push', 'push', 'poll']);
+    s.afterCycle('forced', { pending: false, again: false });
+    expect(clock.pending()).toEqual([60_000]); // a full cycle resets the poll
+    // The push budget spent: a wanted push waits for it.
+    while (budget.tryTake('push'));
+    s.want('push', false);
+    expect(clock.pending()[0]).toBe(budget.waitMs('push'));
+    expect(budget.waitMs('push')).toBeGreaterThan(0);
+    s.stop();
+    expect(clock.pending()).toEqual([]);
+  });
+
+  test('announcements: newer than held only, patched into a held bootstrap, settled (confirm shortly, then give up)', () => {
+    const clock = new FakeClock();
+    let held: string | undefined = '2026-01-01T00:00:00.000001Z';
+    const a = new Announcements(clock, (id) => (id === 'env' ? held : undefined));
+    expect(a.announce([{ id: 'other', updatedAt: '2027-01-01T00:00:00Z' }])).toBe(false);
+    expect(a.announce([{ id: 'env', updatedAt: held! }])).toBe(false);
+    expect(a.announce([{ id: 'env', updatedAt: '2026-01-01T00:00:00.000002Z' }])).toBe(true);
+    const boot = {
+      apps: [{ environment_keys: [{ environment: { id: 'env', updated_at: held! } }] }],
+    };
+    expect(a.patch(boot).apps[0].environment_keys[0].environment.updated_at).toBe(
+      '2026-01-01T00:00:00.000002Z',
+    );
+    expect(boot.apps[0].environment_keys[0].environment.updated_at).toBe(held); // not mutated
+    // A bootstrap asked after the announcement still shows the older time: confirm after 250, 500, 1000 ms.
+    const gaveUp: string[] = [];
+    clock.advance(10);
+    const asked = clock.now();
+    expect([1, 2, 3].map(() => a.settle(asked, false, (id) => gaveUp.push(id)))).toEqual([250, 500, 1000]);
+    expect(a.settle(asked, false, (id) => gaveUp.push(id))).toBe(0);
+    expect(gaveUp).toEqual(['env']);
+    // Once the data held is as new, the announcement is forgotten.
+    a.announce([{ id: 'env', updatedAt: '2026-01-01T00:00:00.000003Z' }]);
+    held = '2026-01-01T00:00:00.000003Z';
+    expect(a.settle(undefined, false, () => undefined)).toBe(0);
+    expect(a.has('env')).toBe(false);
+  });
+
+  test('scope state: named transitions keep it consistent', () => {
+    const s = new ScopeState({ name: 's', app: 'a', env: 'e' } as never, new ViewCache());
+    const view = buildView([{ scope: 's', app: 'a', environment: 'e', secrets: [] }]);
+    s.resolved({ id: 'app1', name: 'a' }, { id: 'env1', name: 'e' });
+    s.deferred();
+    expect(s.pendingFetch).toBe(true);
+    s.fetched({ id: 'env1', updatedAt: 't1' }, [], 'tok', 5);
+    expect([s.pendingFetch, s.source, s.fetchedAt, s.raw?.envUpdatedAt]).toEqual([
+      false,
+      'upstream',
+      5,
+      't1',
+    ]);
+    s.confirmed(6);
+    expect(s.materialised([], view)).toBeUndefined();
+    expect(s.servable(6, 1000)).toBe(true);
+    expect(s.changes).toBe(1);
+    expect(s.failed({ code: 'x', message: 'down', at: 7 })).toBe(true);
+    expect(s.failed({ code: 'x', message: 'down', at: 8 })).toBe(false);
+    expect(s.stale()).toBe(true);
+    s.confirmed(9);
+    expect([s.stale(), s.lastError]).toEqual([false, undefined]);
+    expect(s.closed({ code: 'token_rejected', message: 'revoked', at: 10 })).toBe(true);
+    expect([s.raw, s.secrets, s.view, s.source, s.servable(10, 1000)]).toEqual([
+      undefined,
+      undefined,
+      undefined,
+      'none',
+      false,
+    ]);
+    s.explained({ code: 'login_failed', message: 'why', at: 10 });
+    expect(s.failClosed?.code).toBe('login_failed');
+    s.fetched({ id: 'env1', updatedAt: 't2' }, [], 'tok2', 11);
+    expect(s.failClosed).toBeUndefined(); // a new fetch reopens it
+    s.restored(
+      { envId: 'env1', envUpdatedAt: 't0', secrets: [], deps: [] },
+      { confirmedAt: 1, fetchedAt: 1 },
+      't',
+    );
+    expect(s.source).toBe('snapshot');
+    s.dropped();
+    expect([s.raw, s.source]).toEqual([undefined, 'none']);
   });
 });
