@@ -13,12 +13,14 @@ import {
   defaultDataDir,
   envLayer,
   loginLayer,
+  flagName,
   parseScopeFlag,
-  parseTemplateFlag,
   readConfigFile,
+  SETTINGS,
   type AgentConfig,
   type ConfigLayer,
-  RENDER_FORMATS,
+  type Setting,
+  type SettingFlag,
   parseDuration,
 } from './config';
 import { startAgent } from './agent';
@@ -26,100 +28,43 @@ import { runCommand } from './run';
 import { CLIENT_TOKEN_HEADER } from './security';
 import { checkDataDir, CLIENT_TOKEN_RULE, readTrustedFile } from './trust';
 
-/** Commander option name → (config key, flag as the user typed it). */
-const FLAG_KEYS: Array<[string, string, string]> = [
-  ['host', 'host', '--host'],
-  ['tokenFile', 'tokenFile', '--token-file'],
-  ['auth', 'auth', '--auth'],
-  ['accountId', 'accountId', '--account-id'],
-  ['jwtFile', 'jwtFile', '--jwt-file'],
-  ['tokenTtl', 'tokenTtl', '--token-ttl'],
-  ['stsEndpoint', 'stsEndpoint', '--sts-endpoint'],
-  ['listen', 'listenHost', '--listen'],
-  ['port', 'port', '--port'],
-  ['socket', 'socket', '--socket'],
-  ['allowNonLoopback', 'allowNonLoopback', '--allow-non-loopback'],
-  ['tlsCert', 'tlsCert', '--tls-cert'],
-  ['tlsKey', 'tlsKey', '--tls-key'],
-  ['allowedHost', 'allowedHosts', '--allowed-host'],
-  ['clientTokenFile', 'clientTokenFile', '--client-token-file'],
-  ['dataDir', 'dataDir', '--data-dir'],
-  ['snapshotFile', 'snapshotFile', '--snapshot-file'],
-  ['refresh', 'refreshInterval', '--refresh'],
-  ['jitter', 'jitter', '--jitter'],
-  ['maxStale', 'maxStale', '--max-stale'],
-  ['budgetPerMinute', 'budgetPerMinute', '--budget-per-minute'],
-  ['budgetBurst', 'budgetBurst', '--budget-burst'],
-  ['budgetPushBurst', 'budgetPushBurst', '--budget-push-burst'],
-  ['upstreamTimeout', 'upstreamTimeout', '--upstream-timeout'],
-  ['tokenPoll', 'tokenPollInterval', '--token-poll'],
-  ['strictReferences', 'strictReferences', '--strict-references'],
-  ['once', 'once', '--once'],
-  ['logLevel', 'logLevel', '--log-level'],
-  ['shutdownGrace', 'shutdownGrace', '--shutdown-grace'],
-  ['heapHeadroom', 'heapHeadroom', '--heap-headroom'],
-  ['execOnChange', 'execOnChange', '--exec-on-change'],
-  ['execDebounce', 'execDebounce', '--exec-debounce'],
-];
-const NUMERIC = new Set(['jitter', 'budgetPerMinute', 'budgetBurst', 'budgetPushBurst', 'heapHeadroom']);
+/** Markdown → plain text for `--help`. */
+function plain(md: string): string {
+  return md
+    .replace(/\[([^\]]+)\]\([^)]+\)/g, '$1')
+    .replace(/\*\*|`/g, '')
+    .trim();
+}
+
+/** The commander option of a setting's flag: help from the settings table, with its variables and default. */
+function optionOf(s: Setting, flag: SettingFlag): Option {
+  const extra = [
+    s.env?.length ? `env ${s.env.join(', ')}` : '',
+    s.dflt && s.dflt !== '—' ? `default ${plain(s.dflt)}` : '',
+  ].filter(Boolean);
+  const o = new Option(
+    flag.decl,
+    `${flag.help ?? plain(s.doc)}${extra.length ? ` (${extra.join('; ')})` : ''}`,
+  );
+  if (flag.repeatable) o.argParser((v: string, prev: string[] | undefined) => [...(prev ?? []), v]);
+  if (flag.choices) o.choices([...flag.choices]);
+  if (flag.flagDefault !== undefined) o.default(flag.flagDefault);
+  return o;
+}
+
+const FLAGGED = (SETTINGS as readonly Setting[]).flatMap((s) => (s.flag ? [{ s, flag: s.flag }] : []));
+
+function addSettingOptions(cmd: Command, agentOnly: boolean): Command {
+  for (const { s, flag } of FLAGGED) if (!!flag.agentOnly === agentOnly) cmd.addOption(optionOf(s, flag));
+  return cmd;
+}
 
 function addCommonOptions(cmd: Command): Command {
-  return cmd
-    .option('--config <file>', 'JSON config file (env PHASE_AGENT_CONFIG); flags and environment override it')
-    .option('--host <url>', 'Phase console URL (env PHASE_HOST; default https://console.phase.dev)')
-    .option(
-      '--token-file <file>',
-      'file holding the service token, watched for rotation (env PHASE_TOKEN_FILE)',
-    )
-    .option(
-      '--auth <method>',
-      'log in instead of holding a token: kubernetes | oidc | aws-iam (env PHASE_AGENT_AUTH; default token)',
-    )
-    .option('--account-id <id>', 'the service account to log in as (env PHASE_SERVICE_ACCOUNT_ID)')
-    .option(
-      '--jwt-file <file>',
-      'kubernetes / oidc: file holding the JWT, re-read at each login (kubernetes default: the pod service-account token; env PHASE_AGENT_JWT_FILE)',
-    )
-    .option(
-      '--token-ttl <duration>',
-      "TTL to ask for at each login, e.g. 1h (default: the identity's; env PHASE_AGENT_TOKEN_TTL)",
-    )
-    .option(
-      '--sts-endpoint <url>',
-      "aws-iam: sign for this STS endpoint (default: the region's, from AWS_REGION; env PHASE_AGENT_STS_ENDPOINT)",
-    )
-    .option('--app <name>', 'app name (env PHASE_APP)')
-    .option('--app-id <id>', 'app id (env PHASE_APP_ID)')
-    .option('--env <name>', 'environment name (env PHASE_ENV)')
-    .option('--path <path>', 'secret path, e.g. / or /backend; omitted = every path (env PHASE_PATH)')
-    .option('--tags <tags>', 'comma-separated tag names (env PHASE_TAGS)')
-    .option(
-      '--scope <spec>',
-      'a scope as app=NAME|app-id=ID,env=NAME[,path=/p][,tags=a;b][,name=N]; repeatable',
-      (v: string, prev: string[] = []) => [...prev, v],
-    )
-    .option('--data-dir <dir>', 'directory of the client token file and snapshot (env PHASE_AGENT_DATA_DIR)')
-    .option('--no-snapshot', 'do not keep the offline ciphertext snapshot')
-    .option('--snapshot-file <file>', 'offline snapshot path (default <data-dir>/snapshot.json)')
-    .option('--refresh <duration>', 'refresh interval, e.g. 60s (env PHASE_AGENT_REFRESH)')
-    .option('--jitter <fraction>', 'random spread of the refresh interval, 0-0.5 (default 0.1)')
-    .option('--max-stale <duration>', 'serve last known good values this long during an outage (default 24h)')
-    .option('--budget-per-minute <n>', 'upstream calls per minute per scope in steady state (default 1)')
-    .option('--budget-burst <n>', 'upstream call burst per scope (default 4)')
-    .option(
-      '--budget-push-burst <n>',
-      'extra calls per scope for syncs the change stream triggers and forced refreshes (default 10)',
-    )
-    .option('--no-push', "do not subscribe to the upstream's change stream (poll only)")
-    .option('--upstream-timeout <duration>', 'timeout of one upstream call (default 15s)')
-    .option('--token-poll <duration>', 'token file polling interval (default 5s)')
-    .option('--no-resolve-references', 'leave ${...} references as they are')
-    .option('--strict-references', 'fail a sync (keep the last good values) on an unresolvable reference')
-    .option('--log-level <level>', 'fatal|error|warn|info|debug|trace|silent (default info)')
-    .option(
-      '--heap-headroom <MB>',
-      'opt-in: collect garbage after each sync and when the heap grows this many MB; trades throughput for memory (default 0 = off; env PHASE_AGENT_HEAP_HEADROOM)',
-    );
+  cmd.option(
+    '--config <file>',
+    'JSON config file (env PHASE_AGENT_CONFIG); flags and environment override it',
+  );
+  return addSettingOptions(cmd, false);
 }
 
 /** Builds and validates the configuration from defaults, the config file, the environment and the flags. */
@@ -133,31 +78,22 @@ export function configFromOptions(
   if (file) layers.push(readConfigFile(file));
   const envL = envLayer(env);
   const flags: ConfigLayer = { values: {}, source: {} };
-  for (const [opt, key, flag] of FLAG_KEYS) {
-    const v = opts[opt];
+  for (const { s, flag } of FLAGGED) {
+    if (flag.custom) continue;
+    const v = opts[new Option(flag.decl).attributeName()];
     if (v === undefined) continue;
-    flags.values[key] =
-      NUMERIC.has(opt) && typeof v === 'string' && v.trim() !== '' && !Number.isNaN(Number(v))
+    const value = flag.value
+      ? flag.value(v)
+      : flag.numeric && typeof v === 'string' && v.trim() !== '' && !Number.isNaN(Number(v))
         ? Number(v)
         : v;
-    flags.source[key] = flag;
+    if (value === undefined) continue;
+    flags.values[s.key] = value;
+    flags.source[s.key] = flagName(flag.decl);
   }
-  if (opts.snapshot === false) {
-    flags.values.snapshot = false;
-    flags.source.snapshot = '--no-snapshot';
-  }
-  const templateFlags = opts.template as string[] | undefined;
-  if (templateFlags?.length) {
-    flags.values.templates = templateFlags.map(parseTemplateFlag);
-    flags.source.templates = '--template';
-  }
-  if (opts.push === false) {
-    flags.values.push = false;
-    flags.source.push = '--no-push';
-  }
-  if (opts.resolveReferences === false) {
-    flags.values.resolveReferences = false;
-    flags.source.resolveReferences = '--no-resolve-references';
+  if (opts.render !== undefined) {
+    flags.values.render = { file: opts.render, format: opts.format, scope: opts.renderScope };
+    flags.source.render = '--render';
   }
   // Scopes: --scope flags replace everything; single-scope flags merge field by field with PHASE_APP/PHASE_ENV/...
   const scopeFlags = opts.scope as string[] | undefined;
@@ -200,87 +136,47 @@ function fail(err: unknown): never {
 
 /** Registers `agent`, `agent-probe` and `run` on the `phase-bridge` program. */
 export function register(program: Command): void {
-  const agent = addCommonOptions(
-    program
-      .command('agent')
-      .description('run the sidecar agent: hold a service token, decrypt locally, serve secrets on localhost')
-      // `agent refresh --socket ...`: the options after a subcommand are the subcommand's own.
-      .enablePositionalOptions(),
-  )
-    .option('--listen <host>', 'TCP listen address (default 127.0.0.1; env PHASE_AGENT_LISTEN)')
-    .option('--port <port>', 'TCP port, 0 for any (default 8787; env PHASE_AGENT_PORT)')
-    .option('--socket <path>', 'also listen on this unix socket, mode 0660 (env PHASE_AGENT_SOCKET)')
-    .option('--no-tcp', 'serve only on the unix socket')
-    .option(
-      '--allow-non-loopback',
-      'permit a non-loopback --listen address (requires --tls-cert and --tls-key)',
-    )
-    .option('--tls-cert <file>', 'TLS certificate (PEM)')
-    .option('--tls-key <file>', 'TLS private key (PEM)')
-    .option(
-      '--allowed-host <name>',
-      'extra Host header name to accept (with --allow-non-loopback); repeatable',
-      (v: string, prev: string[] = []) => [...prev, v],
-    )
-    .option(
-      '--client-token-file <file>',
-      `file holding the client token for the ${CLIENT_TOKEN_HEADER} header (created 0640 if missing)`,
-    )
-    .option('--render <file>', 'keep this file in sync with the secrets (atomic writes, mode 0600)')
-    .addOption(
-      new Option('--format <format>', 'format of --render').choices([...RENDER_FORMATS]).default('dotenv'),
-    )
-    .option('--render-scope <name>', 'render only this scope')
-    .option(
-      '--template <src:dest[:mode]>',
-      'render DEST from the Handlebars template SRC (strict: a missing key is an error), mode default 0600; repeatable',
-      (v: string, prev: string[] = []) => [...prev, v],
-    )
-    .option(
-      '--exec-on-change <command>',
-      'run this command (split into arguments, no shell) after rendered templates changed',
-    )
-    .option(
-      '--exec-debounce <duration>',
-      'template changes within this window run the command once (default 1s)',
-    )
-    .option('--once', 'sync once, write --render, and exit (init-container mode)')
-    .option('--shutdown-grace <duration>', 'how long in-flight requests get on SIGTERM (default 10s)')
-    .action(async (opts: Record<string, unknown>) => {
-      let cfg: AgentConfig;
-      try {
-        cfg = configFromOptions(opts, process.env, {
-          noTcp: opts.tcp === false ? true : undefined,
-          render: opts.render
-            ? { file: opts.render, format: opts.format, scope: opts.renderScope }
-            : undefined,
-        });
-      } catch (err) {
-        fail(err);
-      }
-      let handle;
-      try {
-        handle = await startAgent(cfg);
-      } catch (err) {
-        fail(err);
-      }
-      if (cfg.once) {
-        await handle.engine.firstSync;
-        await handle.renderer?.flush();
-        await handle.templates?.flush();
-        const ok = handle.engine.ready();
-        await handle.close();
-        if (!ok) process.stderr.write('phase-bridge: the first sync did not succeed; see the log\n');
-        process.exit(ok ? 0 : 1);
-      }
-      const stop = (): void => {
-        void handle.close().then(() => process.exit(0));
-      };
-      process.once('SIGTERM', stop);
-      process.once('SIGINT', stop);
-      // SIGHUP: sync now (the engine logs the request and its outcome), as `phase-bridge agent refresh` does.
-      process.on('SIGHUP', () => void handle.engine.refresh('SIGHUP'));
-    });
+  const agent = addSettingOptions(
+    addCommonOptions(
+      program
+        .command('agent')
+        .description(
+          'run the sidecar agent: hold a service token, decrypt locally, serve secrets on localhost',
+        )
+        // `agent refresh --socket ...`: the options after a subcommand are the subcommand's own.
+        .enablePositionalOptions(),
+    ),
+    true,
+  ).action(async (opts: Record<string, unknown>) => {
+    let cfg: AgentConfig;
+    try {
+      cfg = configFromOptions(opts, process.env);
+    } catch (err) {
+      fail(err);
+    }
+    let handle;
+    try {
+      handle = await startAgent(cfg);
+    } catch (err) {
+      fail(err);
+    }
+    if (cfg.once) {
+      await handle.engine.firstSync;
+      await handle.renderer?.flush();
+      await handle.templates?.flush();
+      const ok = handle.engine.ready();
+      await handle.close();
+      if (!ok) process.stderr.write('phase-bridge: the first sync did not succeed; see the log\n');
+      process.exit(ok ? 0 : 1);
+    }
+    const stop = (): void => {
+      void handle.close().then(() => process.exit(0));
+    };
+    process.once('SIGTERM', stop);
+    process.once('SIGINT', stop);
+    // SIGHUP: sync now (the engine logs the request and its outcome), as `phase-bridge agent refresh` does.
+    process.on('SIGHUP', () => void handle.engine.refresh('SIGHUP'));
+  });
 
   agent
     .command('refresh')

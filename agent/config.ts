@@ -129,87 +129,403 @@ const portSchema = z.coerce
   .min(0, 'must be 0-65535')
   .max(65535, 'must be 0-65535');
 
-/** Everything the agent accepts; the same keys are valid in a JSON config file. */
-export const AgentConfigSchema = z
-  .object({
-    /** Phase console URL (the agent calls `{host}/service/secrets/...`). */
-    host: z
+const execArgv = z.union([z.string(), z.array(z.string().min(1)).min(1)]).transform((v, ctx) => {
+  let argv: string[];
+  try {
+    argv = typeof v === 'string' ? splitCommand(v) : v;
+  } catch (err) {
+    ctx.addIssue({ code: 'custom', message: (err as Error).message });
+    return z.NEVER;
+  }
+  if (!argv.length) {
+    ctx.addIssue({ code: 'custom', message: 'must name a command' });
+    return z.NEVER;
+  }
+  return argv;
+});
+
+/** A `--no-x` flag: commander gives true when absent; only an explicit `--no-x` sets the setting. */
+const onlyWhenNegated = (v: unknown): unknown => (v === false ? false : undefined);
+
+/** How a setting is taken from the command line (commander). */
+export interface SettingFlag {
+  /** Commander declaration, e.g. `--refresh <duration>` or `--no-snapshot`. */
+  decl: string;
+  /** Help text, when not the docs' meaning. */
+  help?: string;
+  /** Only `phase-bridge agent` takes it (`run` does not). */
+  agentOnly?: boolean;
+  /** Repeatable: the values are collected in a list. */
+  repeatable?: boolean;
+  /** A number given as text (`--jitter 0.2`). */
+  numeric?: boolean;
+  choices?: readonly string[];
+  /** Commander's own default (not the setting's). */
+  flagDefault?: string;
+  /** Flag value → setting value; undefined leaves the setting unset. */
+  value?: (v: unknown) => unknown;
+  /** Read by configFromOptions's own code (scopes, render): the table only declares and documents it. */
+  custom?: boolean;
+}
+
+/** One row of the settings table: the zod schema, the flag, the environment variables and the docs row. */
+export interface Setting {
+  /** Top-level key (in the config file, and in error messages). */
+  key: string;
+  /** The key's schema; absent on rows that document a part of another key (`scopes[].app`). */
+  schema?: z.ZodTypeAny;
+  flag?: SettingFlag;
+  /** Environment variables, first wins. */
+  env?: readonly string[];
+  /** Environment variables of the first scope set this field of it (`PHASE_APP` → `scopes[0].app`). */
+  scopeField?: string;
+  /** Docs: the config key cell, when not `` `key` ``. */
+  docKey?: string;
+  /** Docs: the flag cell, when not the flag's name. */
+  flagDoc?: string;
+  /** Docs: the default, as text. */
+  dflt: string;
+  /** Docs (and flag help): what it does. Markdown. */
+  doc: string;
+}
+
+/**
+ * Every agent setting, declared once: the zod schema (AgentConfigSchema), the flags (agent/cli.ts), the environment
+ * variables (envLayer) and the table in docs/agent.md (settingsMarkdown; a test keeps the two the same) come from
+ * here. Order is the docs' order.
+ */
+export const SETTINGS = [
+  {
+    key: 'host',
+    schema: z
       .string()
       .url('must be a URL like https://console.phase.dev')
       .refine((u) => /^https?:\/\//i.test(u), 'must use http:// or https://')
       .default('https://console.phase.dev'),
-    /** A `pss_service:` or `pss_user:` token (prefer tokenFile). */
-    token: z.string().optional(),
-    /** A file holding the token; watched and re-read on rotation. */
-    tokenFile: z.string().min(1).optional(),
-    /** Log in with a workload identity instead of holding a token (docs/identity.md, "Agent and run"). */
-    auth: z.enum(AUTH_METHODS, { message: `must be one of ${AUTH_METHODS.join(', ')}` }).default('token'),
-    /** The service account to log in as (login methods). */
-    accountId: z.string().trim().min(1, 'must not be empty').optional(),
-    /** kubernetes / oidc: the file holding the JWT, re-read at each login. */
-    jwtFile: z.string().min(1).optional(),
-    /** Login methods: the TTL to ask for (whole seconds); omitted = the identity's default. */
-    tokenTtl: duration('tokenTtl', 1000)
+    flag: { decl: '--host <url>' },
+    env: ['PHASE_HOST'],
+    dflt: '`https://console.phase.dev`',
+    doc: 'Phase console URL; the agent calls `{host}/service/secrets/tokens/` and `{host}/service/secrets/`',
+  },
+  {
+    key: 'token',
+    schema: z.string().optional(),
+    env: ['PHASE_SERVICE_TOKEN', 'PHASE_TOKEN'],
+    dflt: '—',
+    doc: 'A `pss_service:` (or `pss_user:`) token',
+  },
+  {
+    key: 'tokenFile',
+    schema: z.string().min(1).optional(),
+    flag: { decl: '--token-file <file>' },
+    env: ['PHASE_TOKEN_FILE'],
+    dflt: '—',
+    doc: 'File holding the token; watched, a new token is used at once (wins over a token from a lower layer)',
+  },
+  {
+    key: 'auth',
+    schema: z.enum(AUTH_METHODS, { message: `must be one of ${AUTH_METHODS.join(', ')}` }).default('token'),
+    flag: {
+      decl: '--auth <method>',
+      help: 'log in instead of holding a token: kubernetes | oidc | aws-iam',
+    },
+    env: ['PHASE_AGENT_AUTH'],
+    dflt: '`token`',
+    doc: '`kubernetes`, `oidc` or `aws-iam`: log in with a workload identity instead of holding a token ([below](#logging-in-with-a-workload-identity---auth)); the highest layer that sets a token, a token file or a login wins',
+  },
+  {
+    key: 'accountId',
+    schema: z.string().trim().min(1, 'must not be empty').optional(),
+    flag: { decl: '--account-id <id>' },
+    env: ['PHASE_SERVICE_ACCOUNT_ID'],
+    dflt: '—',
+    doc: 'The service account to log in as (required with `auth`)',
+  },
+  {
+    key: 'jwtFile',
+    schema: z.string().min(1).optional(),
+    flag: { decl: '--jwt-file <file>' },
+    env: ['PHASE_AGENT_JWT_FILE'],
+    dflt: 'kubernetes: `/var/run/secrets/kubernetes.io/serviceaccount/token`',
+    doc: '`kubernetes`, `oidc` (required): the file holding the JWT, re-read at each login',
+  },
+  {
+    key: 'tokenTtl',
+    schema: duration('tokenTtl', 1000)
       .refine((ms) => ms % 1000 === 0, 'tokenTtl must be whole seconds')
       .optional(),
-    /** aws-iam: sign for this STS endpoint instead of the region's (tests, VPC endpoints). */
-    stsEndpoint: z
+    flag: { decl: '--token-ttl <duration>' },
+    env: ['PHASE_AGENT_TOKEN_TTL'],
+    dflt: "the identity's default",
+    doc: "TTL to ask for at each login, whole seconds (at most the identity's `max_ttl_seconds`)",
+  },
+  {
+    key: 'stsEndpoint',
+    schema: z
       .string()
       .url('must be a URL like https://sts.eu-west-1.amazonaws.com')
       .refine((u) => /^https?:\/\//i.test(u), 'must use http:// or https://')
       .optional(),
-    scopes: z
+    flag: { decl: '--sts-endpoint <url>' },
+    env: ['PHASE_AGENT_STS_ENDPOINT'],
+    dflt: '`https://sts.amazonaws.com` for us-east-1, else `https://sts.<region>.amazonaws.com`',
+    doc: "`aws-iam`: the STS endpoint to sign for (the identity's `stsEndpoint` must match)",
+  },
+  {
+    key: 'scopes',
+    docKey: '`scopes[].app`',
+    flag: { decl: '--app <name>', custom: true },
+    env: ['PHASE_APP'],
+    scopeField: 'app',
+    dflt: '—',
+    doc: 'App name, case-insensitive',
+  },
+  {
+    key: 'scopes',
+    docKey: '`scopes[].appId`',
+    flag: { decl: '--app-id <id>', custom: true },
+    env: ['PHASE_APP_ID'],
+    scopeField: 'appId',
+    dflt: '—',
+    doc: 'App id (wins over the name)',
+  },
+  {
+    key: 'scopes',
+    docKey: '`scopes[].env`',
+    flag: { decl: '--env <name>', custom: true },
+    env: ['PHASE_ENV'],
+    scopeField: 'env',
+    dflt: '—',
+    doc: 'Environment name, case-insensitive; a unique substring also matches (`prod`)',
+  },
+  {
+    key: 'scopes',
+    docKey: '`scopes[].path`',
+    flag: { decl: '--path <path>', custom: true },
+    env: ['PHASE_PATH'],
+    scopeField: 'path',
+    dflt: 'all paths',
+    doc: 'Exact secret path, e.g. `/backend`',
+  },
+  {
+    key: 'scopes',
+    docKey: '`scopes[].tags`',
+    flag: { decl: '--tags <tags>', custom: true },
+    env: ['PHASE_TAGS'],
+    scopeField: 'tags',
+    dflt: '—',
+    doc: 'Only secrets with any of these tags (comma-separated)',
+  },
+  {
+    key: 'scopes',
+    docKey: '`scopes[].name`',
+    flagDoc: '`--scope name=…`',
+    dflt: '`<app>/<env>[<path>]`',
+    doc: 'Name used by `?scope=` and in `/v1/status`',
+  },
+  {
+    key: 'scopes',
+    schema: z
       .array(ScopeSchema)
       .min(
         1,
         'at least one scope is required: --app/--app-id and --env, PHASE_APP/PHASE_ENV, --scope, or scopes in the config file',
       )
       .default([]),
-    /** TCP listen address; port 0 picks a free port. */
-    listenHost: z.string().min(1).default('127.0.0.1'),
-    port: portSchema.default(8787),
-    /** Serve only on the unix socket (no TCP listener). */
-    noTcp: z.boolean().default(false),
-    /** Also listen on this unix socket (mode 0660). */
-    socket: z.string().min(1).optional(),
-    /** Required to listen beyond loopback (TLS is then required too). */
-    allowNonLoopback: z.boolean().default(false),
-    tlsCert: z.string().min(1).optional(),
-    tlsKey: z.string().min(1).optional(),
-    /** Extra Host header names accepted besides loopback (only with allowNonLoopback). */
-    allowedHosts: z.array(z.string().min(1)).default([]),
-    /** The client token callers send in X-Phase-Agent-Token; generated when neither this nor the file exists. */
-    clientToken: z.string().min(16, 'must be at least 16 characters').optional(),
-    clientTokenFile: z.string().min(1).optional(),
-    /**
-     * Where the client token file and the snapshot live: created 0750 when missing, and refused when another user
-     * owns it or others can write it (agent/trust.ts). Default: see defaultDataDir.
-     */
-    dataDir: z.string().min(1).optional(),
-    /** Keep an offline snapshot (ciphertext only). */
-    snapshot: z.boolean().default(true),
-    snapshotFile: z.string().min(1).optional(),
-    refreshInterval: duration('refreshInterval', 50).default('60s'),
-    /** Fraction of the interval added or removed at random to spread refreshes. */
-    jitter: z.number().min(0, 'must be 0-0.5').max(0.5, 'must be 0-0.5').default(0.1),
-    /** How long last known good values are served while the upstream fails. */
-    maxStale: duration('maxStale', 0).default('24h'),
-    /** Upstream calls allowed per minute per scope in steady state. */
-    budgetPerMinute: z.number().positive('must be > 0').default(1),
-    /** Extra calls allowed in a burst (start-up, changes, rotation). */
-    budgetBurst: z.number().int().min(2, 'must be >= 2').default(4),
-    /** Subscribe to the upstream's change stream (phase-bridge servers; real Phase has none: polling only). */
-    push: z.boolean().default(true),
-    /** Calls per scope the syncs the change stream triggers (and forced refreshes) may make on top, refilled at budgetPerMinute. */
-    budgetPushBurst: z.number().int().min(0, 'must be >= 0').default(10),
-    /** Timeout of one upstream HTTP call. */
-    upstreamTimeout: duration('upstreamTimeout', 100).default('15s'),
-    /** How long a request waits for the first sync before 503. */
-    firstSyncWait: duration('firstSyncWait', 0).default('10s'),
-    tokenPollInterval: duration('tokenPollInterval', 50).default('5s'),
-    resolveReferences: z.boolean().default(true),
-    strictReferences: z.boolean().default(false),
-    render: z
+    flag: {
+      decl: '--scope <spec>',
+      repeatable: true,
+      custom: true,
+      help: 'a scope as app=NAME|app-id=ID,env=NAME[,path=/p][,tags=a;b][,name=N]',
+    },
+    flagDoc: '`--scope SPEC` (repeatable)',
+    dflt: '—',
+    doc: 'Several scopes: `app=shop,env=Production,path=/api,tags=a;b,name=api` (`app-id=` for ids)',
+  },
+  {
+    key: 'listenHost',
+    schema: z.string().min(1).default('127.0.0.1'),
+    flag: { decl: '--listen <host>', agentOnly: true },
+    env: ['PHASE_AGENT_LISTEN'],
+    dflt: '`127.0.0.1`',
+    doc: 'TCP address; anything not loopback needs `allowNonLoopback` **and** TLS',
+  },
+  {
+    key: 'port',
+    schema: portSchema.default(8787),
+    flag: { decl: '--port <port>', agentOnly: true },
+    env: ['PHASE_AGENT_PORT'],
+    dflt: '`8787`',
+    doc: 'TCP port (`0`: any free port)',
+  },
+  {
+    key: 'socket',
+    schema: z.string().min(1).optional(),
+    flag: { decl: '--socket <path>', agentOnly: true },
+    env: ['PHASE_AGENT_SOCKET'],
+    dflt: '—',
+    doc: 'Also listen on this unix socket (mode 0660)',
+  },
+  {
+    key: 'noTcp',
+    schema: z.boolean().default(false),
+    flag: { decl: '--no-tcp', agentOnly: true, value: (v) => (v === false ? true : undefined) },
+    dflt: '`false`',
+    doc: 'Only the unix socket',
+  },
+  {
+    key: 'allowNonLoopback',
+    schema: z.boolean().default(false),
+    flag: { decl: '--allow-non-loopback', agentOnly: true },
+    dflt: '`false`',
+    doc: 'Permit a non-loopback `listenHost`',
+  },
+  {
+    key: 'tlsCert',
+    schema: z.string().min(1).optional(),
+    flag: { decl: '--tls-cert <file>', agentOnly: true },
+    dflt: '—',
+    doc: 'PEM certificate; serve HTTPS (with `tlsKey`)',
+  },
+  {
+    key: 'tlsKey',
+    schema: z.string().min(1).optional(),
+    flag: { decl: '--tls-key <file>', agentOnly: true },
+    dflt: '—',
+    doc: 'PEM private key of `tlsCert`',
+  },
+  {
+    key: 'allowedHosts',
+    schema: z.array(z.string().min(1)).default([]),
+    flag: { decl: '--allowed-host <name>', agentOnly: true, repeatable: true },
+    dflt: '`[]`',
+    doc: 'Extra `Host` names accepted besides loopback',
+  },
+  {
+    key: 'clientToken',
+    schema: z.string().min(16, 'must be at least 16 characters').optional(),
+    env: ['PHASE_AGENT_CLIENT_TOKEN'],
+    dflt: 'generated',
+    doc: 'The client token (at least 16 characters)',
+  },
+  {
+    key: 'clientTokenFile',
+    schema: z.string().min(1).optional(),
+    flag: { decl: '--client-token-file <file>', agentOnly: true },
+    env: ['PHASE_AGENT_CLIENT_TOKEN_FILE'],
+    dflt: '`<dataDir>/client-token`',
+    doc: "Read if it exists and is the agent's own (see [trust](#what-the-agent-trusts-on-disk)), otherwise created with a random token, mode 0640",
+  },
+  {
+    key: 'dataDir',
+    schema: z.string().min(1).optional(),
+    flag: { decl: '--data-dir <dir>' },
+    env: ['PHASE_AGENT_DATA_DIR'],
+    dflt: '`$XDG_RUNTIME_DIR/phase-bridge-agent-<uid>` (or the same under the temp dir), created 0700 by the agent',
+    doc: 'Client token file and snapshot; a named one is created 0750 when missing',
+  },
+  {
+    key: 'snapshot',
+    schema: z.boolean().default(true),
+    flag: { decl: '--no-snapshot', value: onlyWhenNegated },
+    dflt: '`true` (`false` with `auth`)',
+    doc: 'Keep the offline snapshot',
+  },
+  {
+    key: 'snapshotFile',
+    schema: z.string().min(1).optional(),
+    flag: { decl: '--snapshot-file <file>' },
+    dflt: '`<dataDir>/snapshot.json`',
+    doc: 'Snapshot path',
+  },
+  {
+    key: 'refreshInterval',
+    schema: duration('refreshInterval', 50).default('60s'),
+    flag: { decl: '--refresh <duration>' },
+    env: ['PHASE_AGENT_REFRESH'],
+    dflt: '`60s`',
+    doc: 'Background refresh period (minimum 50 ms)',
+  },
+  {
+    key: 'jitter',
+    schema: z.number().min(0, 'must be 0-0.5').max(0.5, 'must be 0-0.5').default(0.1),
+    flag: { decl: '--jitter <fraction>', numeric: true },
+    dflt: '`0.1`',
+    doc: 'Each wait is the interval ± this fraction, at random',
+  },
+  {
+    key: 'maxStale',
+    schema: duration('maxStale', 0).default('24h'),
+    flag: { decl: '--max-stale <duration>' },
+    env: ['PHASE_AGENT_MAX_STALE'],
+    dflt: '`24h`',
+    doc: 'How long last known good values are served while the upstream fails',
+  },
+  {
+    key: 'budgetPerMinute',
+    schema: z.number().positive('must be > 0').default(1),
+    flag: { decl: '--budget-per-minute <n>', numeric: true },
+    dflt: '`1`',
+    doc: 'Upstream calls per minute **per scope** in steady state',
+  },
+  {
+    key: 'budgetBurst',
+    schema: z.number().int().min(2, 'must be >= 2').default(4),
+    flag: { decl: '--budget-burst <n>', numeric: true },
+    dflt: '`4`',
+    doc: 'Burst per scope (start-up, a change; a token rotation draws on `budgetPushBurst` first)',
+  },
+  {
+    key: 'push',
+    schema: z.boolean().default(true),
+    flag: { decl: '--no-push', value: onlyWhenNegated },
+    dflt: '`true`',
+    doc: "Subscribe to the upstream's change stream and sync a changed scope at once (see [Push](#push-changes-in-under-a-second))",
+  },
+  {
+    key: 'budgetPushBurst',
+    schema: z.number().int().min(0, 'must be >= 0').default(10),
+    flag: { decl: '--budget-push-burst <n>', numeric: true },
+    dflt: '`10`',
+    doc: "Calls per scope that pushed syncs, requested refreshes and token rotations (a rewritten token file, a login's renewal) may make on top of the polling budget, refilled at `budgetPerMinute`",
+  },
+  {
+    key: 'upstreamTimeout',
+    schema: duration('upstreamTimeout', 100).default('15s'),
+    flag: { decl: '--upstream-timeout <duration>' },
+    dflt: '`15s`',
+    doc: 'Timeout of one upstream call',
+  },
+  {
+    key: 'firstSyncWait',
+    schema: duration('firstSyncWait', 0).default('10s'),
+    dflt: '`10s`',
+    doc: 'How long a request that arrives before the first sync waits for it',
+  },
+  {
+    key: 'tokenPollInterval',
+    schema: duration('tokenPollInterval', 50).default('5s'),
+    flag: { decl: '--token-poll <duration>' },
+    dflt: '`5s`',
+    doc: 'Token file polling (in addition to fs.watch)',
+  },
+  {
+    key: 'resolveReferences',
+    schema: z.boolean().default(true),
+    flag: { decl: '--no-resolve-references', value: onlyWhenNegated },
+    dflt: '`true`',
+    doc: 'Resolve `${...}` references',
+  },
+  {
+    key: 'strictReferences',
+    schema: z.boolean().default(false),
+    flag: { decl: '--strict-references' },
+    dflt: '`false`',
+    doc: "An unresolvable reference fails the scope's sync (the last good values stay)",
+  },
+  {
+    key: 'render',
+    schema: z
       .object({
         file: z.string().min(1),
         format: z.enum(RENDER_FORMATS).default('dotenv'),
@@ -217,46 +533,136 @@ export const AgentConfigSchema = z
       })
       .strict()
       .optional(),
-    /** Files rendered from Handlebars templates (agent/templates.ts). */
-    templates: z.array(TemplateSchema).default([]),
-    /** Run after rendered templates changed (debounced): argv, or a command line split without a shell. */
-    execOnChange: z
-      .union([z.string(), z.array(z.string().min(1)).min(1)])
-      .transform((v, ctx) => {
-        let argv: string[];
-        try {
-          argv = typeof v === 'string' ? splitCommand(v) : v;
-        } catch (err) {
-          ctx.addIssue({ code: 'custom', message: (err as Error).message });
-          return z.NEVER;
-        }
-        if (!argv.length) {
-          ctx.addIssue({ code: 'custom', message: 'must name a command' });
-          return z.NEVER;
-        }
-        return argv;
-      })
-      .optional(),
-    /** Changes to rendered templates within this window run the command once. */
-    execDebounce: duration('execDebounce', 0).default('1s'),
-    /** Exit after the first successful sync (and render): an init-container mode. */
-    once: z.boolean().default(false),
-    logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
-    /**
-     * Opt-in memory upkeep (agent/memory.ts): when > 0, the agent runs a full collection after each sync that
-     * decrypted, and whenever the V8 heap has grown this many MB above what the last one left. 0 (default) leaves
-     * memory to V8. It lowers peak resident memory and costs throughput on the hottest reads (docs/performance.md).
-     */
-    heapHeadroom: z
+    flag: { decl: '--render <file>', agentOnly: true, custom: true },
+    docKey: '`render.file`, `render.format`, `render.scope`',
+    flagDoc: '`--render`, `--format`, `--render-scope`',
+    dflt: 'format `dotenv`',
+    doc: 'Keep a file in sync',
+  },
+  {
+    key: 'render',
+    flag: {
+      decl: '--format <format>',
+      agentOnly: true,
+      custom: true,
+      choices: RENDER_FORMATS,
+      flagDefault: 'dotenv',
+      help: 'format of --render',
+    },
+    dflt: '',
+    doc: '',
+  },
+  {
+    key: 'render',
+    flag: { decl: '--render-scope <name>', agentOnly: true, custom: true, help: 'render only this scope' },
+    dflt: '',
+    doc: '',
+  },
+  {
+    key: 'templates',
+    schema: z.array(TemplateSchema).default([]),
+    flag: {
+      decl: '--template <src:dest[:mode]>',
+      agentOnly: true,
+      repeatable: true,
+      value: (v) => (v as string[]).map(parseTemplateFlag),
+      help: 'render DEST from the Handlebars template SRC (strict: a missing key is an error), mode default 0600',
+    },
+    docKey: '`templates[]` (`src`, `dest`, `mode`, `scope`)',
+    flagDoc: '`--template SRC:DEST[:MODE]` (repeatable)',
+    dflt: 'mode `0600`, all scopes merged',
+    doc: "Render files from Handlebars templates (see [Templates](#templates)); flags replace the config file's list",
+  },
+  {
+    key: 'execOnChange',
+    schema: execArgv.optional(),
+    flag: { decl: '--exec-on-change <command>', agentOnly: true },
+    flagDoc: '`--exec-on-change CMD`',
+    dflt: '—',
+    doc: 'Run after rendered templates changed; a string is split into arguments without a shell, or give an array',
+  },
+  {
+    key: 'execDebounce',
+    schema: duration('execDebounce', 0).default('1s'),
+    flag: { decl: '--exec-debounce <duration>', agentOnly: true },
+    dflt: '`1s`',
+    doc: 'Template changes within this window run the command once',
+  },
+  {
+    key: 'once',
+    schema: z.boolean().default(false),
+    flag: { decl: '--once', agentOnly: true },
+    dflt: '`false`',
+    doc: 'Sync once, render, exit 0 (1 if the sync failed): init-container mode',
+  },
+  {
+    key: 'logLevel',
+    schema: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+    flag: { decl: '--log-level <level>', help: 'fatal|error|warn|info|debug|trace|silent' },
+    env: ['PHASE_AGENT_LOG_LEVEL'],
+    dflt: '`info`',
+    doc: 'pino level',
+  },
+  {
+    key: 'shutdownGrace',
+    schema: duration('shutdownGrace', 0).default('10s'),
+    flag: { decl: '--shutdown-grace <duration>', agentOnly: true },
+    dflt: '`10s`',
+    doc: 'Time in-flight requests get on SIGTERM',
+  },
+  {
+    key: 'heapHeadroom',
+    // the environment and flags give strings; only plain numbers are accepted (no true -> 1)
+    schema: z
       .preprocess(
-        // the environment and flags give strings; only plain numbers are accepted (no true -> 1)
         (v) => (typeof v === 'string' && v.trim() !== '' && !Number.isNaN(Number(v)) ? Number(v) : v),
         z.number({ invalid_type_error: 'must be a number of MB' }).min(0, 'must be >= 0 (MB)'),
       )
       .default(0),
-    /** Grace period for in-flight requests on SIGTERM. */
-    shutdownGrace: duration('shutdownGrace', 0).default('10s'),
-  })
+    flag: { decl: '--heap-headroom <MB>', numeric: true },
+    env: ['PHASE_AGENT_HEAP_HEADROOM'],
+    dflt: '`0` (off)',
+    doc: 'Opt-in, in MB: run a full garbage collection after each sync that decrypted and whenever the V8 heap grows this much above the last collection. Lowers peak resident memory, costs throughput on the hottest read (see [Performance](#performance))',
+  },
+] as const satisfies readonly Setting[];
+
+type Settings = typeof SETTINGS;
+/** The zod shape of every row that carries a schema, keyed by its key (typed, for AgentConfig). */
+type Shape = {
+  [S in Settings[number] as S extends { schema: z.ZodTypeAny } ? S['key'] : never]: S extends {
+    schema: infer Z;
+  }
+    ? Z
+    : never;
+};
+
+function shape(): Shape {
+  const out: Record<string, z.ZodTypeAny> = {};
+  for (const s of SETTINGS as readonly Setting[]) if (s.schema) out[s.key] = s.schema;
+  return out as Shape;
+}
+
+/** The Markdown table of docs/agent.md ("Configuration"), from SETTINGS. */
+export function settingsMarkdown(): string {
+  const rows = ['| Config key | Flag | Environment | Default | Meaning |', '|---|---|---|---|---|'];
+  for (const s of SETTINGS as readonly Setting[]) {
+    if (!s.doc) continue; // a flag documented on another row (--format, --render-scope)
+    const flag =
+      s.flagDoc ?? (s.flag ? `\`${flagName(s.flag.decl)}\`${s.flag.repeatable ? ' (repeatable)' : ''}` : '—');
+    const env = s.env?.length ? s.env.map((e) => `\`${e}\``).join(', then ') : '—';
+    rows.push(`| ${s.docKey ?? `\`${s.key}\``} | ${flag} | ${env} | ${s.dflt} | ${s.doc} |`);
+  }
+  return rows.join('\n');
+}
+
+/** `--refresh <duration>` → `--refresh`. */
+export function flagName(decl: string): string {
+  return decl.split(/[ ,]/)[0];
+}
+
+/** Everything the agent accepts; the same keys are valid in a JSON config file. */
+export const AgentConfigSchema = z
+  .object(shape())
   .strict()
   .superRefine((c, ctx) => {
     const login = c.auth !== 'token';
@@ -420,33 +826,12 @@ export function readConfigFile(path: string): ConfigLayer {
   return { values: values as Record<string, unknown>, source };
 }
 
-/** Environment variables the agent reads, and the setting each maps to. */
-export const ENV_VARS: Record<string, string> = {
-  PHASE_SERVICE_TOKEN: 'token',
-  PHASE_TOKEN: 'token',
-  PHASE_TOKEN_FILE: 'tokenFile',
-  PHASE_AGENT_AUTH: 'auth',
-  PHASE_SERVICE_ACCOUNT_ID: 'accountId',
-  PHASE_AGENT_JWT_FILE: 'jwtFile',
-  PHASE_AGENT_TOKEN_TTL: 'tokenTtl',
-  PHASE_AGENT_STS_ENDPOINT: 'stsEndpoint',
-  PHASE_HOST: 'host',
-  PHASE_APP: 'scope.app',
-  PHASE_APP_ID: 'scope.appId',
-  PHASE_ENV: 'scope.env',
-  PHASE_PATH: 'scope.path',
-  PHASE_TAGS: 'scope.tags',
-  PHASE_AGENT_LISTEN: 'listenHost',
-  PHASE_AGENT_PORT: 'port',
-  PHASE_AGENT_SOCKET: 'socket',
-  PHASE_AGENT_CLIENT_TOKEN: 'clientToken',
-  PHASE_AGENT_CLIENT_TOKEN_FILE: 'clientTokenFile',
-  PHASE_AGENT_DATA_DIR: 'dataDir',
-  PHASE_AGENT_REFRESH: 'refreshInterval',
-  PHASE_AGENT_MAX_STALE: 'maxStale',
-  PHASE_AGENT_LOG_LEVEL: 'logLevel',
-  PHASE_AGENT_HEAP_HEADROOM: 'heapHeadroom',
-};
+/** Environment variables the agent reads, and the setting each maps to (`scope.<field>` for the first scope). */
+export const ENV_VARS: Record<string, string> = Object.fromEntries(
+  (SETTINGS as readonly Setting[]).flatMap((s) =>
+    (s.env ?? []).map((name) => [name, s.scopeField ? `scope.${s.scopeField}` : s.key]),
+  ),
+);
 
 /**
  * The lowest layer: the host and token of `phase-bridge login`, so `agent` and `run` work after a login with no token
