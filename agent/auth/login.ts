@@ -397,7 +397,17 @@ export class LoginTokenSource extends TokenSource {
   }
 
   private onExpired(): void {
-    if (this.stopped || this.validToken()) return;
+    if (this.stopped) return;
+    if (this.validToken()) {
+      // A timer may fire a millisecond before Date.now() reaches the expiry: look again then, rather than let the
+      // expired token go unnoticed until the next refresh. (A renewal that landed meanwhile re-armed this timer.)
+      const left = this.expiresAt - Date.now();
+      if (left <= 50) {
+        this.expiryTimer = setTimeout(() => this.onExpired(), left + 5);
+        this.expiryTimer.unref();
+      }
+      return;
+    }
     this.o.log.error(
       {
         method: this.o.method,
