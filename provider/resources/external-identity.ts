@@ -22,26 +22,16 @@ import {
   textOrNull,
 } from '../phase/values';
 import type { ExternalIdentityChanges, ExternalIdentityInput } from '../../core/client';
+import {
+  ASYMMETRIC_ALGORITHMS,
+  DEFAULT_ALGORITHMS,
+  DEFAULT_SIGNATURE_TTL_SECONDS,
+  DEFAULT_STS_ENDPOINT,
+} from '../../core/identity';
 import type { AwsIamIdentityConfig, ExternalIdentity, OidcIdentityConfig } from '../../core/schemas';
 
-/** The server's defaults (docs/identity.md): an unset attribute reads back as null when the server reports these. */
-const DEFAULT_ALGORITHMS = ['RS256', 'ES256'];
-const DEFAULT_STS_ENDPOINT = 'https://sts.amazonaws.com';
-const DEFAULT_SIGNATURE_TTL = 60;
-
-/** Asymmetric JWS algorithms: `none` and HMAC (`HS*`) can never prove a platform identity. */
-export const ASYMMETRIC_ALGORITHMS = [
-  'RS256',
-  'RS384',
-  'RS512',
-  'PS256',
-  'PS384',
-  'PS512',
-  'ES256',
-  'ES384',
-  'ES512',
-  'EdDSA',
-];
+/** The server's defaults (core/identity): an unset attribute reads back as null when the server reports these. */
+const ALLOWED: readonly string[] = ASYMMETRIC_ALGORITHMS;
 
 // ---- validators ----
 
@@ -114,7 +104,7 @@ const jwksJson: Validator = (v, path) => {
 
 const algorithms: Validator = (v, path) => {
   const bad = (Array.isArray(v) ? v : []).filter(
-    (x): x is string => typeof x === 'string' && !ASYMMETRIC_ALGORITHMS.includes(x),
+    (x): x is string => typeof x === 'string' && !ALLOWED.includes(x),
   );
   return bad.length > 0
     ? [
@@ -216,7 +206,7 @@ function awsIamBlock(config: Record<string, unknown>, prior: TfObject | null): T
     trusted_principals: stableList(principals, p.trusted_principals ?? null),
     sts_endpoint: unset(p.sts_endpoint) && (sts === null || sts === DEFAULT_STS_ENDPOINT) ? null : sts,
     signature_ttl_seconds:
-      unset(p.signature_ttl_seconds) && (ttl === null || ttl === DEFAULT_SIGNATURE_TTL) ? null : ttl,
+      unset(p.signature_ttl_seconds) && (ttl === null || ttl === DEFAULT_SIGNATURE_TTL_SECONDS) ? null : ttl,
   };
 }
 

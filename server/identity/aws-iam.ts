@@ -3,12 +3,12 @@
  * GetCallerIdentity request; the server checks its date and host, forwards it to its configured STS endpoint, and
  * matches the caller's ARN against the identity's trusted principals.
  */
-import { DEFAULT_STS_ENDPOINT, type AwsIamConfig } from './config';
+import { DEFAULT_SIGNATURE_TTL_SECONDS, DEFAULT_STS_ENDPOINT } from '../../core/identity';
+import type { AwsIamConfig } from './config';
 import { globMatch, isBareWildcard } from './glob';
 import { LoginError } from './login-error';
 import { assertSafeUrl, UnsafeUrlError } from './safe-url';
 
-export const DEFAULT_SIGNATURE_TTL_SECONDS = 60;
 const STS_NAMESPACE = 'https://sts.amazonaws.com/doc/2011-06-15/';
 
 /** The signed request as the client sends it (base64 fields), decoded. */

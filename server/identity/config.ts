@@ -3,6 +3,7 @@
  * config keys are camelCase, as Phase stores them; the record's own fields are snake_case (camelCase accepted).
  */
 import { z } from 'zod';
+import { ASYMMETRIC_ALGORITHMS } from '../../core/identity';
 import { isBareWildcard } from './glob';
 
 export const PROVIDERS = ['oidc', 'aws_iam'] as const;
@@ -10,21 +11,7 @@ export type IdentityProvider = (typeof PROVIDERS)[number];
 
 export const DEFAULT_TTL_SECONDS = 3600;
 export const MAX_TTL_SECONDS = 86400;
-export const DEFAULT_STS_ENDPOINT = 'https://sts.amazonaws.com';
-export const DEFAULT_ALGORITHMS = ['RS256', 'ES256'];
-/** Asymmetric JWS algorithms only: `none` and HMAC (a shared secret) can never prove a platform identity. */
-export const ASYMMETRIC_ALGORITHMS = [
-  'RS256',
-  'RS384',
-  'RS512',
-  'PS256',
-  'PS384',
-  'PS512',
-  'ES256',
-  'ES384',
-  'ES512',
-  'EdDSA',
-] as const;
+export { ASYMMETRIC_ALGORITHMS, DEFAULT_ALGORITHMS, DEFAULT_STS_ENDPOINT } from '../../core/identity';
 
 const patterns = (what: string) =>
   z

@@ -12,7 +12,8 @@ import {
   jwtVerify,
   type JWTPayload,
 } from 'jose';
-import { DEFAULT_ALGORITHMS, type OidcConfig } from './config';
+import { DEFAULT_ALGORITHMS } from '../../core/identity';
+import type { OidcConfig } from './config';
 import { globMatch, isBareWildcard } from './glob';
 import { LoginError } from './login-error';
 import { assertSafeUrl, UnsafeUrlError } from './safe-url';
