@@ -8,8 +8,8 @@
  * thread; when core runs from TypeScript sources (ts-jest) no worker can load it and everything stays in-thread.
  * Workers are `unref()`ed (they never keep a process alive) and end after `idleMs` without work. Each costs a
  * few MB of resident memory (a V8 isolate plus libsodium) and about 40 ms of CPU to start: the sidecar agent, with
- * its memory budget, does not use them; `PhaseSession` does when asked (`decryptThreads`,
- * `PHASE_BRIDGE_DECRYPT_THREADS`).
+ * its memory budget, does not use them; `PhaseSession` does unless told not to (`decryptThreads: 0`,
+ * `PHASE_BRIDGE_DECRYPT_THREADS=0`).
  */
 import { availableParallelism } from 'node:os';
 import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
@@ -102,14 +102,14 @@ export function workersAvailable(): boolean {
 }
 
 /**
- * Worker threads `PhaseSession` uses by default: `PHASE_BRIDGE_DECRYPT_THREADS`, else none. Opt-in because a worker
- * pays off only with an idle core: starting one costs about 40 ms of CPU, and on a loaded 2-core machine bench/read
- * measured a cold read of 1,000 secrets no faster with one than without (docs/performance.md).
+ * Worker threads `PhaseSession` uses by default: `PHASE_BRIDGE_DECRYPT_THREADS` (a number, `auto`, or `0` for none),
+ * else `auto`: cores − 1, at most 3 (none on one core). A worker costs about 40 ms of CPU on another core to start
+ * and a few MB of resident memory; with a free core it makes a cold read of 1,000 secrets about a third faster
+ * (bench/read, docs/performance.md), on a busy machine it gains nothing.
  */
 export function defaultDecryptThreads(): number {
-  const env = process.env.PHASE_BRIDGE_DECRYPT_THREADS;
-  if (env === undefined || env.trim() === '') return 0;
-  if (env.trim() === 'auto') return Math.max(0, Math.min(3, availableParallelism() - 1));
+  const env = process.env.PHASE_BRIDGE_DECRYPT_THREADS?.trim();
+  if (env === undefined || env === '' || env === 'auto') return Math.max(0, Math.min(3, availableParallelism() - 1));
   const n = Number(env);
   if (!Number.isInteger(n) || n < 0 || n > 16)
     throw new CryptoError(

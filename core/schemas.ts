@@ -138,7 +138,12 @@ export type EncryptedSecret = z.output<typeof EncryptedSecretSchema>;
  * of the same schema; any item it refuses goes through zod, whose issues (with the item's index) are the error.
  * test/core/secret-list-reader.test.ts holds the two to the same answers.
  */
-export const EncryptedSecretListSchema = z.array(z.unknown()).transform((items, ctx) => {
+export const EncryptedSecretListSchema = z.unknown().transform((items, ctx) => {
+  // The array check by hand too: z.array visits every item with zod's machinery before the transform runs.
+  if (!Array.isArray(items)) {
+    ctx.addIssue({ code: z.ZodIssueCode.invalid_type, expected: 'array', received: z.getParsedType(items) });
+    return z.NEVER;
+  }
   const out: EncryptedSecret[] = [];
   for (const item of items) {
     if (typeof item === 'object' && item !== null && (item as { type?: unknown }).type === 'dynamic') continue;

@@ -190,8 +190,8 @@ export interface PhaseSessionOptions extends PhaseClientOptions {
   client?: PhaseClient;
   /**
    * Worker threads that share the decryption of large reads (core/crypto-worker.ts), started by `init()` and
-   * ended after 10 s without work. Default: `PHASE_BRIDGE_DECRYPT_THREADS` (a number, or `auto` for cores − 1, at
-   * most 3), else 0: all decryption in the calling thread. Worth it only where a core is idle.
+   * ended after 10 s without work. Default: `PHASE_BRIDGE_DECRYPT_THREADS` (a number, or `auto`), else `auto`:
+   * cores − 1, at most 3. `0` keeps all decryption in the calling thread.
    */
   decryptThreads?: number;
 }

@@ -24,6 +24,7 @@ async function main(): Promise<void> {
   let init: () => Promise<void>;
   let get: () => Promise<Secret[]>;
   let backend = '';
+  let threads = 0;
   if (job.who === 'ours') {
     const { PhaseSession } = require('../../core/session') as typeof import('../../core/session');
     const { cryptoBackendName } = require('../../core/crypto') as typeof import('../../core/crypto');
@@ -31,6 +32,9 @@ async function main(): Promise<void> {
     init = async () => {
       session = await PhaseSession.create({ host: job.host, token: job.token, retries: 0 });
       backend = cryptoBackendName() ?? '';
+      threads = (
+        require('../../core/crypto-worker') as typeof import('../../core/crypto-worker')
+      ).defaultDecryptThreads();
     };
     get = () => session.get({ appId: job.appId, env: job.env });
   } else {
@@ -67,6 +71,7 @@ async function main(): Promise<void> {
     count: secrets.length,
     digest,
     backend,
+    threads,
     rss: process.memoryUsage.rss(),
   });
 }

@@ -8,15 +8,15 @@
  * (bench/read/child.ts) that loads one client and times `init()` then `get()` of the environment: the SDK's
  * `new Phase(token, host)`, `init()`, `get({ appId, envName })`; ours `PhaseSession.create()`,
  * `get({ appId, env })` (both resolve references, both decrypt key and value of every secret). Samples
- * alternate ours (native backend), the SDK, ours forced onto the WebAssembly backend (`PHASE_BRIDGE_CRYPTO=wasm`)
- * and ours with one decryption worker thread (`PHASE_BRIDGE_DECRYPT_THREADS=1`), so a swing in the machine's load
- * hits all four alike. The parent checks that all four read the same 1,000 secrets (a digest of the sorted key=value lines). Goal: SDK / ours ≥ 3× (medians of
+ * alternate ours as shipped (native backend, decryption worker threads `auto`: one on two cores), the SDK, ours
+ * forced onto the WebAssembly backend (`PHASE_BRIDGE_CRYPTO=wasm`) and ours in one thread
+ * (`PHASE_BRIDGE_DECRYPT_THREADS=0`), so a swing in the machine's load hits all four alike. The parent checks that all four read the same 1,000 secrets (a digest of the sorted key=value lines). Goal: SDK / ours ≥ 3× (medians of
  * init + get). READ_BENCH_SAMPLES (default 15 per client), READ_BENCH_SECRETS (default 1,000).
  */
 import { fork } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PhaseClient } from '../../core/client';
 import { createServer } from '../../server/app';
@@ -41,10 +41,12 @@ interface Sample {
   count: number;
   digest: string;
   backend: string;
+  /** Decryption worker threads the session ran with. */
+  threads: number;
   rss: number;
 }
 
-type Who = 'ours' | 'ours-threads' | 'ours-wasm' | 'sdk';
+type Who = 'ours' | 'ours-single' | 'ours-wasm' | 'sdk';
 
 function sample(who: Who, job: Record<string, string>): Promise<Sample> {
   return new Promise((resolve, reject) => {
@@ -52,7 +54,7 @@ function sample(who: Who, job: Record<string, string>): Promise<Sample> {
     delete env.PHASE_BRIDGE_CRYPTO;
     delete env.PHASE_BRIDGE_DECRYPT_THREADS;
     if (who === 'ours-wasm') env.PHASE_BRIDGE_CRYPTO = 'wasm';
-    if (who === 'ours-threads') env.PHASE_BRIDGE_DECRYPT_THREADS = '1';
+    if (who === 'ours-single') env.PHASE_BRIDGE_DECRYPT_THREADS = '0';
     const child = fork(
       join(__dirname, 'child.js'),
       [JSON.stringify({ ...job, who: who === 'sdk' ? 'sdk' : 'ours' })],
@@ -113,10 +115,10 @@ export async function run(): Promise<BenchResult[]> {
       appId: app.id,
       env: 'Production',
     };
-    const order: Who[] = ['ours', 'sdk', 'ours-wasm', 'ours-threads'];
+    const order: Who[] = ['ours', 'sdk', 'ours-wasm', 'ours-single'];
     // One discarded round: the server's first reads and the OS page cache.
     for (const who of order) await sample(who, job);
-    const runs: Record<Who, Sample[]> = { ours: [], sdk: [], 'ours-wasm': [], 'ours-threads': [] };
+    const runs: Record<Who, Sample[]> = { ours: [], sdk: [], 'ours-wasm': [], 'ours-single': [] };
     for (let i = 0; i < SAMPLES; i++) for (const who of order) runs[who].push(await sample(who, job));
 
     const digests = new Set(order.flatMap((w) => runs[w].map((s) => `${s.count}:${s.digest}`)));
@@ -124,6 +126,7 @@ export async function run(): Promise<BenchResult[]> {
     const count = runs.ours[0].count;
     if (count !== SECRETS) throw new Error(`read ${count} secrets, expected ${SECRETS}`);
     if (runs.ours[0].backend !== 'native') throw new Error(`ours ran on the ${runs.ours[0].backend} backend`);
+    if (runs['ours-single'][0].threads !== 0) throw new Error('the one-thread column ran with worker threads');
 
     const stat = (w: Who, f: (s: Sample) => number) => {
       const xs = runs[w].map(f);
@@ -132,9 +135,9 @@ export async function run(): Promise<BenchResult[]> {
     const initGet = (s: Sample): number => s.initMs + s.getMs;
     const cold = (s: Sample): number => s.loadMs + s.initMs + s.getMs;
     const label: Record<Who, string> = {
-      ours: 'phase-bridge core PhaseSession, native backend',
+      ours: 'phase-bridge core PhaseSession as shipped (native, worker threads auto)',
       'ours-wasm': 'phase-bridge core PhaseSession, PHASE_BRIDGE_CRYPTO=wasm',
-      'ours-threads': 'phase-bridge core PhaseSession, PHASE_BRIDGE_DECRYPT_THREADS=1',
+      'ours-single': 'phase-bridge core PhaseSession, PHASE_BRIDGE_DECRYPT_THREADS=0',
       sdk: '@phase.dev/phase-node 3.1.1',
     };
     const results: BenchResult[] = [];
@@ -176,10 +179,10 @@ export async function run(): Promise<BenchResult[]> {
       note: 'the fallback',
     });
     results.push({
-      name: 'ratio SDK / ours with one decryption worker thread (init + get, medians)',
-      value: r2(sdk / stat('ours-threads', initGet).med),
+      name: 'ratio SDK / ours in one thread (init + get, medians)',
+      value: r2(sdk / stat('ours-single', initGet).med),
       unit: 'x',
-      note: 'PHASE_BRIDGE_DECRYPT_THREADS=1',
+      note: 'PHASE_BRIDGE_DECRYPT_THREADS=0',
     });
     for (const w of order)
       results.push({
@@ -187,6 +190,12 @@ export async function run(): Promise<BenchResult[]> {
         value: r1(median(runs[w].map((s) => s.rss)) / 1048576),
         unit: 'MB',
       });
+    results.push({
+      name: 'decryption worker threads, ours as shipped',
+      value: runs.ours[0].threads,
+      unit: '',
+      note: `auto on ${availableParallelism()} cores`,
+    });
     results.push({ name: 'samples per client', value: SAMPLES, unit: '', note: 'each a fresh Node process' });
     return results;
   } finally {

@@ -6,6 +6,7 @@
  * key, a token whose public key does not match. Each is refused with a typed `KeyVerificationError`, naming the
  * check and never a key, share or value.
  */
+import { availableParallelism } from 'node:os';
 import {
   type CryptoBackendName,
   cryptoBackendName,
@@ -312,6 +313,30 @@ describe('DecryptPool: worker threads share the decryption of large lists', () =
   // Worker threads run compiled JavaScript, so this part loads core from dist/ (built by `npm test`).
   const dist = join(__dirname, '../../dist/core');
   const load = <T>(name: string): T => require(join(dist, name)) as T;
+
+  test('default threads: cores − 1 at most 3 unless PHASE_BRIDGE_DECRYPT_THREADS says otherwise', () => {
+    const w = load<typeof import('../../core/crypto-worker')>('crypto-worker');
+    const saved = process.env.PHASE_BRIDGE_DECRYPT_THREADS;
+    const auto = Math.max(0, Math.min(3, availableParallelism() - 1));
+    try {
+      delete process.env.PHASE_BRIDGE_DECRYPT_THREADS;
+      expect(w.defaultDecryptThreads()).toBe(auto);
+      expect(new w.DecryptPool().threads).toBe(auto);
+      process.env.PHASE_BRIDGE_DECRYPT_THREADS = 'auto';
+      expect(w.defaultDecryptThreads()).toBe(auto);
+      process.env.PHASE_BRIDGE_DECRYPT_THREADS = '0';
+      expect(new w.DecryptPool().threads).toBe(0);
+      process.env.PHASE_BRIDGE_DECRYPT_THREADS = ' 2 ';
+      expect(w.defaultDecryptThreads()).toBe(2);
+      for (const bad of ['-1', '1.5', 'many', '17']) {
+        process.env.PHASE_BRIDGE_DECRYPT_THREADS = bad;
+        expect(() => w.defaultDecryptThreads()).toThrow(/PHASE_BRIDGE_DECRYPT_THREADS must be auto or an integer/);
+      }
+    } finally {
+      if (saved === undefined) delete process.env.PHASE_BRIDGE_DECRYPT_THREADS;
+      else process.env.PHASE_BRIDGE_DECRYPT_THREADS = saved;
+    }
+  });
 
   test('from TypeScript sources no worker can start: the pool stays in-thread', () => {
     expect(new DecryptPool({ threads: 2 }).threads).toBe(0);

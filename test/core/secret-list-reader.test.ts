@@ -152,7 +152,11 @@ describe('EncryptedSecretListSchema', () => {
     expect(r.error.issues.map((i) => [i.path.join('.'), i.code])).toEqual([['2.tags.1', 'invalid_type']]);
   });
 
-  test('not an array: refused', () => {
-    expect(EncryptedSecretListSchema.safeParse({ secrets: [] }).success).toBe(false);
+  test('not an array: refused with the invalid_type issue zod gives for an array', () => {
+    for (const v of [{ secrets: [] }, null, 'x']) {
+      const r = EncryptedSecretListSchema.safeParse(v);
+      expect(r.success).toBe(false);
+      if (!r.success) expect(r.error.issues[0]).toMatchObject({ code: 'invalid_type', expected: 'array', path: [] });
+    }
   });
 });
