@@ -109,7 +109,8 @@ export function workersAvailable(): boolean {
  */
 export function defaultDecryptThreads(): number {
   const env = process.env.PHASE_BRIDGE_DECRYPT_THREADS?.trim();
-  if (env === undefined || env === '' || env === 'auto') return Math.max(0, Math.min(3, availableParallelism() - 1));
+  if (env === undefined || env === '' || env === 'auto')
+    return Math.max(0, Math.min(3, availableParallelism() - 1));
   const n = Number(env);
   if (!Number.isInteger(n) || n < 0 || n > 16)
     throw new CryptoError(

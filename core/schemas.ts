@@ -146,7 +146,8 @@ export const EncryptedSecretListSchema = z.unknown().transform((items, ctx) => {
   }
   const out: EncryptedSecret[] = [];
   for (const item of items) {
-    if (typeof item === 'object' && item !== null && (item as { type?: unknown }).type === 'dynamic') continue;
+    if (typeof item === 'object' && item !== null && (item as { type?: unknown }).type === 'dynamic')
+      continue;
     const fast = readEncryptedSecret(item);
     if (fast) {
       out.push(fast);
@@ -175,7 +176,8 @@ function readOverride(o: unknown): NonNullable<EncryptedSecret['override']> | un
   if (!isObj(o)) return undefined;
   const { id, value, is_active, isActive, created_at, createdAt, updated_at, updatedAt } = o;
   if (typeof value !== 'string' || !optStr(id) || !optBool(is_active) || !optBool(isActive)) return undefined;
-  if (!optStr(created_at) || !optStr(createdAt) || !optStr(updated_at) || !optStr(updatedAt)) return undefined;
+  if (!optStr(created_at) || !optStr(createdAt) || !optStr(updated_at) || !optStr(updatedAt))
+    return undefined;
   return {
     id,
     value,

@@ -330,7 +330,9 @@ describe('DecryptPool: worker threads share the decryption of large lists', () =
       expect(w.defaultDecryptThreads()).toBe(2);
       for (const bad of ['-1', '1.5', 'many', '17']) {
         process.env.PHASE_BRIDGE_DECRYPT_THREADS = bad;
-        expect(() => w.defaultDecryptThreads()).toThrow(/PHASE_BRIDGE_DECRYPT_THREADS must be auto or an integer/);
+        expect(() => w.defaultDecryptThreads()).toThrow(
+          /PHASE_BRIDGE_DECRYPT_THREADS must be auto or an integer/,
+        );
       }
     } finally {
       if (saved === undefined) delete process.env.PHASE_BRIDGE_DECRYPT_THREADS;

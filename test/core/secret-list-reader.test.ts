@@ -110,7 +110,10 @@ describe('readEncryptedSecret agrees with EncryptedSecretSchema', () => {
     };
     const item = fc.record(
       Object.fromEntries(
-        fields.map((f) => [f, fc.oneof({ weight: 12, arbitrary: validFor(f) }, { weight: 1, arbitrary: anyValue })]),
+        fields.map((f) => [
+          f,
+          fc.oneof({ weight: 12, arbitrary: validFor(f) }, { weight: 1, arbitrary: anyValue }),
+        ]),
       ) as Record<string, fc.Arbitrary<unknown>>,
       { requiredKeys: [] },
     );
@@ -156,7 +159,8 @@ describe('EncryptedSecretListSchema', () => {
     for (const v of [{ secrets: [] }, null, 'x']) {
       const r = EncryptedSecretListSchema.safeParse(v);
       expect(r.success).toBe(false);
-      if (!r.success) expect(r.error.issues[0]).toMatchObject({ code: 'invalid_type', expected: 'array', path: [] });
+      if (!r.success)
+        expect(r.error.issues[0]).toMatchObject({ code: 'invalid_type', expected: 'array', path: [] });
     }
   });
 });
