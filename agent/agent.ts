@@ -286,6 +286,7 @@ export async function startAgent(cfg: AgentConfig, opts: StartOptions = {}): Pro
       engine.stop();
       heap.stop();
       tokens.stop();
+      metrics.stop();
       for (const s of streams) s.end();
       await Promise.all(
         servers.map(

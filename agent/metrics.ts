@@ -2,7 +2,8 @@
  * Prometheus metrics on a private registry (several agents can live in one process, e.g. in tests).
  * Hot-path counters are pre-bound to their labels so a request costs one increment.
  */
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { registerProcessMetrics } from './process-metrics';
 
 export class AgentMetrics {
   readonly registry = new Registry();
@@ -21,6 +22,12 @@ export class AgentMetrics {
   readonly heapCollections: Histogram<'reason'>;
 
   private readonly slots: Array<{ route: string; cache: string; n: number }> = [];
+  private stopProcessMetrics: () => void = () => undefined;
+
+  /** Stops what runs between scrapes (the event-loop delay monitor). */
+  stop(): void {
+    this.stopProcessMetrics();
+  }
 
   /** A request counter for one (route, cache) pair whose increment is a plain addition. */
   requestCounter(route: string, cache: string): { inc(): void } {
@@ -115,6 +122,6 @@ export class AgentMetrics {
       buckets: [0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25],
       registers,
     });
-    if (defaults) collectDefaultMetrics({ register: this.registry, prefix: 'phase_agent_' });
+    if (defaults) this.stopProcessMetrics = registerProcessMetrics(this.registry, 'phase_agent_');
   }
 }
