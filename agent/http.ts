@@ -18,7 +18,7 @@ import { z } from 'zod';
 import { VERSION } from '../core/version';
 import { RENDER_FORMATS, type AgentConfig, type RenderFormat } from './config';
 import type { AgentMetrics } from './metrics';
-import type { RequestGuard } from './security';
+import { readRequestHeaders, type RequestGuard } from './security';
 import type { AuthStatus } from './token-source';
 import type { ChangeEvent, SyncEngine } from './sync';
 import type { Templates } from './templates';
@@ -67,6 +67,12 @@ function parseQuery<T extends z.ZodTypeAny>(url: string, schema: T): Query<T> {
     };
   return { ok: false, message: `query parameter ${i.path.join('.')}: ${i.message}` };
 }
+
+/** The request's If-None-Match (the Express routes; the fast path reads it with the guard's headers). */
+const inm = (req: IncomingMessage): string | undefined => {
+  const v = req.headers['if-none-match'];
+  return typeof v === 'string' ? v : undefined;
+};
 
 function sendJson(res: ServerResponse, status: number, obj: unknown, extra?: Record<string, string>): void {
   const body = JSON.stringify(obj);
@@ -178,14 +184,14 @@ function makeServing(d: HttpDeps) {
 
   /** Writes a precomputed body with ETag/304, X-Cache and Age. */
   const sendBody = (
-    req: IncomingMessage,
+    ifNoneMatch: string | undefined,
     res: ServerResponse,
     b: Body,
     r: { stale: boolean; age: number },
     counter: { inc(): void },
   ): void => {
     const cache = r.stale ? 'STALE' : 'HIT';
-    if (b.status === 200 && req.headers['if-none-match'] === b.etag) {
+    if (b.status === 200 && ifNoneMatch === b.etag) {
       hit.notModified.inc();
       res.writeHead(304, { ETag: b.etag, 'X-Cache': cache, Age: String(r.age), 'Cache-Control': 'no-store' });
       res.end();
@@ -276,7 +282,7 @@ export function buildApp(d: HttpDeps, serving = makeServing(d)): Express {
     }
     if (!r.ok) return unavailable(res, r);
     sendBody(
-      req,
+      inm(req),
       res,
       q.value.metadata ? r.view.secretsMeta : r.view.secrets,
       r,
@@ -309,7 +315,7 @@ export function buildApp(d: HttpDeps, serving = makeServing(d)): Express {
         { 'X-Cache': r.stale ? 'STALE' : 'HIT', Age: String(r.age) },
       );
     }
-    sendBody(req, res, b, r, r.stale ? hit.keyStale : hit.key);
+    sendBody(inm(req), res, b, r, r.stale ? hit.keyStale : hit.key);
   });
 
   app.get('/v1/env', async (req, res) => {
@@ -321,7 +327,7 @@ export function buildApp(d: HttpDeps, serving = makeServing(d)): Express {
       r = resolve(q.value.scope);
     }
     if (!r.ok) return unavailable(res, r);
-    sendBody(req, res, r.view.env[q.value.format as RenderFormat], r, r.stale ? hit.envStale : hit.env);
+    sendBody(inm(req), res, r.view.env[q.value.format as RenderFormat], r, r.stale ? hit.envStale : hit.env);
   });
 
   app.get('/v1/watch', (req, res) => {
@@ -588,7 +594,8 @@ export function createRequestHandler(d: HttpDeps): (req: IncomingMessage, res: S
       app(req, res);
       return;
     }
-    const refusal = guard.check(req, url);
+    const h = readRequestHeaders(req.rawHeaders);
+    const refusal = guard.check(req, url, h);
     if (refusal) return guard.refuse(res, refusal);
     const r = resolve(undefined);
     if (!r.ok) {
@@ -596,12 +603,12 @@ export function createRequestHandler(d: HttpDeps): (req: IncomingMessage, res: S
       return;
     }
     if (key === undefined)
-      return sendBody(req, res, r.view.secrets, r, r.stale ? hit.secretsStale : hit.secrets);
+      return sendBody(h.ifNoneMatch, res, r.view.secrets, r, r.stale ? hit.secretsStale : hit.secrets);
     const b = r.view.keys.get(key) ?? r.view.keys.get(key.toUpperCase());
     if (!b) {
       app(req, res);
       return;
     }
-    sendBody(req, res, b, r, r.stale ? hit.keyStale : hit.key);
+    sendBody(h.ifNoneMatch, res, b, r, r.stale ? hit.keyStale : hit.key);
   };
 }

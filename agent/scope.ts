@@ -61,10 +61,15 @@ export class ScopeState {
     changes: number;
   } = { confirmedAt: 0, fetchedAt: 0, source: 'none', pendingFetch: false, lastSyncAt: 0, changes: 0 };
 
+  /** The view's key in the cache, built once: every served request reads the view. */
+  private readonly viewKey: string;
+
   constructor(
     readonly cfg: ScopeConfig,
     private readonly cache: ViewCache,
-  ) {}
+  ) {
+    this.viewKey = `scope:${cfg.name}`;
+  }
 
   get name(): string {
     return this.cfg.name;
@@ -125,11 +130,11 @@ export class ScopeState {
 
   /** The precomputed view, held in the shared node-cache. */
   get view(): View | undefined {
-    return this.cache.get(`scope:${this.cfg.name}`);
+    return this.cache.get(this.viewKey);
   }
 
   private setView(v: View | undefined): void {
-    this.cache.set(`scope:${this.cfg.name}`, v);
+    this.cache.set(this.viewKey, v);
   }
 
   // ---- transitions ----
@@ -228,7 +233,13 @@ export class ScopeState {
 
   /** Servable when not failed closed, holding data, and not older than max-stale. */
   servable(now: number, maxStaleMs: number): boolean {
-    return !this.st.failClosed && !!this.view && now - this.st.confirmedAt <= maxStaleMs;
+    return this.servableView(now, maxStaleMs) !== undefined;
+  }
+
+  /** The view when the scope serves (`servable`), with one read of the cache. */
+  servableView(now: number, maxStaleMs: number): View | undefined {
+    if (this.st.failClosed || now - this.st.confirmedAt > maxStaleMs) return undefined;
+    return this.view;
   }
 
   /** STALE when the data was not confirmed by the latest refresh (upstream failing, or loaded from the snapshot). */

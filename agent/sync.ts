@@ -140,8 +140,9 @@ export class SyncEngine extends EventEmitter<EngineEvents> {
 
   /** The merged view over every scope, or undefined when any scope is not servable. */
   mergedView(now = this.clock.now()): View | undefined {
+    // Runs on every served request: one scope is answered with one view read.
+    if (this.scopes.length === 1) return this.scopes[0].servableView(now, this.cfg.maxStale);
     if (!this.scopes.every((s) => s.servable(now, this.cfg.maxStale))) return undefined;
-    if (this.scopes.length === 1) return this.scopes[0].view;
     let merged = this.cache.get('merged');
     if (this.mergedDirty || !merged) {
       merged = buildView(

@@ -4,7 +4,6 @@
  * The primitives come from a backend (core/crypto-backend.ts): native libsodium where it loads, libsodium's
  * WebAssembly build otherwise; both give the same bytes (every vector of §8 runs on both).
  */
-import { timingSafeEqual } from 'node:crypto';
 import {
   type CryptoBackend,
   type CryptoBackendChoice,
@@ -392,10 +391,13 @@ export function newEnvironmentKey(): EnvironmentKeyMaterial {
   return { seed, salt, ...kxSeedKeyPair(seed) };
 }
 
-/** Constant-time comparison of two strings of equal expected length (token checks). */
+/**
+ * Constant-time comparison of two strings (token checks): every UTF-16 unit is compared, without an early exit, so
+ * the time depends on the length alone (lengths are not secret). No allocation: the sidecar runs it on every request.
+ */
 export function constantTimeEqual(a: string, b: string): boolean {
-  const ab = Buffer.from(a, 'utf8');
-  const bb = Buffer.from(b, 'utf8');
-  if (ab.length !== bb.length) return false;
-  return timingSafeEqual(ab, bb);
+  if (a.length !== b.length) return false;
+  let diff = 0;
+  for (let i = 0; i < a.length; i++) diff |= a.charCodeAt(i) ^ b.charCodeAt(i);
+  return diff === 0;
 }

@@ -140,6 +140,42 @@ function raw(bytes: string): Promise<number> {
   });
 }
 
+test('header names in any case; a repeated Host or client token is refused (no first-one-wins)', async () => {
+  const t = agent.clientToken;
+  const get = (headers: string): Promise<number> =>
+    raw(`GET /v1/secrets/KEY HTTP/1.1\r\n${headers}Connection: close\r\n\r\n`);
+  expect(await get(`hOsT: 127.0.0.1\r\nX-PHASE-AGENT-TOKEN: ${t}\r\n`)).toBe(200);
+  // Each on both paths: the fast one (GET /v1/secrets/KEY) and Express (/v1/status).
+  for (const path of ['/v1/secrets/KEY', '/v1/status']) {
+    const req = (headers: string): Promise<number> =>
+      raw(`GET ${path} HTTP/1.1\r\n${headers}Connection: close\r\n\r\n`);
+    expect(await req(`Host: 127.0.0.1\r\nHost: evil.example\r\nx-phase-agent-token: ${t}\r\n`)).toBe(403);
+    expect(await req(`Host: 127.0.0.1\r\nHost: 127.0.0.1\r\nx-phase-agent-token: ${t}\r\n`)).toBe(403);
+    expect(await req(`Host: 127.0.0.1\r\nx-phase-agent-token: ${t}\r\nx-phase-agent-token: ${t}\r\n`)).toBe(
+      403,
+    );
+    expect(await req(`Host: 127.0.0.1\r\nx-phase-agent-token: ${t}\r\nX-Forwarded-For: 10.0.0.1\r\n`)).toBe(
+      403,
+    );
+    expect(await req(`Host: 127.0.0.1\r\nx-phase-agent-token: ${t}\r\norigin: null\r\n`)).toBe(403);
+  }
+});
+
+test('If-None-Match in any case gives the 304 on the fast path and through Express', async () => {
+  const first = await call(agent, '/v1/secrets/KEY');
+  const etag = first.headers.etag as string;
+  expect(etag).toBeTruthy();
+  for (const path of [
+    '/v1/secrets/KEY',
+    '/v1/secrets/KEY?scope=' + encodeURIComponent(agent.engine.scopes[0].name),
+  ]) {
+    const status = await raw(
+      `GET ${path} HTTP/1.1\r\nHost: localhost\r\nx-phase-agent-token: ${agent.clientToken}\r\nIF-NONE-MATCH: ${etag}\r\nConnection: close\r\n\r\n`,
+    );
+    expect(status).toBe(304);
+  }
+});
+
 test('fuzzed paths, query strings and headers: never a 500, never a crash', async () => {
   const pathChars = fc.constantFrom(...'abcXYZ019/._~-%?&=;:@!$\'()*+,[]{}|\\^`"<>#'.split(''));
   const pathArb = fc.oneof(
