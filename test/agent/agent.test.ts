@@ -132,6 +132,21 @@ test('serves decrypted secrets with ETag/304, X-Cache and Age; raw values; forma
   expect(metrics.body).toMatch(/phase_agent_decrypt_seconds_count [1-9]/);
   // The sync decrypted: the opt-in heap keeper collected its garbage right after it.
   expect(metrics.body).toMatch(/phase_agent_heap_collection_seconds_count\{reason="sync"\} [1-9]/);
+  // The process metrics, read at scrape time, with values that describe this process.
+  const value = (name: string): number => {
+    const m = new RegExp(`^${name} ([0-9.e+-]+)$`, 'm').exec(metrics.body);
+    expect(m).not.toBeNull();
+    return Number(m![1]);
+  };
+  expect(value('phase_agent_process_resident_memory_bytes')).toBeGreaterThan(10 * 1048576);
+  expect(value('phase_agent_process_cpu_seconds_total')).toBeGreaterThan(0);
+  expect(value('phase_agent_nodejs_heap_size_used_bytes')).toBeGreaterThan(1048576);
+  expect(
+    Math.abs(value('phase_agent_process_start_time_seconds') - (Date.now() / 1000 - process.uptime())),
+  ).toBeLessThan(5);
+  expect(value('phase_agent_nodejs_eventloop_lag_seconds\\{quantile="0.99"\\}')).toBeGreaterThanOrEqual(0);
+  expect(metrics.body).toContain(`phase_agent_nodejs_version_info{version="${process.version}"} 1`);
+  expect(metrics.body).not.toMatch(/nodejs_gc_duration_seconds/);
 });
 
 test('several scopes: ?scope= selects one, the merge lets later scopes win; unknown scope is 404', async () => {
