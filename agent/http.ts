@@ -327,7 +327,7 @@ export function buildApp(d: HttpDeps, serving = makeServing(d)): Express {
       r = resolve(q.value.scope);
     }
     if (!r.ok) return unavailable(res, r);
-    sendBody(inm(req), res, r.view.env[q.value.format as RenderFormat], r, r.stale ? hit.envStale : hit.env);
+    sendBody(inm(req), res, r.view.env(q.value.format as RenderFormat), r, r.stale ? hit.envStale : hit.env);
   });
 
   app.get('/v1/watch', (req, res) => {

@@ -60,7 +60,7 @@ export class Renderer {
     const { file, format, scope } = this.opts;
     const view = scope ? this.engine.scope(scope)?.view : this.engine.mergedView();
     if (!view) return;
-    const b = view.env[format];
+    const b = view.env(format);
     if (b.status !== 200) {
       this.log.error(
         { file, format, reason: JSON.parse(b.body.toString()).error },

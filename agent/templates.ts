@@ -164,7 +164,7 @@ export class Templates {
     const whole = (format: RenderFormat) =>
       function (this: unknown, ...args: unknown[]): string {
         const o = args[args.length - 1] as HelperOptions;
-        const b = view(o, format).env[format];
+        const b = view(o, format).env(format);
         if (b.status !== 200) throw new Error(`${format}: ${JSON.parse(b.body.toString()).error}`);
         return b.body.toString('utf8');
       };

@@ -1,11 +1,15 @@
 /**
- * Response bodies precomputed once per sync, so the request hot path only picks a Buffer and writes it.
- * A view is one scope's secrets or the merge of all scopes (later scopes win on a key clash).
+ * Response bodies, built from one sync's secrets and kept until the next: the request hot path only picks a Buffer
+ * and writes it. A view is one scope's secrets or the merge of all scopes (later scopes win on a key clash).
+ *
+ * `GET /v1/secrets` (the flat object) is built with the view; every other body (one per key, each export format, the
+ * metadata listing) is built on its first request and kept: a sync then allocates a fraction of what it did when
+ * every body was prebuilt, which kept a pushed-to agent 6 MB under its former peak (docs/performance.md).
  */
-import { createHash } from 'node:crypto';
+import { createHash, type Hash } from 'node:crypto';
 import type { PlainSecret } from './decrypt';
 import { renderFormat } from './formats';
-import { RENDER_FORMATS, type RenderFormat } from './config';
+import type { RenderFormat } from './config';
 
 export interface Body {
   status: number;
@@ -20,18 +24,6 @@ export interface ViewSecret extends PlainSecret {
   environment: string;
 }
 
-export interface View {
-  /** Strong ETag of the whole view (also what /v1/watch reports as the version). */
-  etag: string;
-  /** Winner per key (first by path within a scope; later scopes win across scopes). */
-  byKey: Map<string, ViewSecret>;
-  secrets: Body;
-  secretsMeta: Body;
-  keys: Map<string, Body>;
-  env: Record<RenderFormat, Body>;
-  count: number;
-}
-
 const JSON_TYPE = 'application/json; charset=utf-8';
 const TEXT_TYPE = 'text/plain; charset=utf-8';
 const CONTENT_TYPES: Record<RenderFormat, string> = {
@@ -43,12 +35,105 @@ const CONTENT_TYPES: Record<RenderFormat, string> = {
   csv: 'text/csv; charset=utf-8',
 };
 
-function etagOf(buf: Buffer | string): string {
-  return `"${createHash('sha256').update(buf).digest('base64url').slice(0, 27)}"`;
-}
+const etagOfHash = (h: Hash): string => `"${h.digest('base64url').slice(0, 27)}"`;
 
 function body(buf: Buffer, contentType: string, status = 200): Body {
-  return { status, body: buf, etag: etagOf(buf), contentType };
+  return { status, body: buf, etag: etagOfHash(createHash('sha256').update(buf)), contentType };
+}
+
+/** One entry of `GET /v1/secrets?metadata=true`, as JSON text. */
+function metaEntry(s: ViewSecret): string {
+  return JSON.stringify({
+    key: s.key,
+    value: s.value,
+    comment: s.comment,
+    path: s.path,
+    tags: s.tags,
+    type: s.type,
+    version: s.version,
+    updatedAt: s.updatedAt ?? null,
+    overridden: s.overridden,
+    app: s.app,
+    environment: s.environment,
+    scope: s.scope,
+  });
+}
+
+const META_OPEN = '{"secrets":[';
+const META_CLOSE = ']}';
+
+/** The raw value of each key as `text/plain`, built on first request. */
+export class KeyBodies {
+  private readonly built = new Map<string, Body>();
+
+  constructor(private readonly byKey: ReadonlyMap<string, ViewSecret>) {}
+
+  get(key: string): Body | undefined {
+    const b = this.built.get(key);
+    if (b) return b;
+    const s = this.byKey.get(key);
+    if (!s) return undefined;
+    const made = body(Buffer.from(s.value), TEXT_TYPE);
+    this.built.set(key, made);
+    return made;
+  }
+}
+
+export class View {
+  /** Strong ETag of the whole view (also what /v1/watch reports as the version): that of `secretsMeta`. */
+  readonly etag: string;
+  /** `GET /v1/secrets`: `{"KEY":"value",...}`. */
+  readonly secrets: Body;
+  readonly keys: KeyBodies;
+  readonly count: number;
+  private meta: Body | undefined;
+  private readonly formats = new Map<RenderFormat, Body>();
+
+  constructor(
+    /** Winner per key (first by path within a scope; later scopes win across scopes). */
+    readonly byKey: ReadonlyMap<string, ViewSecret>,
+    /** Every secret of every scope, in order (the metadata listing). */
+    private readonly all: readonly ViewSecret[],
+  ) {
+    const flat: Record<string, string> = {};
+    for (const [k, v] of byKey) flat[k] = v.value;
+    this.secrets = body(Buffer.from(JSON.stringify(flat)), JSON_TYPE);
+    this.keys = new KeyBodies(byKey);
+    this.count = byKey.size;
+    // The metadata listing's hash, fed piece by piece: the same bytes as its body, without building it.
+    const h = createHash('sha256').update(META_OPEN);
+    all.forEach((s, i) => h.update(i === 0 ? metaEntry(s) : `,${metaEntry(s)}`));
+    this.etag = etagOfHash(h.update(META_CLOSE));
+  }
+
+  /** `GET /v1/secrets?metadata=true`: every secret with its metadata. */
+  get secretsMeta(): Body {
+    if (!this.meta) {
+      this.meta = body(Buffer.from(META_OPEN + this.all.map(metaEntry).join(',') + META_CLOSE), JSON_TYPE);
+      this.meta.etag = this.etag;
+    }
+    return this.meta;
+  }
+
+  /** The secrets in an export format (`GET /v1/env`, `--render`, template helpers); 422 when they cannot be. */
+  env(format: RenderFormat): Body {
+    let b = this.formats.get(format);
+    if (!b) {
+      const r = renderFormat(
+        format,
+        [...this.byKey.values()].map((s) => ({ key: s.key, value: s.value })),
+      );
+      b = r.ok
+        ? body(Buffer.from(r.text), CONTENT_TYPES[format])
+        : body(
+            Buffer.from(JSON.stringify({ error: `cannot render as ${format}: ${r.message}` })),
+            JSON_TYPE,
+            422,
+          );
+      this.formats.set(format, b);
+    }
+    return b;
+  }
 }
 
 /** Orders a scope's secrets so the root path comes first, then paths and keys alphabetically. */
@@ -88,41 +173,7 @@ export function buildView(
       byKey.set(k, v);
     }
   }
-  const flat: Record<string, string> = {};
-  for (const [k, v] of byKey) flat[k] = v.value;
-  const secrets = body(Buffer.from(JSON.stringify(flat)), JSON_TYPE);
-  const secretsMeta = body(
-    Buffer.from(
-      JSON.stringify({
-        secrets: all.map((s) => ({
-          key: s.key,
-          value: s.value,
-          comment: s.comment,
-          path: s.path,
-          tags: s.tags,
-          type: s.type,
-          version: s.version,
-          updatedAt: s.updatedAt ?? null,
-          overridden: s.overridden,
-          app: s.app,
-          environment: s.environment,
-          scope: s.scope,
-        })),
-      }),
-    ),
-    JSON_TYPE,
-  );
-  const keys = new Map<string, Body>();
-  for (const [k, v] of byKey) keys.set(k, body(Buffer.from(v.value), TEXT_TYPE));
-  const pairs = [...byKey.values()].map((s) => ({ key: s.key, value: s.value }));
-  const env = {} as Record<RenderFormat, Body>;
-  for (const f of RENDER_FORMATS) {
-    const r = renderFormat(f, pairs);
-    env[f] = r.ok
-      ? body(Buffer.from(r.text), CONTENT_TYPES[f])
-      : body(Buffer.from(JSON.stringify({ error: `cannot render as ${f}: ${r.message}` })), JSON_TYPE, 422);
-  }
-  return { etag: secretsMeta.etag, byKey, secrets, secretsMeta, keys, env, count: byKey.size };
+  return new View(byKey, all);
 }
 
 /** Keys added, changed (value differs) and removed between two views. Names only, never values. */
