@@ -126,7 +126,8 @@ export async function run(): Promise<BenchResult[]> {
     const count = runs.ours[0].count;
     if (count !== SECRETS) throw new Error(`read ${count} secrets, expected ${SECRETS}`);
     if (runs.ours[0].backend !== 'native') throw new Error(`ours ran on the ${runs.ours[0].backend} backend`);
-    if (runs['ours-single'][0].threads !== 0) throw new Error('the one-thread column ran with worker threads');
+    if (runs['ours-single'][0].threads !== 0)
+      throw new Error('the one-thread column ran with worker threads');
 
     const stat = (w: Who, f: (s: Sample) => number) => {
       const xs = runs[w].map(f);
