@@ -5,7 +5,7 @@
  * Why not prom-client's `collectDefaultMetrics`: its garbage-collection histogram observes every collection
  * through a `PerformanceObserver`, and with the agent's 1 MB young generation (agent/runtime-profile.ts) a busy
  * agent collects every hundred or so requests. That observer alone cost the hot read 4–9 % of its throughput
- * (docs/performance.md, "Serving throughput against the control"). Everything here costs nothing between scrapes
+ * (docs/performance.md, "Agent, sixth session"). Everything here costs nothing between scrapes
  * except the event-loop delay monitor, a native timer every 10 ms.
  */
 import { readdirSync } from 'node:fs';
