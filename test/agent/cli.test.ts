@@ -4,17 +4,12 @@
  * watch stream open (exit 0), JSON logs without values or tokens, and `run` propagating
  * signals and exit codes.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { startTestServer } from '../support/server';
-import { provision, until } from './helpers';
-
-const DIST = process.env.PHASE_BRIDGE_DIST ?? resolve(__dirname, '../../dist');
-const CLI = join(DIST, 'bin/cli.js');
-const LAUNCH = `require(${JSON.stringify(CLI)}).main(['node', 'phase-bridge', ...process.argv.slice(1)]).catch((e) => { process.stderr.write(String(e && e.message)); process.exit(1); })`;
+import { provision, until, CLI, spawnCli as cli } from './helpers';
 
 type TestServer = Awaited<ReturnType<typeof startTestServer>>;
 let srv: TestServer;
@@ -27,34 +22,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await srv?.close();
 });
-
-function cli(
-  args: string[],
-  env: Record<string, string> = {},
-): {
-  child: ChildProcess;
-  out: () => string;
-  err: () => string;
-  exit: Promise<{ code: number | null; signal: string | null }>;
-} {
-  const child = spawn(process.execPath, ['-e', LAUNCH, ...args], {
-    env: {
-      PATH: process.env.PATH ?? '',
-      NODE_PATH: process.env.NODE_PATH ?? '',
-      HOME: process.env.HOME ?? '',
-      ...env,
-    },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let out = '';
-  let err = '';
-  child.stdout!.on('data', (c) => (out += c));
-  child.stderr!.on('data', (c) => (err += c));
-  const exit = new Promise<{ code: number | null; signal: string | null }>((r) =>
-    child.on('exit', (code, signal) => r({ code, signal })),
-  );
-  return { child, out: () => out, err: () => err, exit };
-}
 
 test('a bad configuration exits 2 with one line per bad setting and never echoes the token', async () => {
   const token = 'pss_service:v2:deadbeef';

@@ -186,7 +186,12 @@ export interface CliProcess {
 /** Runs `phase-bridge <args>` from dist/ with a minimal environment plus `env`. */
 export function spawnCli(args: string[], env: Record<string, string> = {}): CliProcess {
   const child = spawn(process.execPath, ['-e', LAUNCH, ...args], {
-    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env },
+    env: {
+      PATH: process.env.PATH ?? '',
+      NODE_PATH: process.env.NODE_PATH ?? '',
+      HOME: process.env.HOME ?? '',
+      ...env,
+    },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';

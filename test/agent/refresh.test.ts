@@ -5,18 +5,13 @@
  * `phase-bridge agent refresh` reaches the agent over its unix socket or loopback TCP with the client token. The
  * agents here do not push (`--no-push`) and refresh once a minute, so a value that arrives came through the request.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { startAgent, type AgentHandle } from '../../agent/agent';
 import { startTestServer } from '../support/server';
-import { call, provision, silent, testConfig, until } from './helpers';
-
-const DIST = process.env.PHASE_BRIDGE_DIST ?? resolve(__dirname, '../../dist');
-const CLI = join(DIST, 'bin/cli.js');
-const LAUNCH = `require(${JSON.stringify(CLI)}).main(['node', 'phase-bridge', ...process.argv.slice(1)]).catch((e) => { process.stderr.write(String(e && e.message)); process.exit(1); })`;
+import { call, provision, silent, testConfig, until, CLI, spawnCli as cli } from './helpers';
 
 type TestServer = Awaited<ReturnType<typeof startTestServer>>;
 let srv: TestServer;
@@ -94,34 +89,6 @@ test('a spent budget: the refresh is deferred (503, Retry-After) and says so', a
   // Serving is unaffected.
   expect((await call(a, '/v1/secrets/A')).body).toBe('a');
 });
-
-function cli(
-  args: string[],
-  env: Record<string, string> = {},
-): {
-  child: ChildProcess;
-  out: () => string;
-  err: () => string;
-  exit: Promise<{ code: number | null; signal: string | null }>;
-} {
-  const child = spawn(process.execPath, ['-e', LAUNCH, ...args], {
-    env: {
-      PATH: process.env.PATH ?? '',
-      NODE_PATH: process.env.NODE_PATH ?? '',
-      HOME: process.env.HOME ?? '',
-      ...env,
-    },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let out = '';
-  let err = '';
-  child.stdout!.on('data', (c) => (out += c));
-  child.stderr!.on('data', (c) => (err += c));
-  const exit = new Promise<{ code: number | null; signal: string | null }>((r) =>
-    child.on('exit', (code, signal) => r({ code, signal })),
-  );
-  return { child, out: () => out, err: () => err, exit };
-}
 
 function get(port: number, path: string, token: string): Promise<{ status: number; body: string }> {
   return new Promise((resolveGet, reject) => {
