@@ -586,11 +586,9 @@ describe('--auth aws-iam', () => {
 });
 
 describe('run --auth', () => {
-  test('run --auth kubernetes -- node -e ...: the command sees the secrets', async () => {
-    const { p, value } = await oidcAccount();
-    const vol = projectedVolume(join(mkdtempSync(join(tmpdir(), 'k8s-')), 'token-vol'));
-    vol.write(await k8sJwt());
-    const r = spawnCli([
+  /** `phase-bridge run --auth kubernetes` for the account, then `node -e script`. */
+  const runWithKubernetes = (p: { appName: string; saId: string }, jwtFile: string, script: string) =>
+    spawnCli([
       'run',
       '--host',
       srv.url,
@@ -603,12 +601,18 @@ describe('run --auth', () => {
       '--account-id',
       p.saId,
       '--jwt-file',
-      vol.file,
+      jwtFile,
       '--',
       process.execPath,
       '-e',
-      'process.stdout.write("DB_URL=" + process.env.DB_URL)',
+      script,
     ]);
+
+  test('run --auth kubernetes -- node -e ...: the command sees the secrets', async () => {
+    const { p, value } = await oidcAccount();
+    const vol = projectedVolume(join(mkdtempSync(join(tmpdir(), 'k8s-')), 'token-vol'));
+    vol.write(await k8sJwt());
+    const r = runWithKubernetes(p, vol.file, 'process.stdout.write("DB_URL=" + process.env.DB_URL)');
     running.push(r);
     const { code } = await r.exit;
     expect(r.err()).not.toContain('could not fetch');
@@ -622,25 +626,7 @@ describe('run --auth', () => {
     const vol = projectedVolume(join(mkdtempSync(join(tmpdir(), 'k8s-')), 'token-vol'));
     vol.write(await k8sJwt('kube-system', 'api'));
     const marker = join(mkdtempSync(join(tmpdir(), 'run-')), 'started');
-    const r = spawnCli([
-      'run',
-      '--host',
-      srv.url,
-      '--app',
-      p.appName,
-      '--env',
-      'Production',
-      '--auth',
-      'kubernetes',
-      '--account-id',
-      p.saId,
-      '--jwt-file',
-      vol.file,
-      '--',
-      process.execPath,
-      '-e',
-      `require('fs').writeFileSync(${JSON.stringify(marker)}, 'x')`,
-    ]);
+    const r = runWithKubernetes(p, vol.file, `require('fs').writeFileSync(${JSON.stringify(marker)}, 'x')`);
     running.push(r);
     const { code } = await r.exit;
     expect(code).toBe(1);
