@@ -3,13 +3,7 @@
  * `npm run bench -- server agent` runs a subset. Figures and the commands behind them live in docs/performance.md.
  */
 import { join } from 'node:path';
-
-export interface BenchResult {
-  name: string;
-  value: number;
-  unit: string;
-  note?: string;
-}
+import { formatResult, type BenchResult } from './report';
 
 const PARTS = ['server', 'agent', 'provider', 'read'] as const;
 
@@ -22,11 +16,7 @@ async function main(): Promise<void> {
     try {
       const mod = require(join(__dirname, part)) as { run: () => Promise<BenchResult[]> };
       const results = await mod.run();
-      for (const r of results) {
-        process.stdout.write(
-          `${r.name.padEnd(60)} ${String(r.value).padStart(12)} ${r.unit}${r.note ? `  (${r.note})` : ''}\n`,
-        );
-      }
+      for (const r of results) process.stdout.write(`${formatResult(r, 60)}\n`);
     } catch (err) {
       failed = true;
       process.stdout.write(`benchmark failed: ${err instanceof Error ? err.message : String(err)}\n`);

@@ -20,13 +20,7 @@ import { initOrganisation } from '../../server/org';
 import { AGENT_RUNTIME_PROFILE } from '../../agent/runtime-profile';
 import { load, merge, type LoadResult } from './load';
 import { measurePropagation, percentile } from './propagation';
-
-export interface BenchResult {
-  name: string;
-  value: number;
-  unit: string;
-  note?: string;
-}
+import { runStandalone, type BenchResult } from '../report';
 
 const SECRETS = 1000;
 const DURATION_MS = Number(process.env.AGENT_BENCH_MS ?? 3000);
@@ -364,16 +358,4 @@ export async function run(): Promise<BenchResult[]> {
   }
 }
 
-if (require.main === module) {
-  run()
-    .then((results) => {
-      for (const r of results)
-        process.stdout.write(
-          `${r.name.padEnd(70)} ${String(r.value).padStart(10)} ${r.unit}${r.note ? `  (${r.note})` : ''}\n`,
-        );
-    })
-    .catch((err) => {
-      process.stderr.write(`agent benchmark failed: ${(err as Error).message}\n`);
-      process.exitCode = 1;
-    });
-}
+if (require.main === module) runStandalone('agent', run, 70);

@@ -10,13 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { generateCert } from '../../provider/plugin/cert';
 import { installProvider, repoRoot } from '../../provider/install';
-
-export interface BenchResult {
-  name: string;
-  value: number;
-  unit: string;
-  note?: string;
-}
+import { runStandalone, type BenchResult } from '../report';
 
 const COOKIE = 'd602bf8f470bc67ca7faa0386276bbdd4330efaf76d1a219cb4d6991ca9872b2';
 const TERRAFORM = process.env.TERRAFORM_BIN || 'terraform';
@@ -165,17 +159,4 @@ export async function run(): Promise<BenchResult[]> {
   return [...(await launchToHandshake()), ...(await planHundred())];
 }
 
-if (require.main === module) {
-  run().then(
-    (rs) =>
-      rs.forEach((r) =>
-        process.stdout.write(
-          `${r.name.padEnd(58)} ${String(r.value).padStart(8)} ${r.unit}${r.note ? `  (${r.note})` : ''}\n`,
-        ),
-      ),
-    (e: unknown) => {
-      process.stderr.write(`${(e as Error).message}\n`);
-      process.exitCode = 1;
-    },
-  );
-}
+if (require.main === module) runStandalone('provider', run);

@@ -21,13 +21,7 @@ import { join } from 'node:path';
 import { PhaseClient } from '../../core/client';
 import { createServer } from '../../server/app';
 import { initOrganisation } from '../../server/org';
-
-export interface BenchResult {
-  name: string;
-  value: number;
-  unit: string;
-  note?: string;
-}
+import { runStandalone, type BenchResult } from '../report';
 
 const SECRETS = Number(process.env.READ_BENCH_SECRETS ?? 1000);
 const SAMPLES = Number(process.env.READ_BENCH_SAMPLES ?? 15);
@@ -205,16 +199,4 @@ export async function run(): Promise<BenchResult[]> {
   }
 }
 
-if (require.main === module) {
-  run()
-    .then((results) => {
-      for (const r of results)
-        process.stdout.write(
-          `${r.name.padEnd(78)} ${String(r.value).padStart(8)} ${r.unit}${r.note ? `  (${r.note})` : ''}\n`,
-        );
-    })
-    .catch((err) => {
-      process.stderr.write(`read benchmark failed: ${(err as Error).message}\n`);
-      process.exitCode = 1;
-    });
-}
+if (require.main === module) runStandalone('read', run, 78);

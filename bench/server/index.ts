@@ -25,7 +25,7 @@ import { join, resolve } from 'node:path';
 import { Client } from 'pg';
 import { startPostgres, type PostgresCluster } from '../../scripts/pg-cluster';
 
-import type { BenchResult } from '../run';
+import { formatResult, type BenchResult } from '../report';
 
 type Store = 'sqlite' | 'postgres';
 
@@ -574,10 +574,7 @@ if (require.main === module) {
   const wanted = process.argv.slice(2).filter((a): a is Store => a === 'sqlite' || a === 'postgres');
   run(wanted.length ? wanted : undefined).then(
     (rs) => {
-      for (const r of rs)
-        process.stdout.write(
-          `${r.name.padEnd(64)} ${String(r.value).padStart(10)} ${r.unit}${r.note ? `  (${r.note})` : ''}\n`,
-        );
+      for (const r of rs) process.stdout.write(`${formatResult(r)}\n`);
     },
     (err) => {
       process.stderr.write(`bench/server failed: ${err instanceof Error ? err.message : String(err)}\n`);
