@@ -149,7 +149,7 @@ test('CLI: SIGHUP syncs now and logs it; `phase-bridge agent refresh` over the u
       .filter(Boolean)
       .map((l) => JSON.parse(l))
       .find((r) => r.reason === 'SIGHUP' && r.msg === 'sync requested: syncing now');
-    expect(hupLine).toBeDefined();
+    expect(hupLine).toMatchObject({ reason: 'SIGHUP', msg: 'sync requested: syncing now' });
     await until(() => agent.err().includes('requested sync done'));
 
     // Over the unix socket.
