@@ -7,7 +7,7 @@ import * as http from 'node:http';
 import * as https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { getHeapStatistics } from 'node:v8';
-import { PhaseClient, resolveBaseUrls } from '../core/client';
+import { resolveBaseUrls } from '../core/client';
 import type { Transport } from '../core/http';
 import { initCrypto } from '../core/crypto';
 import { authorizationHeader } from '../core/token';
@@ -24,6 +24,7 @@ import { Renderer } from './render';
 import { Templates } from './templates';
 import { heapWarning } from './runtime-profile';
 import { SyncEngine, type ClientFactory } from './sync';
+import { defaultClientFactory } from './upstream';
 import { TokenSource } from './token-source';
 import { checkAgentPaths } from './trust';
 
@@ -105,17 +106,7 @@ async function loginSource(cfg: AgentConfig, log: Logger): Promise<TokenSource> 
  * another reason, a 503 (it keeps what it serves, as in any outage). The engine's own handling does the rest.
  */
 function gatedFactory(cfg: AgentConfig, tokens: TokenSource, inner?: ClientFactory): ClientFactory {
-  const make: ClientFactory =
-    inner ??
-    ((token, transport) =>
-      new PhaseClient({
-        host: cfg.host,
-        token,
-        retries: 0,
-        timeoutMs: cfg.upstreamTimeout,
-        transport,
-        userAgent: `phase-bridge-agent/${VERSION}`,
-      }));
+  const make: ClientFactory = inner ?? defaultClientFactory(cfg);
   return (token, transport) => {
     const gated: Transport = async (req, timeoutMs) => {
       const block = tokens.blocked();
