@@ -108,10 +108,13 @@ export class View {
 
   /** `GET /v1/secrets?metadata=true`: every secret with its metadata. */
   get secretsMeta(): Body {
-    if (!this.meta) {
-      this.meta = body(Buffer.from(META_OPEN + this.all.map(metaEntry).join(',') + META_CLOSE), JSON_TYPE);
-      this.meta.etag = this.etag;
-    }
+    // Its ETag is the view's, already hashed from the same bytes.
+    this.meta ??= {
+      status: 200,
+      body: Buffer.from(META_OPEN + this.all.map(metaEntry).join(',') + META_CLOSE),
+      etag: this.etag,
+      contentType: JSON_TYPE,
+    };
     return this.meta;
   }
 

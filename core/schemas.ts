@@ -187,6 +187,20 @@ function readOverride(o: unknown): NonNullable<EncryptedSecret['override']> | un
   };
 }
 
+/** The fields of a secret that are absent or text (`str.optional()` in `EncryptedSecretSchema`). */
+const OPTIONAL_TEXT_FIELDS = [
+  'type',
+  'lifecycle',
+  'path',
+  'key_digest',
+  'keyDigest',
+  'created_at',
+  'createdAt',
+  'updated_at',
+  'updatedAt',
+  'environment',
+] as const;
+
 /**
  * `EncryptedSecretSchema` in plain code: the same checks and the same output, or undefined where zod would report
  * an issue (the caller then asks zod, for the message).
@@ -196,10 +210,7 @@ export function readEncryptedSecret(raw: unknown): EncryptedSecret | undefined {
   const s = raw;
   if (typeof s.id !== 'string' || typeof s.key !== 'string' || typeof s.value !== 'string') return undefined;
   if (!optNullStr(s.comment) || !optNullStr(s.folder)) return undefined;
-  for (const f of ['type', 'lifecycle', 'path', 'key_digest', 'keyDigest'] as const)
-    if (!optStr(s[f])) return undefined;
-  for (const f of ['created_at', 'createdAt', 'updated_at', 'updatedAt', 'environment'] as const)
-    if (!optStr(s[f])) return undefined;
+  for (const f of OPTIONAL_TEXT_FIELDS) if (!optStr(s[f])) return undefined;
   if (s.version !== undefined && !Number.isInteger(s.version)) return undefined;
   let tags: string[] = [];
   if (s.tags !== undefined && s.tags !== null) {
