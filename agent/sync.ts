@@ -450,18 +450,19 @@ export class SyncEngine extends EventEmitter<EngineEvents> {
         },
         'scope synced',
       );
-      this.emitChange(s, prev, r.view, 'updated');
+      this.emitChange(s, prev, r.view, 'updated', undefined, d);
     }
   }
 
+  /** Emits a change event; `d` is the diff of `prev` and `next` when the caller has it already. */
   private emitChange(
     s: ScopeState,
     prev: View | undefined,
     next: View | undefined,
     kind: ChangeEvent['kind'],
     reason?: string,
+    d = diffViews(prev, next),
   ): void {
-    const d = diffViews(prev, next);
     this.emit('change', {
       scope: s.name,
       etag: next?.etag ?? null,
