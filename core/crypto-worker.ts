@@ -17,6 +17,7 @@ import {
   type CryptoBackendName,
   type RecipientKey,
   cryptoBackendName,
+  decryptAllWith,
   decryptAsymmetricWith,
   initCrypto,
 } from './crypto';
@@ -193,13 +194,7 @@ export class DecryptPool {
   async openAll(key: RecipientKey, ciphertexts: string[]): Promise<Array<string | CryptoError>> {
     const outcomes: Outcome[] = new Array(ciphertexts.length);
     const chunks = Math.ceil(ciphertexts.length / CHUNK);
-    if (this.threads === 0 || ciphertexts.length < PARALLEL_MIN) {
-      for (let c = 0; c < chunks; c++) {
-        const part = openChunk(key, ciphertexts, c * CHUNK);
-        for (let j = 0; j < part.length; j++) outcomes[c * CHUNK + j] = part[j];
-      }
-      return outcomes.map(toResult);
-    }
+    if (this.threads === 0 || ciphertexts.length < PARALLEL_MIN) return decryptAllWith(ciphertexts, key);
     this.warm();
     this.touch();
     const counter = new SharedArrayBuffer(4);

@@ -261,6 +261,17 @@ export function decryptAsymmetricWith(ciphertext: string, recipient: RecipientKe
   return decodeUtf8(decryptAsymmetricBytes(ciphertext, recipient), 'decrypted text');
 }
 
+/** `decryptAsymmetricWith` over a list: per ciphertext the plaintext, or the CryptoError it threw. */
+export function decryptAllWith(ciphertexts: string[], recipient: RecipientKey): Array<string | CryptoError> {
+  return ciphertexts.map((c) => {
+    try {
+      return decryptAsymmetricWith(c, recipient);
+    } catch (err) {
+      return err instanceof CryptoError ? err : new CryptoError(String(err));
+    }
+  });
+}
+
 // ---- digests (§2.7) ----
 
 /** Blind index of a secret key: BLAKE2b-256 keyed with the UTF-8 bytes of the salt text (unkeyed if empty). */

@@ -12,6 +12,7 @@ import {
   type KeyPairHex,
   type RecipientKey,
   constantTimeEqual,
+  decryptAllWith,
   decryptAsymmetric,
   decryptAsymmetricWith,
   kxSeedKeyPair,
@@ -194,12 +195,13 @@ export function decryptSecret(
 
 type SecretFields = Pick<EncryptedSecret, 'key' | 'value' | 'comment' | 'override'>;
 
-/** The ciphertexts `decryptSecret` opens for an item (empty fields and plain comments are not ciphertext). */
-function ciphertextsOf(item: SecretFields): string[] {
+/** The ciphertexts `decryptSecret` opens for an item, found by running its own rules with an opener that collects. */
+function ciphertextsOf(env: EnvironmentKeys, item: SecretFields): string[] {
   const out: string[] = [];
-  const overridden = !!item.override && item.override.isActive === true;
-  for (const c of [item.key, overridden ? item.override!.value : item.value]) if (c !== '') out.push(c);
-  if (looksLikePhaseCiphertext(item.comment)) out.push(item.comment);
+  decryptSecret(env, item, (c) => {
+    out.push(c);
+    return '';
+  });
   return out;
 }
 
@@ -216,20 +218,14 @@ export async function decryptSecretList(
   const index = new Map<string, number>();
   const cts: string[] = [];
   for (const item of items)
-    for (const c of ciphertextsOf(item))
+    for (const c of ciphertextsOf(env, item))
       if (!index.has(c)) {
         index.set(c, cts.length);
         cts.push(c);
       }
   const opened: Array<string | CryptoError> = pool
     ? await pool.openAll(env.recipient, cts)
-    : cts.map((c) => {
-        try {
-          return openCiphertext(env, c);
-        } catch (err) {
-          return err instanceof CryptoError ? err : new CryptoError(String(err));
-        }
-      });
+    : decryptAllWith(cts, env.recipient);
   const open: CiphertextOpener = (c) => {
     const r = opened[index.get(c)!];
     if (r instanceof CryptoError) throw r;
