@@ -7,6 +7,7 @@
  * Imported on demand by agent/auth/login.ts, only for `--auth aws-iam` (the agent's memory budget).
  */
 import type { Transport } from '../../core/http';
+import { DEFAULT_STS_ENDPOINT } from '../../core/identity';
 import { AwsCredentialChain, type AwsCredentials } from './aws-credentials';
 import { signV4 } from './sigv4';
 
@@ -33,7 +34,7 @@ export function stsTarget(env: NodeJS.ProcessEnv, override?: string): { region: 
   const region = configured || 'us-east-1';
   return {
     region,
-    endpoint: region === 'us-east-1' ? 'https://sts.amazonaws.com' : `https://sts.${region}.amazonaws.com`,
+    endpoint: region === 'us-east-1' ? DEFAULT_STS_ENDPOINT : `https://sts.${region}.amazonaws.com`,
   };
 }
 

@@ -4,10 +4,12 @@
  */
 import { z } from 'zod';
 import { ASYMMETRIC_ALGORITHMS } from '../../core/identity';
+import { EXTERNAL_IDENTITY_PROVIDERS, type ExternalIdentityProvider } from '../../core/schemas';
 import { isBareWildcard } from './glob';
 
-export const PROVIDERS = ['oidc', 'aws_iam'] as const;
-export type IdentityProvider = (typeof PROVIDERS)[number];
+/** The providers an identity can use: core's list, the same one clients validate against. */
+export const PROVIDERS = EXTERNAL_IDENTITY_PROVIDERS;
+export type IdentityProvider = ExternalIdentityProvider;
 
 export const DEFAULT_TTL_SECONDS = 3600;
 export const MAX_TTL_SECONDS = 86400;
