@@ -123,6 +123,7 @@ export class Materialiser {
     const online = fetchDependency !== undefined;
     const raw = s.raw!;
     const deps = new Map<string, DependencyData>();
+    const depValues = new Map<string, Promise<Map<string, string>>>();
     const byDep = new Map<string, DependencyData>(raw.deps.map((d) => [`${d.envId}|${d.path}`, d]));
     const local: LocalSecret[] = [];
     for (const other of input.scopes) {
@@ -159,11 +160,19 @@ export class Materialiser {
         }
         deps.set(id, dep);
       }
-      const envKey2 = this.keyring.envKey(account, key, app?.name); // throws: a failed lookup
-      const found = (await this.decryptList(s.name, dep.secrets, envKey2, undefined, `dep:${id}`)).find(
-        (x) => x.key === t.key,
-      );
-      return found?.value;
+      // Each target list is decrypted once per resolution, however many of its keys are referenced.
+      let values = depValues.get(id);
+      if (!values) {
+        const envKey2 = this.keyring.envKey(account, key, app?.name); // throws: a failed lookup
+        const d = dep;
+        values = this.decryptList(s.name, d.secrets, envKey2, undefined, `dep:${id}`).then((list) => {
+          const byKey = new Map<string, string>();
+          for (const x of list) if (!byKey.has(x.key)) byKey.set(x.key, x.value);
+          return byKey;
+        });
+        depValues.set(id, values);
+      }
+      return (await values).get(t.key);
     };
     const resolver = new ReferenceResolver({
       app: match.app.name,
