@@ -65,13 +65,15 @@ class Template {
     };
   }
 
-  /** True when `text` differs from what was last written. */
-  changed(text: string): boolean {
-    return sha(text) !== this.lastHash;
+  /** The digest of `text` when it differs from what was last written; undefined when it does not. */
+  changed(text: string): string | undefined {
+    const h = sha(text);
+    return h === this.lastHash ? undefined : h;
   }
 
-  wrote(text: string): void {
-    this.lastHash = sha(text);
+  /** Records a write; `hash` is `changed`'s answer (undefined: the same text as the last write). */
+  wrote(hash: string | undefined): void {
+    if (hash !== undefined) this.lastHash = hash;
     this.status.writes++;
   }
 
@@ -251,14 +253,15 @@ export class Templates {
       this.failed(t, `template: ${(err as Error).message.split('\n')[0]}`);
       return;
     }
-    if (!t.changed(text) && t.status.state === 'rendered') return;
+    const hash = t.changed(text);
+    if (hash === undefined && t.status.state === 'rendered') return;
     try {
       await atomicWrite(t.cfg.dest, text, t.cfg.mode);
     } catch (err) {
       this.failed(t, `write: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
       return;
     }
-    t.wrote(text);
+    t.wrote(hash);
     t.status.state = 'rendered';
     t.status.error = null;
     t.status.renderedAt = new Date().toISOString();
