@@ -10,6 +10,7 @@ import { getHeapStatistics } from 'node:v8';
 import { resolveBaseUrls } from '../core/client';
 import type { Transport } from '../core/http';
 import { initCrypto } from '../core/crypto';
+import { keepTickObjectShape } from '../core/tick-object';
 import { authorizationHeader } from '../core/token';
 import { VERSION } from '../core/version';
 import { ChangeStream, type ChangeStreamOptions } from './change-stream';
@@ -145,6 +146,8 @@ function explainLoginFailures(engine: SyncEngine, tokens: TokenSource): void {
 
 /** Starts an agent; resolves once the listeners are up (the first sync continues in the background). */
 export async function startAgent(cfg: AgentConfig, opts: StartOptions = {}): Promise<AgentHandle> {
+  // Before the first request and the first sync's collections (core/tick-object.ts).
+  keepTickObjectShape();
   await initCrypto();
   const log = opts.logger ?? createLogger(cfg.logLevel);
   const listening = opts.listen !== false && !cfg.once;

@@ -1,5 +1,6 @@
 import { Command } from 'commander';
 import { VERSION } from '../core/version';
+import { keepTickObjectShape } from '../core/tick-object';
 
 type Register = (program: Command) => void;
 
@@ -85,5 +86,7 @@ export function buildProgram(argv: string[] = []): Command {
 }
 
 export async function main(argv: string[]): Promise<void> {
+  // First, before any module's work can trigger a full collection (core/tick-object.ts).
+  keepTickObjectShape();
   await buildProgram(argv).parseAsync(argv);
 }

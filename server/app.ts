@@ -7,6 +7,7 @@ import type { Server } from 'node:http';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import pino, { type Logger } from 'pino';
 import { initCrypto } from '../core/crypto';
+import { keepTickObjectShape } from '../core/tick-object';
 import { serverKeyPair } from '../core/mint';
 import { VERSION } from '../core/version';
 import { parseRateLimit, parseSize, parseTrustedProxies, type ServerConfig } from './config';
@@ -86,6 +87,7 @@ function bodyParser(limit: number) {
 
 /** Creates the server: opens the store (running migrations), builds the app. Call `listen` to serve. */
 export async function createServer(config: ServerConfig & { logger?: Logger }): Promise<PhaseBridgeServer> {
+  keepTickObjectShape(); // core/tick-object.ts: every request runs through nextTick
   await initCrypto();
   const proxies = trustedProxies(parseTrustedProxies(config.trustedProxies));
   const store = await openStore(config.database);
