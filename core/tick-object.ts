@@ -11,7 +11,8 @@
  * Holding one entry holds its map, and through the map's back pointers the whole chain of maps, so the feedback
  * stays monomorphic whatever the collector does. The entry is taken from the `init` hook of an async hook that is
  * enabled only around one `nextTick` call. Call this early, before the process serves traffic; later calls do
- * nothing. It is an optimisation only: where the hook cannot be set up it returns false and changes nothing.
+ * nothing. It is an optimisation only: where the hook cannot be set up it returns false and changes nothing, and
+ * `PHASE_BRIDGE_TICK_SHAPE=off` turns it off (to measure the difference).
  */
 import { createHook } from 'node:async_hooks';
 
@@ -20,6 +21,7 @@ let held: object | undefined;
 /** Takes and holds one `process.nextTick` queue entry (once per process). True when one is held. */
 export function keepTickObjectShape(): boolean {
   if (held) return true;
+  if (process.env.PHASE_BRIDGE_TICK_SHAPE === 'off') return false;
   try {
     const hook = createHook({
       init(_asyncId, type, _triggerAsyncId, resource) {

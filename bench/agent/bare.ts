@@ -7,8 +7,8 @@
  * agent's own code costs from what being an HTTP client costs any Node process (see docs/performance.md).
  *
  * Both hold a `nextTick` entry as the agent does (core/tick-object.ts), so the ratios compare serving code, not
- * whether a full collection happened to drop V8's map for the entries; AGENT_BENCH_BASELINE_TICK=unpinned measures
- * them without it.
+ * whether a full collection happened to drop V8's map for the entries. `PHASE_BRIDGE_TICK_SHAPE=off` in the
+ * benchmark's environment turns that off in the agent and both baselines alike.
  */
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -17,7 +17,7 @@ import { PhaseClient } from '../../core/client';
 import { nodeTransport } from '../../core/http';
 import { keepTickObjectShape } from '../../core/tick-object';
 
-if (process.env.AGENT_BENCH_BASELINE_TICK !== 'unpinned') keepTickObjectShape();
+keepTickObjectShape();
 
 interface Fixed {
   path: string;
