@@ -622,7 +622,7 @@ export const SETTINGS = [
     flag: { decl: '--heap-headroom <MB>', numeric: true },
     env: ['PHASE_AGENT_HEAP_HEADROOM'],
     dflt: '`0` (off)',
-    doc: 'Opt-in, in MB: run a full garbage collection after each sync that decrypted and whenever the V8 heap grows this much above the last collection. Lowers peak resident memory, costs throughput on the hottest read (see [Performance](#performance))',
+    doc: 'Opt-in, in MB: run a full garbage collection after each sync that decrypted and whenever the V8 heap grows this much above the last collection. Lowers peak resident memory (see [Performance](#performance))',
   },
 ] as const satisfies readonly Setting[];
 

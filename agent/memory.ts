@@ -6,9 +6,10 @@
  * whenever the heap has grown more than `headroom` bytes above what the previous collection left (checked every
  * `intervalMs`). V8 returns the freed pages to the OS shortly after.
  *
- * Off by default because it is a trade: measured in the same runs, peak resident memory drops by 10-15 MB, and
- * cached `GET /v1/secrets/:key` throughput drops by 10-20 % after the first explicit collection, for as long as the
- * benchmark ran (docs/performance.md, "Memory, second follow-up"). The cause is inside V8 and not identified.
+ * Off by default. It was a trade: peak resident memory dropped by 10-15 MB, and cached `GET /v1/secrets/:key`
+ * throughput dropped by 10-20 % after the first explicit collection (docs/performance.md, "Memory, second
+ * follow-up"). That drop was a collection freeing the map of `nextTick`'s queue entries, which core/tick-object.ts
+ * now prevents. With it, one run measured the keeper at 0.95-0.99 of a bare server ("Agent, seventh session").
  *
  * The collector is reached the way jest's leak detector reaches it: `--expose-gc` switched on for one new context.
  * When that is not possible (a V8 that refuses the flag), the keeper does nothing and V8's own heuristics apply.

@@ -4,8 +4,8 @@
  * same bytes. Cached GET /v1/secrets and /v1/secrets/:key at 1, 10 and 50 connections, agent and baseline in turn,
  * plus cold start to ready, sync time for 1,000 secrets and resident memory. Each cell alternates six slices of
  * agent, baseline and control (3 s each side in total). The control is the same bare server after the same upstream
- * downloads as the agent: a Node process that has been an HTTP client serves slower, whatever it serves (see
- * docs/performance.md). First, before any of that, the write-to-visible latency of an agent with the default
+ * downloads as the agent (and the garbage collections they cause; see docs/performance.md, "Agent, seventh
+ * session"). `PHASE_BRIDGE_TICK_SHAPE=off` runs all three without core/tick-object.ts. First, before any of that, the write-to-visible latency of an agent with the default
  * settings (push from the server's change stream; propagation.ts). Bounded: about 75 s in total. All children run with the agent's runtime profile
  * (agent/runtime-profile.ts), as the image does.
  */
