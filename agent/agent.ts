@@ -120,27 +120,8 @@ function gatedFactory(cfg: AgentConfig, tokens: TokenSource, inner?: ClientFacto
   };
 }
 
-/**
- * A scope that failed closed because no valid token remains says why in the login's words (refused, and since when
- * nothing valid is held), in /v1/status, the 503 answers and the watchers' `unavailable` event; a token that expires
- * without a replacement triggers that sync at once rather than at the next refresh.
- */
-function explainLoginFailures(engine: SyncEngine, tokens: TokenSource): void {
-  const explain = (): void => {
-    const why = tokens.failClosedReason();
-    if (!why) return;
-    for (const s of engine.scopes)
-      if (s.failClosed && (s.failClosed.code === 'token_rejected' || s.failClosed.code === 'login_failed'))
-        s.explained({ code: 'login_failed', message: why, at: s.failClosed.at });
-  };
-  // First in line, so the watchers and `run` already see the explained reason.
-  engine.prependListener('change', (e) => {
-    if (e.kind !== 'unavailable') return;
-    explain();
-    const s = engine.scope(e.scope);
-    if (s?.failClosed) e.reason = s.failClosed.message;
-  });
-  engine.prependListener('synced', explain);
+/** A login token that expires without a replacement: sync at once (and fail closed) rather than at the next refresh. */
+function syncOnLoginExpiry(engine: SyncEngine, tokens: TokenSource): void {
   tokens.on('expired', () => void engine.sync('login token expired', 'forced'));
 }
 
@@ -172,7 +153,7 @@ export async function startAgent(cfg: AgentConfig, opts: StartOptions = {}): Pro
     login ? gatedFactory(cfg, tokens, opts.clientFactory) : opts.clientFactory,
     opts.clock,
   );
-  if (login) explainLoginFailures(engine, tokens);
+  if (login) syncOnLoginExpiry(engine, tokens);
   // Push: the upstream's change stream, when it has one (phase-bridge servers); polling goes on either way.
   const stream =
     cfg.push && !cfg.once

@@ -39,7 +39,7 @@ export type ScopeSource = 'none' | 'upstream' | 'snapshot';
 
 /**
  * One scope's state. Read-only from outside: it changes only through the named transitions below (resolved,
- * confirmed, deferred, fetched, materialised, failed, closed, explained, restored, dropped, invalidated), each of
+ * confirmed, deferred, fetched, materialised, failed, closed, restored, dropped, invalidated), each of
  * which leaves it consistent (a fetched scope is no longer failed closed, a closed one holds nothing, ...).
  */
 export class ScopeState {
@@ -202,11 +202,6 @@ export class ScopeState {
     this.st.source = 'none';
     this.st.pendingFetch = false;
     return first;
-  }
-
-  /** A closed scope's reason, said better (a workload login's own words); no-op when the scope serves. */
-  explained(problem: ScopeProblem): void {
-    if (this.st.failClosed) this.st.failClosed = problem;
   }
 
   /** Loaded from the offline snapshot: served as STALE until the upstream confirms it. */

@@ -526,10 +526,14 @@ export class SyncEngine extends EventEmitter<EngineEvents> {
         (call === 'bootstrap' && (err.status === 403 || err.status === 401)) ||
         (call === 'secrets' && err.status === 401);
       if (tokenRejected) {
-        const p = this.problem(
-          'token_rejected',
-          `the upstream rejected the service token (HTTP ${err.status} from ${err.path}: ${err.phaseError || 'no detail'}); it is revoked, expired or wrong`,
-        );
+        // A workload login that cannot give a valid token says why in its own words (refused, and since when).
+        const loginReason = this.tokens.failClosedReason();
+        const p = loginReason
+          ? this.problem('login_failed', loginReason)
+          : this.problem(
+              'token_rejected',
+              `the upstream rejected the service token (HTTP ${err.status} from ${err.path}: ${err.phaseError || 'no detail'}); it is revoked, expired or wrong`,
+            );
         for (const s of scopes) this.closeScope(s, p);
         this.lastCycleError = p;
         if (this.scopes.every((x) => x.failClosed)) void removeSnapshot(this.cfg.snapshotFile);

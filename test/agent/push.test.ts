@@ -504,7 +504,7 @@ describe('units', () => {
       'none',
       false,
     ]);
-    s.explained({ code: 'login_failed', message: 'why', at: 10 });
+    expect(s.closed({ code: 'login_failed', message: 'why', at: 10 })).toBe(false); // closed again: the latest reason
     expect(s.failClosed?.code).toBe('login_failed');
     s.fetched({ id: 'env1', updatedAt: 't2' }, [], 'tok2', 11);
     expect(s.failClosed).toBeUndefined(); // a new fetch reopens it
