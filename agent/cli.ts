@@ -5,8 +5,7 @@
  */
 import { Command, Option } from 'commander';
 import { PhaseBridgeError } from '../core/errors';
-import * as http from 'node:http';
-import * as https from 'node:https';
+import { nodeTransport } from '../core/http';
 import { join } from 'node:path';
 import {
   buildConfig,
@@ -202,11 +201,14 @@ export function register(program: Command): void {
         try {
           const token = process.env.PHASE_AGENT_CLIENT_TOKEN || (await probeClientToken(opts));
           const socket = opts.socket ?? (opts.url ? undefined : process.env.PHASE_AGENT_SOCKET);
-          const r = await postRefresh({
-            url: opts.url ?? 'http://127.0.0.1:8787',
+          const r = await askAgent({
+            url: opts.url ?? DEFAULT_AGENT_URL,
             socket,
+            method: 'POST',
+            path: '/v1/refresh',
             token,
             timeoutMs: parseDuration(opts.timeout) ?? 60_000,
+            code: 'agent_refresh',
           });
           let body: { status?: string; ms?: number; error?: string; scopes?: unknown[] } = {};
           try {
@@ -235,7 +237,8 @@ export function register(program: Command): void {
     .description(
       'check a local agent: exit 0 when GET <path> answers 200 (for exec readiness/liveness probes)',
     )
-    .option('--url <url>', 'agent URL', 'http://127.0.0.1:8787')
+    .option('--url <url>', 'agent URL (default http://127.0.0.1:8787)')
+    .option('--socket <path>', "the agent's unix socket (wins over --url; env PHASE_AGENT_SOCKET)")
     .option('--path <path>', 'endpoint to check', '/readyz')
     .option(
       '--client-token-file <file>',
@@ -245,7 +248,8 @@ export function register(program: Command): void {
     .option('--timeout <duration>', 'request timeout', '2s')
     .action(
       async (opts: {
-        url: string;
+        url?: string;
+        socket?: string;
         path: string;
         clientTokenFile?: string;
         dataDir?: string;
@@ -253,14 +257,18 @@ export function register(program: Command): void {
       }) => {
         try {
           const token = process.env.PHASE_AGENT_CLIENT_TOKEN || (await probeClientToken(opts));
-          const res = await fetch(new URL(opts.path, opts.url), {
-            headers: { [CLIENT_TOKEN_HEADER]: token },
-            signal: AbortSignal.timeout(parseDuration(opts.timeout) ?? 2000),
+          const res = await askAgent({
+            url: opts.url ?? DEFAULT_AGENT_URL,
+            socket: opts.socket ?? (opts.url ? undefined : process.env.PHASE_AGENT_SOCKET),
+            method: 'GET',
+            path: opts.path,
+            token,
+            timeoutMs: parseDuration(opts.timeout) ?? 2000,
+            code: 'agent_probe',
           });
-          const body = await res.text();
           if (res.status !== 200) {
             process.stderr.write(
-              `phase-bridge: ${opts.path} answered ${res.status}: ${body.slice(0, 500)}\n`,
+              `phase-bridge: ${opts.path} answered ${res.status}: ${res.body.slice(0, 500)}\n`,
             );
             process.exit(1);
           }
@@ -325,45 +333,41 @@ export function register(program: Command): void {
     });
 }
 
-/** POST /v1/refresh to a local agent, over its unix socket or TCP (http or https), with the client token. */
-function postRefresh(o: {
+const DEFAULT_AGENT_URL = 'http://127.0.0.1:8787';
+
+/**
+ * One request to a local agent with the client token, over its unix socket or TCP (http or https), through core's
+ * `node:http` transport. A failure to connect is a PhaseBridgeError with `code` that names where it looked.
+ */
+async function askAgent(o: {
   url: string;
   socket?: string;
+  method: 'GET' | 'POST';
+  path: string;
   token: string;
   timeoutMs: number;
+  code: string;
 }): Promise<{ status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    const target = new URL('/v1/refresh', o.url);
-    const mod = !o.socket && target.protocol === 'https:' ? https : http;
-    const req = mod.request(
+  const target = new URL(o.path, o.socket ? 'http://localhost' : o.url);
+  const transport = nodeTransport({ rejectUnauthorized: true, socketPath: o.socket });
+  try {
+    const r = await transport(
       {
-        ...(o.socket
-          ? { socketPath: o.socket }
-          : { host: target.hostname, port: target.port || undefined, protocol: target.protocol }),
-        method: 'POST',
-        path: '/v1/refresh',
-        headers: { [CLIENT_TOKEN_HEADER]: o.token, Host: 'localhost', 'Content-Length': '0' },
-        timeout: o.timeoutMs,
+        method: o.method,
+        url: target.href,
+        path: target.pathname,
+        headers: { [CLIENT_TOKEN_HEADER]: o.token },
+        body: o.method === 'POST' ? '' : undefined,
       },
-      (res) => {
-        let body = '';
-        res.setEncoding('utf8');
-        res.on('data', (c: string) => (body += c));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
-        res.on('error', reject);
-      },
+      o.timeoutMs,
     );
-    req.on('timeout', () => req.destroy(new Error(`no answer within ${o.timeoutMs} ms`)));
-    req.on('error', (err) =>
-      reject(
-        new PhaseBridgeError(
-          'agent_refresh',
-          `cannot reach the agent at ${o.socket ?? o.url}: ${(err as NodeJS.ErrnoException).code ?? err.message}`,
-        ),
-      ),
+    return { status: r.status, body: r.text };
+  } catch (err) {
+    throw new PhaseBridgeError(
+      o.code,
+      `cannot reach the agent at ${o.socket ?? o.url}: ${err instanceof Error ? err.message : String(err)}`,
     );
-    req.end();
-  });
+  }
 }
 
 /**

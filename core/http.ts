@@ -121,8 +121,12 @@ export const fetchTransport: Transport = async (req, timeoutMs) => {
   }
 };
 
-/** A `node:http(s)` transport; used for `skipTlsVerification` (certificate checks off). */
-export function nodeTransport(opts: { rejectUnauthorized: boolean }): Transport {
+/**
+ * A `node:http(s)` transport: for `skipTlsVerification` (certificate checks off), for the agent (no undici in its
+ * process), and, with `socketPath`, for talking to a local agent over its unix socket (the URL then gives the path
+ * and the Host header only).
+ */
+export function nodeTransport(opts: { rejectUnauthorized: boolean; socketPath?: string }): Transport {
   return (req, timeoutMs) =>
     new Promise<HttpResponse>((resolve, reject) => {
       const url = new URL(req.url);
@@ -134,6 +138,7 @@ export function nodeTransport(opts: { rejectUnauthorized: boolean }): Transport 
         {
           method: req.method,
           headers,
+          ...(opts.socketPath ? { socketPath: opts.socketPath } : {}),
           ...(url.protocol === 'https:' ? { rejectUnauthorized: opts.rejectUnauthorized } : {}),
         },
         (res) => {

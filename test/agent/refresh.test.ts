@@ -176,6 +176,34 @@ test('CLI: SIGHUP syncs now and logs it; `phase-bridge agent refresh` over the u
     expect((await none.exit).code).toBe(1);
     expect(none.err()).toMatch(/cannot reach the agent.*ENOENT/);
 
+    // agent-probe asks over the same socket (also through PHASE_AGENT_SOCKET), with the same client token rules.
+    const probe = cli(['agent-probe', '--socket', socket, '--path', '/readyz', '--data-dir', dataDir]);
+    expect((await probe.exit).code).toBe(0);
+    const probeEnv = cli(['agent-probe', '--path', '/v1/secrets/SOCK', '--data-dir', dataDir], {
+      PHASE_AGENT_SOCKET: socket,
+    });
+    expect((await probeEnv.exit).code).toBe(0);
+    const probeMissing = cli([
+      'agent-probe',
+      '--socket',
+      socket,
+      '--path',
+      '/v1/secrets/NOPE',
+      '--data-dir',
+      dataDir,
+    ]);
+    expect((await probeMissing.exit).code).toBe(1);
+    expect(probeMissing.err()).toMatch(/\/v1\/secrets\/NOPE answered 404/);
+    const probeWrong = cli(['agent-probe', '--socket', socket, '--path', '/readyz'], {
+      PHASE_AGENT_CLIENT_TOKEN: 'z'.repeat(40),
+    });
+    expect((await probeWrong.exit).code).toBe(1);
+    expect(probeWrong.err()).toMatch(/answered 403/);
+    expect(probeWrong.err()).not.toContain('z'.repeat(40));
+    const probeNone = cli(['agent-probe', '--socket', join(dataDir, 'nope.sock'), '--data-dir', dataDir]);
+    expect((await probeNone.exit).code).toBe(1);
+    expect(probeNone.err()).toMatch(/cannot reach the agent at .*nope\.sock: .*ENOENT/);
+
     agent.child.kill('SIGTERM');
     expect((await agent.exit).code).toBe(0);
     expect(agent.err()).not.toContain(token);
