@@ -243,10 +243,15 @@ const lower = (s: string | undefined): string | undefined => s?.toLowerCase();
  * Resolves references against a fixed snapshot of secrets. Lookup results and resolved values are memoised for the
  * resolver's lifetime: create one per snapshot (per fetch, per request), not one per process.
  */
+/** A local secret with its path normalised. */
+type LocalEntry = LocalSecret & { path: string };
+
 export class ReferenceResolver {
   private readonly currentApp?: string;
-  private readonly local = new Map<string, LocalSecret[]>();
-  private readonly localList: LocalSecret[] = [];
+  private readonly secrets: readonly LocalSecret[];
+  /** The local secrets by identity, built on the first reference that needs it (most values have none). */
+  private localIndex?: Map<string, LocalEntry[]>;
+  private localEntries?: LocalEntry[];
   private readonly lookupFn?: ReferenceLookup;
   private readonly mode: ResolveMode;
   private readonly maxDepth: number;
@@ -262,14 +267,29 @@ export class ReferenceResolver {
     this.maxDepth = options.maxDepth ?? DEFAULT_MAX_DEPTH;
     this.maxLength = options.maxLength ?? DEFAULT_MAX_LENGTH;
     this.onUnresolved = options.onUnresolved;
-    for (const secret of options.secrets ?? []) {
-      const entry = { ...secret, path: normalizeReferencePath(secret.path ?? '/') };
-      this.localList.push(entry);
+    this.secrets = Array.from(options.secrets ?? []); // a one-shot iterable is read now, as before
+  }
+
+  /** The local secrets with normalised paths, in the order given. */
+  private get localList(): LocalEntry[] {
+    this.localEntries ??= this.secrets.map((secret) => ({
+      ...secret,
+      path: normalizeReferencePath(secret.path ?? '/'),
+    }));
+    return this.localEntries;
+  }
+
+  private get local(): Map<string, LocalEntry[]> {
+    if (this.localIndex) return this.localIndex;
+    const index = new Map<string, LocalEntry[]>();
+    for (const entry of this.localList) {
       const id = this.identity({ app: entry.app, env: entry.env, path: entry.path, key: entry.key });
-      const bucket = this.local.get(id);
+      const bucket = index.get(id);
       if (bucket) bucket.push(entry);
-      else this.local.set(id, [entry]);
+      else index.set(id, [entry]);
     }
+    this.localIndex = index;
+    return index;
   }
 
   /** Resolves every reference in `value`, which lives in `scope`. The lookup callback may be async. */

@@ -162,6 +162,27 @@ describe('resolution against in-memory secrets', () => {
     expect(resolver.resolveSync('${backend_api::production.CHAIN}', scope)).toBe('be-root+${staging.DEBUG}');
   });
 
+  test('the local secrets are indexed only when a value holds a reference', () => {
+    let reads = 0;
+    const secret = {
+      env: 'dev',
+      key: 'K',
+      value: 'v',
+      get path(): string {
+        reads++;
+        return '/';
+      },
+    };
+    const r = new ReferenceResolver({ secrets: [secret] });
+    expect(r.resolveSync('no reference here', { env: 'dev' })).toBe('no reference here');
+    expect(reads).toBe(0);
+    expect(r.resolveSync('${K}', { env: 'dev' })).toBe('v');
+    const afterFirst = reads;
+    expect(afterFirst).toBeGreaterThan(0);
+    expect(r.resolveSync('${K}-${K}', { env: 'dev' })).toBe('v-v');
+    expect(reads).toBe(afterFirst); // built once
+  });
+
   test('the exact environment name wins over a case-insensitive match', () => {
     const r = new ReferenceResolver({
       secrets: [
