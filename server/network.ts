@@ -17,6 +17,18 @@ export function normalizeIp(ip: string | undefined): string | undefined {
   return isIP(s) ? s : undefined;
 }
 
+/**
+ * An address as a proxy forwards it: `1.2.3.4`, `2001:db8::1`, or with the port the proxy saw, `1.2.3.4:5678` and
+ * `[2001:db8::1]:443` (Azure Application Gateway, some ingress controllers). The port is dropped; anything else that
+ * is not an address is undefined.
+ */
+export function forwardedAddress(entry: string): string | undefined {
+  const s = entry.trim();
+  const withPort = /^(\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}|\[[^\]]+\]):(\d{1,5})$/.exec(s);
+  if (!withPort) return normalizeIp(s);
+  return Number(withPort[2]) <= 65535 ? normalizeIp(withPort[1]) : undefined;
+}
+
 /** The reverse proxies whose forwarding headers are believed (`--trusted-proxy`, addresses or CIDR ranges). */
 export interface TrustedProxies {
   readonly entries: readonly string[];
@@ -51,7 +63,8 @@ function forwardedHeader(req: Request, name: 'x-forwarded-for' | 'x-real-ip'): s
  * proxies, and the first address that is not a trusted proxy is the client; when every entry is trusted, the
  * leftmost one. `X-Real-IP` is believed only from a trusted peer and only when `X-Forwarded-For` is absent (a proxy
  * that sets just `X-Real-IP` must overwrite it, as nginx's `proxy_set_header X-Real-IP $remote_addr` does).
- * An entry on the walk, or an `X-Real-IP`, that is not an IP address yields `''`, which no network policy matches.
+ * An entry may carry the port the proxy saw (`forwardedAddress`). An entry on the walk, or an `X-Real-IP`, that is
+ * not an IP address yields `''`, which no network policy matches.
  *
  * This deliberately departs from Phase's order (X-Real-IP, then the leftmost X-Forwarded-For entry, from any
  * peer): the leftmost entry is whatever the client sent.
@@ -66,12 +79,12 @@ export function clientIp(req: Request, proxies?: TrustedProxies): string {
     .map((h) => h.trim())
     .filter((h) => h !== '');
   for (let i = hops.length - 1; i >= 0; i--) {
-    const ip = normalizeIp(hops[i]);
+    const ip = forwardedAddress(hops[i]);
     if (!ip) return '';
     if (i === 0 || !proxies.trusts(ip)) return ip;
   }
   const real = forwardedHeader(req, 'x-real-ip');
-  if (real !== undefined) return normalizeIp(real) ?? '';
+  if (real !== undefined) return forwardedAddress(real) ?? '';
   return peer;
 }
 

@@ -179,6 +179,29 @@ describe('--trusted-proxy: network policies', () => {
     expect(await loopbackOnly('127.0.0.1', {})).toBe(200);
   });
 
+  test('from a listed proxy, an entry with the port the proxy saw is the address without it', async () => {
+    const seen = await start(['127.0.0.1', '10.0.0.0/8']);
+    expect(await seen('6.6.6.6', { 'X-Forwarded-For': '6.6.6.6:51234' })).toBe(200);
+    expect(await seen('2001:db8::7', { 'X-Forwarded-For': '[2001:db8::7]:443' })).toBe(200);
+    // The walk still skips trusted proxies, with or without ports.
+    expect(await seen('6.6.6.6', { 'X-Forwarded-For': '6.6.6.6:1, 10.0.0.5:8080' })).toBe(200);
+    expect(await seen('10.0.0.5', { 'X-Forwarded-For': '6.6.6.6:1, 10.0.0.5:8080' })).toBe(403);
+    expect(await seen('6.6.6.6', { 'X-Real-IP': '6.6.6.6:9' })).toBe(200);
+    expect(await seen('2001:db8::7', { 'X-Forwarded-For': '[2001:db8::7]' })).toBe(200);
+    // Not an address with a port: matches nothing, as before.
+    for (const bad of [
+      '6.6.6.6:',
+      '6.6.6.6:65536',
+      '6.6.6.6:123456',
+      '2001:db8::7:443x',
+      '[6.6.6.6]:1x',
+      'a.b:1',
+    ]) {
+      expect([bad, await seen('127.0.0.1', { 'X-Forwarded-For': bad })]).toEqual([bad, 403]);
+      expect([bad, await seen('6.6.6.6', { 'X-Forwarded-For': bad })]).toEqual([bad, 403]);
+    }
+  });
+
   test('from a listed proxy, X-Real-IP is believed when there is no X-Forwarded-For; garbage matches nothing', async () => {
     const seen = await start(['127.0.0.1']);
     expect(await seen('6.6.6.6', { 'X-Real-IP': '6.6.6.6' })).toBe(200);
