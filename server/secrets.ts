@@ -16,7 +16,8 @@ import { pathAllowed } from './access';
 import { publishChange } from './changes';
 
 /**
- * Most entries one `POST` or `PUT` on `/v1/secrets/` or E2E `/secrets/` accepts; more is a 413 naming the number.
+ * Most entries one `POST`, `PUT` or `DELETE` on `/v1/secrets/` or E2E `/secrets/` accepts; more is a 413 naming the
+ * number.
  * Encrypting and decrypting 1,000 entries server-side takes about half a second of CPU on a small machine
  * (docs/performance.md), paced so other requests are served in between, and far inside the default time limit.
  */

@@ -92,7 +92,7 @@ function secretsArray<T extends z.ZodTypeAny>(item: T) {
     .passthrough();
 }
 
-/** The body of a bulk write, refused with 413 before validation when it carries too many entries. */
+/** The body of a bulk write or delete, refused with 413 before validation when it carries too many entries. */
 function bulkBody(req: Request): Record<string, unknown> {
   const b = service.secretsBody(req);
   if (Array.isArray(b.secrets)) checkEntryCount(b.secrets.length);
@@ -331,7 +331,7 @@ export function e2eRouter(ctx: ServerContext): Router {
           }),
         })
         .passthrough(),
-      service.secretsBody(req),
+      bulkBody(req),
     );
     await service.deleteSecrets(ctx, p, c, ids);
     res.status(200).end();

@@ -370,6 +370,7 @@ export function registerV1Secrets(r: Router, ctx: ServerContext, auth: RequestHa
         const c = await sseContext(ctx, req, p);
         const b = service.secretsBody(req);
         const ids = b.secrets;
+        if (Array.isArray(ids)) checkEntryCount(ids.length);
         if (!Array.isArray(ids) || ids.length === 0 || ids.some((i) => typeof i !== 'string')) {
           throw badRequest("'secrets' must be a non-empty list of secret IDs.");
         }

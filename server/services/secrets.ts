@@ -266,7 +266,8 @@ export async function deleteSecrets(
   return ctx.store.db.transaction().execute(async (trx) => {
     // Scoped to the context's environment (upstream is not) and to the caller's paths.
     const found = await loadSecrets(trx, c.env.id, { ids, allowedPaths: c.membership.paths }, null);
-    onMissing?.(ids.filter((id) => !found.some((f) => f.id === id)));
+    const foundIds = new Set(found.map((f) => f.id));
+    onMissing?.(ids.filter((id) => !foundIds.has(id)));
     if (found.length) {
       await trx
         .updateTable('secrets')

@@ -56,7 +56,7 @@ describe.each(STORES)('bulk limits on %s', (store) => {
     await srv?.close();
   });
 
-  test(`more than ${CAP} entries: 413 naming the cap on /v1 and E2E POST and PUT, before validation`, async () => {
+  test(`more than ${CAP} entries: 413 naming the cap on /v1 and E2E POST, PUT and DELETE, before validation`, async () => {
     const tooMany = CAP + 1;
     const pk = kxRandomKeyPair().publicKey;
     const ct = encryptAsymmetric('x', pk);
@@ -74,6 +74,14 @@ describe.each(STORES)('bulk limits on %s', (store) => {
         'PUT',
         '/service/secrets/',
         { secrets: Array.from({ length: tooMany }, () => ({})) },
+        { Environment: envId },
+      ],
+      // Deletes too: one statement, but each id is a bound parameter and a row looked up.
+      ['DELETE', q, { secrets: Array.from({ length: tooMany }, (_, i) => `id-${i}`) }],
+      [
+        'DELETE',
+        '/service/secrets/',
+        { secrets: Array.from({ length: tooMany }, (_, i) => `id-${i}`) },
         { Environment: envId },
       ],
     ];
