@@ -69,6 +69,30 @@ export async function listInOrg<T extends OrgTable>(
   return (await q.orderBy('created_at', newestFirst ? 'desc' : 'asc').execute()) as Array<DB[T]>;
 }
 
+/** Inserts a new row of an organisation-owned table (the route built it whole, with newRecord or its own id). */
+export async function insertRow<T extends OrgTable>(db: Db, table: T, row: DB[T]): Promise<void> {
+  await untyped(db).insertInto(table).values(row).execute();
+}
+
+/** Sets these fields of the row with this id (the route checked it is in the caller's organisation). */
+export async function updateRow<T extends OrgTable>(
+  db: Db,
+  table: T,
+  id: string,
+  patch: Partial<DB[T]>,
+): Promise<void> {
+  await untyped(db)
+    .updateTable(table as string)
+    .set(patch as Record<string, unknown>)
+    .where('id', '=', id)
+    .execute();
+}
+
+/** Removes a row outright: these tables' rows are not soft-deleted. */
+export async function hardDelete(db: Db, table: 'roles' | 'invites', id: string): Promise<void> {
+  await db.deleteFrom(table).where('id', '=', id).execute();
+}
+
 /** Sets a row's `updated_at` to now (a change below it, such as attachments or grants). */
 export async function touch(
   db: Db,

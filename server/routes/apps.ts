@@ -24,7 +24,7 @@ import {
   environmentsOf,
   findEnvironmentInOrg,
 } from '../repositories/apps';
-import { newRecord } from '../repositories/rows';
+import { insertRow, newRecord, updateRow } from '../repositories/rows';
 import { noContent, orgRoute, param, route, send } from './util';
 
 export function appWire(a: AppTable) {
@@ -111,7 +111,7 @@ export function registerApps(r: Router, ctx: ServerContext, auth: RequestHandler
       }
       const result = await db.transaction().execute(async (trx) => {
         const app: AppTable = { ...newRecord(), org_id: p.orgId, name, description, sse_enabled: 1 };
-        await trx.insertInto('apps').values(app).execute();
+        await insertRow(trx, 'apps', app);
         await addAppMember(trx, app.id, p.kind, p.accountId);
         for (const g of await globalMembers(trx, p.orgId)) await addAppMember(trx, app.id, 'member', g.id);
         const envs: EnvironmentTable[] = [];
@@ -154,7 +154,7 @@ export function registerApps(r: Router, ctx: ServerContext, auth: RequestHandler
         updated_at: nowIso(),
       };
       await audited(db, p, resourceEvent('U', 'app', app.id, undefined, { appId: app.id }), async (trx) => {
-        await trx.updateTable('apps').set(patch).where('id', '=', app.id).execute();
+        await updateRow(trx, 'apps', app.id, patch);
       });
       send(res, 200, appWire({ ...app, ...patch }));
     },

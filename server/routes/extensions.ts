@@ -19,7 +19,7 @@ import {
   isAttached,
   policyAttachments,
 } from '../repositories/policies';
-import { findInOrg, foundInOrg, listInOrg, touch } from '../repositories/rows';
+import { findInOrg, foundInOrg, insertRow, listInOrg, touch, updateRow } from '../repositories/rows';
 import { noContent, orgRoute, param, route, send, sendEach } from './util';
 
 const ipList = z
@@ -181,7 +181,7 @@ export function registerExtensions(r: Router, ctx: ServerContext, auth: RequestH
       };
       await audited(db, p, resourceEvent('C', 'policy', row.id, { name: row.name }), async (trx) => {
         await guardPolicies(trx, p, (st) => ({ ...st, policies: [...st.policies, row] }));
-        await trx.insertInto('network_policies').values(row).execute();
+        await insertRow(trx, 'network_policies', row);
       });
       send(res, 201, await policyWire(db, row));
     },
@@ -203,7 +203,7 @@ export function registerExtensions(r: Router, ctx: ServerContext, auth: RequestH
           ...st,
           policies: st.policies.map((x) => (x.id === row.id ? { ...x, ...patch } : x)),
         }));
-        await trx.updateTable('network_policies').set(patch).where('id', '=', row.id).execute();
+        await updateRow(trx, 'network_policies', row.id, patch);
       });
       send(res, 200, await policyWire(db, { ...row, ...patch }));
     },

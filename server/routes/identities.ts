@@ -34,7 +34,15 @@ import { LoginError } from '../identity/login-error';
 import { verifyOidcJwt } from '../identity/oidc';
 import type { Db } from '../keys';
 import { clientIp } from '../network';
-import { findInOrg, foundInOrg, listInOrg, newRecord, softDelete } from '../repositories/rows';
+import {
+  findInOrg,
+  foundInOrg,
+  insertRow,
+  listInOrg,
+  newRecord,
+  softDelete,
+  updateRow,
+} from '../repositories/rows';
 import { noContent, orgRoute, param, route, sendEach } from './util';
 
 /** snake_case keys for the record's own fields (bodies may be camelCase); `config` is left as given. */
@@ -130,7 +138,7 @@ export function registerIdentities(r: Router, ctx: ServerContext, auth: RequestH
         p,
         resourceEvent('C', 'external_identity', row.id, { name: row.name, provider: row.provider }),
         async (trx) => {
-          await trx.insertInto('external_identities').values(row).execute();
+          await insertRow(trx, 'external_identities', row);
         },
       );
       res.status(201).json(await identityWire(db, row));
@@ -156,7 +164,7 @@ export function registerIdentities(r: Router, ctx: ServerContext, auth: RequestH
       const next = { ...row, ...patch };
       ttlBounds(next.default_ttl_seconds, next.max_ttl_seconds);
       await audited(db, p, resourceEvent('U', 'external_identity', row.id), async (trx) => {
-        await trx.updateTable('external_identities').set(patch).where('id', '=', row.id).execute();
+        await updateRow(trx, 'external_identities', row.id, patch);
       });
       res.status(200).json(await identityWire(db, next));
     },

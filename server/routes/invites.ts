@@ -12,7 +12,7 @@ import type { Db } from '../keys';
 import { assertMayAssignRole } from '../grant-rule';
 import { hasGlobalAccess, roleHasPermission } from '../rbac';
 import { roleFromBody, roleRef } from '../repositories/roles';
-import { findInOrg, rowById } from '../repositories/rows';
+import { findInOrg, hardDelete, insertRow, rowById } from '../repositories/rows';
 import { pendingInvites } from '../repositories/invites';
 import { noContent, orgRoute, param, send, sendEach } from './util';
 
@@ -87,7 +87,7 @@ export function registerInvites(r: Router, ctx: ServerContext, auth: RequestHand
         expires_at: microsToIso((Date.now() + INVITE_DAYS * 86_400_000) * 1000),
       };
       await audited(db, p, resourceEvent('C', 'invite', row.id, { role: role.name }), async (trx) => {
-        await trx.insertInto('invites').values(row).execute();
+        await insertRow(trx, 'invites', row);
       });
       send(res, 201, await inviteWire(db, row));
     },
@@ -99,7 +99,7 @@ export function registerInvites(r: Router, ctx: ServerContext, auth: RequestHand
       const row = await findInOrg(db, 'invites', p.orgId, id);
       if (!row) throw notFound('Invite not found.');
       await audited(db, p, resourceEvent('D', 'invite', row.id), async (trx) => {
-        await trx.deleteFrom('invites').where('id', '=', row.id).execute();
+        await hardDelete(trx, 'invites', row.id);
       });
       noContent(res);
     },

@@ -11,7 +11,7 @@ import type { Db } from '../keys';
 import { hasGlobalAccess, roleHasPermission } from '../rbac';
 import { softDeleteAccount } from '../repositories/accounts';
 import { roleById, roleFromBody, roleRef } from '../repositories/roles';
-import { foundInOrg, listInOrg } from '../repositories/rows';
+import { foundInOrg, listInOrg, updateRow } from '../repositories/rows';
 import { noContent, orgRoute, param, send, sendEach } from './util';
 
 async function memberWire(db: Db, m: MemberTable) {
@@ -72,11 +72,7 @@ export function registerMembers(r: Router, ctx: ServerContext, auth: RequestHand
       }
       const updated = { ...target, role_id: role.id, updated_at: nowIso() };
       await audited(db, p, resourceEvent('U', 'member', target.id, { role: role.name }), async (trx) => {
-        await trx
-          .updateTable('members')
-          .set({ role_id: role.id, updated_at: updated.updated_at })
-          .where('id', '=', target.id)
-          .execute();
+        await updateRow(trx, 'members', target.id, { role_id: role.id, updated_at: updated.updated_at });
       });
       send(res, 200, await memberWire(db, updated));
     },

@@ -7,7 +7,7 @@ import { badRequest, conflict, forbidden, nowIso, objectBody, textField } from '
 import { assertMayEditRole, assertMayWriteRole } from '../grant-rule';
 import { DEFAULT_ROLES, effectiveMap, type PermissionMap } from '../rbac';
 import { roleInUse, roleNameTaken } from '../repositories/roles';
-import { foundInOrg, listInOrg, newRecord } from '../repositories/rows';
+import { foundInOrg, hardDelete, insertRow, listInOrg, newRecord, updateRow } from '../repositories/rows';
 import { noContent, orgRoute, param, send, sendEach } from './util';
 
 const findRole = (ctx: ServerContext, p: Principal, id: string) =>
@@ -116,7 +116,7 @@ export function registerRoles(r: Router, ctx: ServerContext, auth: RequestHandle
         is_default: 0,
       };
       await audited(db, p, resourceEvent('C', 'role', role.id, { name }), async (trx) => {
-        await trx.insertInto('roles').values(role).execute();
+        await insertRow(trx, 'roles', role);
       });
       send(res, 201, roleDetail(role));
     },
@@ -154,7 +154,7 @@ export function registerRoles(r: Router, ctx: ServerContext, auth: RequestHandle
       if (Object.keys(patch).length === 0) throw badRequest('At least one field must be provided.');
       patch.updated_at = nowIso();
       await audited(db, p, resourceEvent('U', 'role', role.id), async (trx) => {
-        await trx.updateTable('roles').set(patch).where('id', '=', role.id).execute();
+        await updateRow(trx, 'roles', role.id, patch);
       });
       send(res, 200, roleDetail({ ...role, ...patch }));
     },
@@ -164,7 +164,7 @@ export function registerRoles(r: Router, ctx: ServerContext, auth: RequestHandle
       const inUse = await roleInUse(db, role.id);
       if (inUse) throw conflict(inUse);
       await audited(db, p, resourceEvent('D', 'role', role.id, { name: role.name }), async (trx) => {
-        await trx.deleteFrom('roles').where('id', '=', role.id).execute();
+        await hardDelete(trx, 'roles', role.id);
       });
       noContent(res);
     },

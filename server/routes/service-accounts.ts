@@ -34,7 +34,7 @@ import {
   softDeleteAccount,
 } from '../repositories/accounts';
 import { roleFromBody, roleRef } from '../repositories/roles';
-import { foundInOrg, touch } from '../repositories/rows';
+import { foundInOrg, insertRow, touch, updateRow } from '../repositories/rows';
 import { noContent, orgRoute, param, route, send } from './util';
 
 async function saWire(db: Db, sa: ServiceAccountTable) {
@@ -147,7 +147,7 @@ export function registerServiceAccounts(r: Router, ctx: ServerContext, auth: Req
           updated_at: now,
           deleted_at: null,
         };
-        await trx.insertInto('service_accounts').values(sa).execute();
+        await insertRow(trx, 'service_accounts', sa);
         const initial = await mintSaToken(trx, ctx, p, sa, tokenName, null);
         await audit(trx, p, resourceEvent('C', 'sa', sa.id, { name }));
         return { ...(await saWire(trx, sa)), initial_token: initial };
@@ -180,7 +180,7 @@ export function registerServiceAccounts(r: Router, ctx: ServerContext, auth: Req
         patch.role_id = role.id;
       }
       await audited(db, p, resourceEvent('U', 'sa', sa.id), async (trx) => {
-        await trx.updateTable('service_accounts').set(patch).where('id', '=', sa.id).execute();
+        await updateRow(trx, 'service_accounts', sa.id, patch);
       });
       send(res, 200, await saDetail(db, { ...sa, ...patch }));
     },
