@@ -35,14 +35,12 @@ import { verifyOidcJwt } from '../identity/oidc';
 import type { Db } from '../keys';
 import { clientIp } from '../network';
 import {
-  findInOrg,
-  foundInOrg,
-  insertRow,
-  listInOrg,
-  newRecord,
-  softDelete,
-  updateRow,
-} from '../repositories/rows';
+  attachedAccountIds,
+  attachIdentity,
+  deleteIdentity,
+  detachIdentity,
+} from '../repositories/identities';
+import { findInOrg, foundInOrg, insertRow, listInOrg, newRecord, updateRow } from '../repositories/rows';
 import { noContent, orgRoute, param, route, sendEach } from './util';
 
 /** snake_case keys for the record's own fields (bodies may be camelCase); `config` is left as given. */
@@ -57,14 +55,7 @@ function parseConfig(provider: IdentityProvider, raw: unknown): Record<string, u
 }
 
 async function identityWire(db: Db, row: ExternalIdentityTable) {
-  const accounts = await db
-    .selectFrom('external_identity_attachments as a')
-    .innerJoin('service_accounts as s', 's.id', 'a.service_account_id')
-    .select('a.service_account_id')
-    .where('a.identity_id', '=', row.id)
-    .where('s.deleted_at', 'is', null)
-    .orderBy('a.created_at')
-    .execute();
+  const accounts = await attachedAccountIds(db, row.id);
   return {
     ...(camelize({
       id: row.id,
@@ -74,7 +65,7 @@ async function identityWire(db: Db, row: ExternalIdentityTable) {
       token_name_pattern: row.token_name_pattern,
       default_ttl_seconds: row.default_ttl_seconds,
       max_ttl_seconds: row.max_ttl_seconds,
-      service_accounts: accounts.map((a) => a.service_account_id),
+      service_accounts: accounts,
       created_at: row.created_at,
       updated_at: row.updated_at,
     }) as Record<string, unknown>),
@@ -175,8 +166,7 @@ export function registerIdentities(r: Router, ctx: ServerContext, auth: RequestH
         p,
         resourceEvent('D', 'external_identity', row.id, { name: row.name }),
         async (trx) => {
-          await trx.deleteFrom('external_identity_attachments').where('identity_id', '=', row.id).execute();
-          await softDelete(trx, 'external_identities', row.id);
+          await deleteIdentity(trx, row.id);
         },
       );
       noContent(res);
@@ -197,11 +187,7 @@ export function registerIdentities(r: Router, ctx: ServerContext, auth: RequestH
         p,
         resourceEvent('A', 'external_identity', row.id, { attach: sa.id }),
         async (trx) => {
-          await trx
-            .insertInto('external_identity_attachments')
-            .values({ identity_id: row.id, service_account_id: sa.id, created_at: nowIso() })
-            .onConflict((oc) => oc.columns(['identity_id', 'service_account_id']).doNothing())
-            .execute();
+          await attachIdentity(trx, row.id, sa.id);
         },
       );
       res.status(200).json(await identityWire(db, row));
@@ -213,12 +199,7 @@ export function registerIdentities(r: Router, ctx: ServerContext, auth: RequestH
       const p = orgCaller(req, 'update', 'ExternalIdentities');
       const row = await findIdentity(ctx, p, param(req, 'identity_id'));
       const sa = await attachableAccount(ctx, p, param(req, 'sa_id'));
-      const gone = await db
-        .deleteFrom('external_identity_attachments')
-        .where('identity_id', '=', row.id)
-        .where('service_account_id', '=', sa.id)
-        .executeTakeFirst();
-      if (Number(gone.numDeletedRows) === 0) throw notFound('Attachment not found.');
+      if (!(await detachIdentity(db, row.id, sa.id))) throw notFound('Attachment not found.');
       await audit(db, p, resourceEvent('A', 'external_identity', row.id, { detach: sa.id }));
       noContent(res);
     },
