@@ -15,6 +15,7 @@ import type { Store } from './db/store';
 import { addAppMember, grantEnvironment, type Db } from './keys';
 import { newId, nowIso, toStoredIso } from './http';
 import { DEFAULT_ROLE_NAMES, DEFAULT_ROLES, hasGlobalAccess } from './rbac';
+import { liveMemberByEmail } from './repositories/accounts';
 import { EnvKeyCache } from './keys';
 
 export class OrganisationError extends PhaseBridgeError {
@@ -167,13 +168,7 @@ async function insertMember(
     throw new OrganisationError(`unknown role '${opts.role}'; roles: ${roles.map((r) => r.name).join(', ')}`);
   }
   const email = (opts.email ?? `${newId().slice(0, 8)}@localhost`).trim().toLowerCase();
-  const dup = await trx
-    .selectFrom('members')
-    .select('id')
-    .where('org_id', '=', orgId)
-    .where('email', '=', email)
-    .where('deleted_at', 'is', null)
-    .executeTakeFirst();
+  const dup = await liveMemberByEmail(trx, orgId, email);
   if (dup) throw new OrganisationError(`'${email}' is already a member of this organisation`);
   if (role.name === 'Owner' && role.is_default) {
     const owner = await trx

@@ -21,6 +21,21 @@ export async function liveAccountIds(db: Db, orgId: string, type: AccountType): 
   return rows.map((r) => r.id);
 }
 
+/** The live member of the organisation with this email (stored lowercased), or undefined. */
+export async function liveMemberByEmail(
+  db: Db,
+  orgId: string,
+  email: string,
+): Promise<{ id: string } | undefined> {
+  return db
+    .selectFrom('members')
+    .select('id')
+    .where('org_id', '=', orgId)
+    .where('email', '=', email)
+    .where('deleted_at', 'is', null)
+    .executeTakeFirst();
+}
+
 /** Soft-deletes an account and revokes its live tokens (grants are removed separately, grants.ts). */
 export async function softDeleteAccount(db: Db, type: AccountType, id: string): Promise<void> {
   const t = TABLES[type];

@@ -11,6 +11,7 @@ import { badRequest, conflict, microsToIso, newId, notFound, nowIso, objectBody 
 import type { Db } from '../keys';
 import { assertMayAssignRole } from '../grant-rule';
 import { hasGlobalAccess, roleHasPermission } from '../rbac';
+import { liveMemberByEmail } from '../repositories/accounts';
 import { roleFromBody, roleRef } from '../repositories/roles';
 import { findInOrg, hardDelete, insertRow, rowById } from '../repositories/rows';
 import { pendingInvites } from '../repositories/invites';
@@ -63,13 +64,7 @@ export function registerInvites(r: Router, ctx: ServerContext, auth: RequestHand
         );
       }
       assertMayAssignRole(p, role);
-      const member = await db
-        .selectFrom('members')
-        .select('id')
-        .where('org_id', '=', p.orgId)
-        .where('email', '=', email)
-        .where('deleted_at', 'is', null)
-        .executeTakeFirst();
+      const member = await liveMemberByEmail(db, p.orgId, email);
       if (member) throw conflict(`'${email}' is already a member of this organisation.`);
       const [active] = await pendingInvites(db, p.orgId, email);
       if (active) throw conflict(`An active invite already exists for '${email}'.`);
