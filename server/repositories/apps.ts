@@ -72,6 +72,80 @@ export async function environmentsOf(db: Db, appId: string, a: Account): Promise
     .execute();
 }
 
+/** An account's environment keys in its organisation, joined to their environment and app. */
+function keysInOrg(db: Db, account: Account) {
+  return db
+    .selectFrom('environment_keys as k')
+    .innerJoin('environments as e', 'e.id', 'k.environment_id')
+    .innerJoin('apps as a', 'a.id', 'e.app_id')
+    .where('k.account_type', '=', account.kind)
+    .where('k.account_id', '=', account.accountId)
+    .where('a.org_id', '=', account.orgId);
+}
+
+/**
+ * The account's environment keys with their environment, app and the account's membership `paths` (the E2E token
+ * bootstrap): apps oldest first, environments in their order.
+ */
+export async function bootstrapKeys(db: Db, account: Account) {
+  return keysInOrg(db, account)
+    .leftJoin('app_memberships as m', (j) =>
+      j
+        .onRef('m.app_id', '=', 'a.id')
+        .onRef('m.account_type', '=', 'k.account_type')
+        .onRef('m.account_id', '=', 'k.account_id'),
+    )
+    .select([
+      'k.id as key_id',
+      'k.identity_key',
+      'k.wrapped_seed',
+      'k.wrapped_salt',
+      'k.created_at as key_created_at',
+      'k.updated_at as key_updated_at',
+      'e.id as env_id',
+      'e.name as env_name',
+      'e.env_type',
+      'e.sort_index',
+      'e.created_at as env_created_at',
+      'e.updated_at as env_updated_at',
+      'a.id as app_id',
+      'a.name as app_name',
+      'a.sse_enabled',
+      'a.created_at as app_created_at',
+      'm.paths',
+    ])
+    .orderBy('a.created_at')
+    .orderBy('e.sort_index')
+    .execute();
+}
+
+/** The environments the account holds a key of, with when each last changed (what a change stream reports). */
+export async function readableEnvironments(
+  db: Db,
+  account: Account,
+): Promise<Array<Pick<EnvironmentTable, 'id' | 'updated_at'>>> {
+  return keysInOrg(db, account).select(['e.id', 'e.updated_at']).execute();
+}
+
+/** When the environment last changed, or undefined when it is gone. */
+export async function environmentUpdatedAt(db: Db, envId: string): Promise<string | undefined> {
+  const row = await db
+    .selectFrom('environments')
+    .select('updated_at')
+    .where('id', '=', envId)
+    .executeTakeFirst();
+  return row?.updated_at;
+}
+
+/** Renames an environment. */
+export async function renameEnvironment(
+  db: Db,
+  envId: string,
+  patch: Pick<EnvironmentTable, 'name' | 'updated_at'>,
+): Promise<void> {
+  await db.updateTable('environments').set(patch).where('id', '=', envId).execute();
+}
+
 /** The app of an environment (it always has one). */
 export async function appOf(db: Db, env: Pick<EnvironmentTable, 'app_id'>): Promise<AppTable> {
   return db.selectFrom('apps').selectAll().where('id', '=', env.app_id).executeTakeFirstOrThrow();

@@ -23,6 +23,7 @@ import {
   environmentNames,
   environmentsOf,
   findEnvironmentInOrg,
+  renameEnvironment,
 } from '../repositories/apps';
 import { insertRow, newRecord, updateRow } from '../repositories/rows';
 import { noContent, orgRoute, param, route, send } from './util';
@@ -226,7 +227,7 @@ export function registerApps(r: Router, ctx: ServerContext, auth: RequestHandler
           throw conflict(`An environment named '${name}' already exists in this app.`);
         }
         const patch = { name, updated_at: nowIso() };
-        await trx.updateTable('environments').set(patch).where('id', '=', env.id).execute();
+        await renameEnvironment(trx, env.id, patch);
         await audit(
           trx,
           p,

@@ -22,6 +22,7 @@ import {
   parseWith,
 } from '../http';
 import { clientIp } from '../network';
+import { bootstrapKeys } from '../repositories/apps';
 import { checkEntryCount, secretWire } from '../secrets';
 import * as service from '../services/secrets';
 
@@ -138,42 +139,7 @@ export function e2eRouter(ctx: ServerContext): Router {
       throw forbidden('Token expired or deleted');
     }
     rateLimit(ctx, `token:${rec.tokenId}`);
-    const db = ctx.store.db;
-    const keys = await db
-      .selectFrom('environment_keys as k')
-      .innerJoin('environments as e', 'e.id', 'k.environment_id')
-      .innerJoin('apps as a', 'a.id', 'e.app_id')
-      .leftJoin('app_memberships as m', (j) =>
-        j
-          .onRef('m.app_id', '=', 'a.id')
-          .onRef('m.account_type', '=', 'k.account_type')
-          .onRef('m.account_id', '=', 'k.account_id'),
-      )
-      .select([
-        'k.id as key_id',
-        'k.identity_key',
-        'k.wrapped_seed',
-        'k.wrapped_salt',
-        'k.created_at as key_created_at',
-        'k.updated_at as key_updated_at',
-        'e.id as env_id',
-        'e.name as env_name',
-        'e.env_type',
-        'e.sort_index',
-        'e.created_at as env_created_at',
-        'e.updated_at as env_updated_at',
-        'a.id as app_id',
-        'a.name as app_name',
-        'a.sse_enabled',
-        'a.created_at as app_created_at',
-        'm.paths',
-      ])
-      .where('k.account_type', '=', rec.kind)
-      .where('k.account_id', '=', rec.accountId)
-      .where('a.org_id', '=', rec.orgId)
-      .orderBy('a.created_at')
-      .orderBy('e.sort_index')
-      .execute();
+    const keys = await bootstrapKeys(ctx.store.db, rec);
     const apps = new Map<
       string,
       { id: string; name: string; encryption: string; environment_keys: unknown[] }

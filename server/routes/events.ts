@@ -16,21 +16,14 @@ import { authenticate, lookupToken } from '../auth';
 import type { ChangeFeed, EnvChange } from '../changes';
 import { principal, type Principal, type ServerContext } from '../context';
 import { HttpError, header } from '../http';
+import { environmentUpdatedAt, readableEnvironments } from '../repositories/apps';
 
 /** Streams one token may hold open at once (a sidecar needs one; a few allow restarts to overlap). */
 export const MAX_STREAMS_PER_TOKEN = 4;
 export const DEFAULT_HEARTBEAT_MS = 15_000;
 
 async function readable(ctx: ServerContext, p: Principal): Promise<Map<string, string>> {
-  const rows = await ctx.store.db
-    .selectFrom('environment_keys as k')
-    .innerJoin('environments as e', 'e.id', 'k.environment_id')
-    .innerJoin('apps as a', 'a.id', 'e.app_id')
-    .select(['e.id', 'e.updated_at'])
-    .where('k.account_type', '=', p.kind)
-    .where('k.account_id', '=', p.accountId)
-    .where('a.org_id', '=', p.orgId)
-    .execute();
+  const rows = await readableEnvironments(ctx.store.db, p);
   return new Map(rows.map((r) => [r.id, r.updated_at]));
 }
 
@@ -81,15 +74,11 @@ export function eventsRouter(
       queue = queue.then(async () => {
         // Read back before telling: on SQLite this waits for the writing transaction to end, and it never reports a
         // time the client could not yet see.
-        const row = await ctx.store.db
-          .selectFrom('environments')
-          .select('updated_at')
-          .where('id', '=', c.environmentId)
-          .executeTakeFirst();
-        if (!row || !known.has(c.environmentId)) return;
-        if ((known.get(c.environmentId) ?? '') >= row.updated_at) return;
-        known.set(c.environmentId, row.updated_at);
-        send('change', { id: c.environmentId, updatedAt: row.updated_at });
+        const updatedAt = await environmentUpdatedAt(ctx.store.db, c.environmentId);
+        if (updatedAt === undefined || !known.has(c.environmentId)) return;
+        if ((known.get(c.environmentId) ?? '') >= updatedAt) return;
+        known.set(c.environmentId, updatedAt);
+        send('change', { id: c.environmentId, updatedAt });
       });
       queue = queue.catch(() => undefined);
     };
