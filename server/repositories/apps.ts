@@ -137,6 +137,25 @@ export async function environmentUpdatedAt(db: Db, envId: string): Promise<strin
   return row?.updated_at;
 }
 
+/** The ids of the organisation's environments with this name, in any case (of one app, when given). */
+export async function environmentIdsNamed(
+  db: Db,
+  orgId: string,
+  name: string,
+  appId?: string,
+): Promise<string[]> {
+  let q = db
+    .selectFrom('environments')
+    .innerJoin('apps', 'apps.id', 'environments.app_id')
+    .select('environments.id')
+    .where('apps.org_id', '=', orgId);
+  if (appId) q = q.where('environments.app_id', '=', appId);
+  const rows = await q
+    .where((eb) => eb(eb.fn('lower', ['environments.name']), '=', name.toLowerCase()))
+    .execute();
+  return rows.map((r) => r.id);
+}
+
 /** Renames an environment. */
 export async function renameEnvironment(
   db: Db,

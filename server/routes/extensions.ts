@@ -8,10 +8,11 @@ import { orgCaller } from '../access';
 import { audit, audited, resourceEvent } from '../audit';
 import type { Principal, ServerContext } from '../context';
 import type { AccountType, NetworkPolicyTable } from '../db/schema';
-import { badRequest, isUuid, newId, notFound, nowIso, objectBody, parseWith, toStoredIso } from '../http';
+import { badRequest, newId, notFound, nowIso, objectBody, parseWith, toStoredIso } from '../http';
 import type { Db } from '../keys';
 import { assertMayChangePolicies, loadPolicyState, type PolicyState } from '../grant-rule';
 import { validIpEntry } from '../network';
+import { auditEventsPage } from '../repositories/audit-log';
 import {
   attachPolicy,
   deletePolicy,
@@ -290,45 +291,23 @@ export function registerExtensions(r: Router, ctx: ServerContext, auth: RequestH
       if (q.event_type !== undefined && !/^[CRUDA]$/.test(q.event_type)) {
         throw badRequest("'event_type' must be one of C, R, U, D, A.");
       }
-      let base = db.selectFrom('audit_events').where('org_id', '=', p.orgId);
-      if (since) base = base.where('timestamp', '>=', since);
-      if (until) base = base.where('timestamp', '<=', until);
-      const actor = q.actor_id ?? q.actor;
-      if (actor) base = base.where('actor_id', '=', actor);
-      if (q.app_id) base = base.where('app_id', '=', q.app_id);
-      const env = q.environment_id ?? q.env;
-      if (env) {
-        if (isUuid(env)) base = base.where('environment_id', '=', env);
-        else {
-          let envs = db
-            .selectFrom('environments')
-            .innerJoin('apps', 'apps.id', 'environments.app_id')
-            .select('environments.id')
-            .where('apps.org_id', '=', p.orgId);
-          if (q.app_id) envs = envs.where('environments.app_id', '=', q.app_id);
-          const ids = await envs
-            .where((eb) => eb(eb.fn('lower', ['environments.name']), '=', String(env).toLowerCase()))
-            .execute();
-          base = base.where('environment_id', 'in', ids.length ? ids.map((i) => i.id) : ['-']);
-        }
+      const keyDigest = q.key_digest ? q.key_digest.toLowerCase() : undefined;
+      if (keyDigest !== undefined && !/^[0-9a-f]{64}$/.test(keyDigest)) {
+        throw badRequest("'key_digest' must be 64 hex characters.");
       }
-      if (q.event_type) base = base.where('event_type', '=', q.event_type);
-      if (q.resource_type) base = base.where('resource_type', '=', q.resource_type);
-      if (q.key_digest) {
-        const d = q.key_digest.toLowerCase();
-        if (!/^[0-9a-f]{64}$/.test(d)) throw badRequest("'key_digest' must be 64 hex characters.");
-        base = base.where((eb) => eb.or([eb('key_digest', '=', d), eb('detail', 'like', `%${d}%`)]));
-      }
-      const count = await base.select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirst();
-      const rows = await base
-        .selectAll()
-        .orderBy('timestamp', 'desc')
-        .orderBy('id')
-        .limit(limit)
-        .offset(offset)
-        .execute();
+      const filter = {
+        since,
+        until,
+        actorId: q.actor_id ?? q.actor,
+        appId: q.app_id,
+        environment: q.environment_id ?? q.env,
+        eventType: q.event_type,
+        resourceType: q.resource_type,
+        keyDigest,
+      };
+      const { events, count } = await auditEventsPage(db, p.orgId, filter, limit, offset);
       send(res, 200, {
-        data: rows.map((e) => ({
+        data: events.map((e) => ({
           id: e.id,
           timestamp: e.timestamp,
           event_type: e.event_type,
@@ -345,7 +324,7 @@ export function registerExtensions(r: Router, ctx: ServerContext, auth: RequestH
           ip_address: e.ip_address,
           user_agent: e.user_agent,
         })),
-        count: Number(count?.n ?? 0),
+        count,
       });
     },
   });
