@@ -5,39 +5,36 @@
  * hidden classes (maps) in `nextTick`'s feedback *weakly*. A full garbage collection that runs while no entry is
  * queued frees those maps; the next entry gets new ones, and for this kind of literal V8 then marks the sites
  * megamorphic for good. From then on every `nextTick` (several per HTTP request, inside Node's stream code) makes
- * three runtime calls instead of three stores. Measured on the agent's cached key read: 37–45k req/s without this,
- * 49–59k with it, on the same machine in alternating runs (docs/performance.md, "Agent, seventh session").
+ * three runtime calls instead of three stores. Measured on the agent's cached key read at 50 connections, fresh
+ * agents in alternating runs: 37–45k req/s without this, 43–59k with it (docs/performance.md, "Agent, seventh
+ * session").
  *
  * Holding one entry holds its map, and through the map's back pointers the whole chain of maps, so the feedback
- * stays monomorphic whatever the collector does. The entry is taken from the `init` hook of an async hook that is
- * enabled only around one `nextTick` call. Call this early, before the process serves traffic; later calls do
- * nothing. It is an optimisation only: where the hook cannot be set up it returns false and changes nothing, and
- * `PHASE_BRIDGE_TICK_SHAPE=off` turns it off (to measure the difference).
+ * stays monomorphic whatever the collector does. The entry is the one of a `nextTick` scheduled here: while its
+ * callback runs, it is `executionAsyncResource()`. No async hook is installed (an `init` hook would switch on V8's
+ * promise hooks, which slow every promise for the rest of the process even once the hook is disabled). Call this
+ * early, before the process serves traffic; the entry is held from the next tick on, and later calls do nothing.
+ * It is an optimisation only. `PHASE_BRIDGE_TICK_SHAPE=off` turns it off, to measure the difference.
  */
-import { createHook } from 'node:async_hooks';
+import { executionAsyncResource } from 'node:async_hooks';
 
 let held: object | undefined;
+let scheduled = false;
 
-/** Takes and holds one `process.nextTick` queue entry (once per process). True when one is held. */
-export function keepTickObjectShape(): boolean {
-  if (held) return true;
-  if (process.env.PHASE_BRIDGE_TICK_SHAPE === 'off') return false;
-  try {
-    const hook = createHook({
-      init(_asyncId, type, _triggerAsyncId, resource) {
-        if (type === 'TickObject' && !held) held = resource;
-      },
-    });
-    hook.enable();
-    try {
-      process.nextTick(noop);
-    } finally {
-      hook.disable();
-    }
-  } catch {
-    // async_hooks unavailable or refused: V8's default behaviour applies.
-  }
+/** Schedules the `nextTick` whose queue entry is then held (once per process). */
+export function keepTickObjectShape(): void {
+  if (scheduled || process.env.PHASE_BRIDGE_TICK_SHAPE === 'off') return;
+  scheduled = true;
+  process.nextTick(hold);
+}
+
+/** True once an entry is held (from the tick after `keepTickObjectShape`). */
+export function tickObjectHeld(): boolean {
   return held !== undefined;
 }
 
-function noop(): void {}
+function hold(): void {
+  const entry = executionAsyncResource() as { callback?: unknown };
+  // Only the queue entry of this very callback; anything else would hold an unrelated object.
+  if (entry?.callback === hold) held = entry;
+}

@@ -9,15 +9,18 @@
  */
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
-import { keepTickObjectShape } from '../../core/tick-object';
+import { keepTickObjectShape, tickObjectHeld } from '../../core/tick-object';
 
 const MODULE = join(__dirname, '..', '..', 'dist', 'core', 'tick-object.js');
 
 const SCRIPT = `
-if (process.env.HOLD === '1' && !require(${JSON.stringify(MODULE)}).keepTickObjectShape()) process.exit(3);
+const tick = require(${JSON.stringify(MODULE)});
+if (process.env.HOLD === '1') tick.keepTickObjectShape();
 const noop = () => {};
 const turn = () => new Promise((r) => setImmediate(r));
 (async () => {
+  await turn();
+  if (process.env.HOLD === '1' && !tick.tickObjectHeld()) process.exit(3);
   // Few enough calls that nextTick gets feedback but no optimised code (which would keep the maps alive).
   for (let round = 0; round < 4; round++) { for (let i = 0; i < 10; i++) process.nextTick(noop); await turn(); }
   for (let i = 0; i < 3; i++) gc();
@@ -29,7 +32,7 @@ const turn = () => new Promise((r) => setImmediate(r));
 /** The states of nextTick's DefineKeyedOwnPropertyInLiteral feedback slots after the collections. */
 function literalSiteStates(hold: boolean, env: Record<string, string> = {}): string[] {
   const r = spawnSync(process.execPath, ['--allow-natives-syntax', '--expose-gc', '-e', SCRIPT], {
-    env: { ...process.env, HOLD: hold ? '1' : '0', NODE_OPTIONS: '', ...env },
+    env: { ...process.env, PHASE_BRIDGE_TICK_SHAPE: '', HOLD: hold ? '1' : '0', NODE_OPTIONS: '', ...env },
     encoding: 'utf8',
     timeout: 30_000,
   });
@@ -54,8 +57,28 @@ describe('keepTickObjectShape', () => {
     expect(() => literalSiteStates(true, { PHASE_BRIDGE_TICK_SHAPE: 'off' })).toThrow(/child exited with 3/);
   });
 
-  test('holds an entry, once per process', () => {
-    expect(keepTickObjectShape()).toBe(true);
-    expect(keepTickObjectShape()).toBe(true);
+  test('holds the entry from the next tick on, once per process', async () => {
+    keepTickObjectShape();
+    keepTickObjectShape();
+    await new Promise((r) => setImmediate(r));
+    expect(tickObjectHeld()).toBe(true);
+  });
+
+  test('installs no promise hook (which would slow every promise for good)', () => {
+    const r = spawnSync(
+      process.execPath,
+      [
+        '--trace-protector-invalidation',
+        '-e',
+        `require(${JSON.stringify(MODULE)}).keepTickObjectShape(); setImmediate(() => {});`,
+      ],
+      {
+        env: { ...process.env, PHASE_BRIDGE_TICK_SHAPE: '', NODE_OPTIONS: '' },
+        encoding: 'utf8',
+        timeout: 30_000,
+      },
+    );
+    expect(r.status).toBe(0);
+    expect(`${r.stdout}${r.stderr}`).not.toMatch(/PromiseHook/);
   });
 });
