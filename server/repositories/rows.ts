@@ -74,12 +74,21 @@ export async function insertRow<T extends OrgTable>(db: Db, table: T, row: DB[T]
   await untyped(db).insertInto(table).values(row).execute();
 }
 
-/** Sets these fields of the row with this id (the route checked it is in the caller's organisation). */
+/** True for a union of several table names (distributes over `T`). */
+type IsUnion<T, U = T> = T extends unknown ? ([U] extends [T] ? false : true) : never;
+
+/** The fields a route may change on a row: never its identity, its organisation or its creation time. */
+export type RowPatch<T extends OrgTable> = Omit<Partial<DB[T]>, 'id' | 'org_id' | 'created_at'>;
+
+/**
+ * Sets these fields of the row with this id (the route checked it is in the caller's organisation). `T` is one table:
+ * a union would let a patch of one table's columns through for another.
+ */
 export async function updateRow<T extends OrgTable>(
   db: Db,
-  table: T,
+  table: true extends IsUnion<T> ? never : T,
   id: string,
-  patch: Partial<DB[T]>,
+  patch: RowPatch<T>,
 ): Promise<void> {
   await untyped(db)
     .updateTable(table as string)
