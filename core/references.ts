@@ -239,13 +239,13 @@ type Resolution = Generator<LookupRequest, Resolved, LookupOutcome>;
 
 const lower = (s: string | undefined): string | undefined => s?.toLowerCase();
 
+/** A local secret with its path normalised. */
+type LocalEntry = LocalSecret & { path: string };
+
 /**
  * Resolves references against a fixed snapshot of secrets. Lookup results and resolved values are memoised for the
  * resolver's lifetime: create one per snapshot (per fetch, per request), not one per process.
  */
-/** A local secret with its path normalised. */
-type LocalEntry = LocalSecret & { path: string };
-
 export class ReferenceResolver {
   private readonly currentApp?: string;
   private readonly secrets: readonly LocalSecret[];
