@@ -293,7 +293,9 @@ export class SyncEngine extends EventEmitter<EngineEvents> {
       // have not changed (a change of access comes as `removed`, or with the next poll).
       boot = this.announced.patch(held.boot);
     } else {
-      if (!this.upstream.take(bucket)) {
+      // A login that holds no usable token sends nothing (its gate answers for the upstream), so there is no call to
+      // charge; waiting for the budget would keep serving after the token expired.
+      if (!this.tokens.blocked() && !this.upstream.take(bucket)) {
         this.log.debug(
           { reason, kind, waitMs: this.budget.waitMs(bucket) },
           'refresh deferred by the call budget',

@@ -347,6 +347,36 @@ describe('--auth kubernetes', () => {
     await until(async () => (await a.get('/v1/secrets/DB_URL')).body === value, 20_000, 100);
   });
 
+  test('refused at renewal with the call budget spent: still fails closed at the expiry (a blocked login sends nothing, so it is not charged)', async () => {
+    const { p, identityId, value } = await oidcAccount();
+    const vol = projectedVolume(join(mkdtempSync(join(tmpdir(), 'k8s-')), 'token-vol'));
+    vol.write(await k8sJwt());
+    // Start-up spends the whole burst (a bootstrap and a fetch); the budget refills one call a minute.
+    const a = await agent(p, [
+      '--auth',
+      'kubernetes',
+      '--account-id',
+      p.saId,
+      '--jwt-file',
+      vol.file,
+      '--token-ttl',
+      '3s',
+      '--budget-burst',
+      '2',
+      '--budget-push-burst',
+      '0',
+      '--no-push',
+    ]);
+    await until(async () => (await a.get('/v1/secrets/DB_URL')).body === value, 15_000);
+    await p.owner.detachExternalIdentity(identityId, p.saId);
+    const expiresAt = Date.parse((await a.status()).auth.expiresAt);
+    await until(async () => (await a.get('/v1/secrets/DB_URL')).status === 503, 10_000, 25);
+    expect(Date.now() - expiresAt).toBeLessThan(1500);
+    const st = await a.status();
+    expect(st.scopes[0].failClosed).toMatchObject({ code: 'login_failed' });
+    expect(st.scopes[0].failClosed.message).toContain('the last token expired at');
+  });
+
   test('a JWT file others can write is refused at start (exit 2, one line), as a token file is', async () => {
     const { p } = await oidcAccount();
     const dir = mkdtempSync(join(tmpdir(), 'k8s-'));
