@@ -141,6 +141,23 @@ async function agent(
   };
 }
 
+/** An OIDC account, and an agent that logs in to it with a Kubernetes projected token of its own; `args` on top. */
+async function kubernetesAgent(args: string[]) {
+  const account = await oidcAccount();
+  const vol = projectedVolume(join(mkdtempSync(join(tmpdir(), 'k8s-')), 'token-vol'));
+  vol.write(await k8sJwt());
+  const a = await agent(account.p, [
+    '--auth',
+    'kubernetes',
+    '--account-id',
+    account.p.saId,
+    '--jwt-file',
+    vol.file,
+    ...args,
+  ]);
+  return { ...account, vol, a };
+}
+
 /** Token ids the account's reads of secrets carried (the server audits each read with the token used). */
 async function readTokenIds(saId: string): Promise<Set<string>> {
   const rows = await srv.server.store.db
@@ -295,16 +312,7 @@ describe('--auth kubernetes', () => {
   });
 
   test('refused at renewal (the identity detached): served while the token is valid, then fails closed at its expiry', async () => {
-    const { p, identityId, value } = await oidcAccount();
-    const vol = projectedVolume(join(mkdtempSync(join(tmpdir(), 'k8s-')), 'token-vol'));
-    vol.write(await k8sJwt());
-    const a = await agent(p, [
-      '--auth',
-      'kubernetes',
-      '--account-id',
-      p.saId,
-      '--jwt-file',
-      vol.file,
+    const { p, identityId, value, a } = await kubernetesAgent([
       '--token-ttl',
       '3s',
       '--budget-per-minute',
@@ -348,17 +356,8 @@ describe('--auth kubernetes', () => {
   });
 
   test('refused at renewal with the call budget spent: still fails closed at the expiry (a blocked login sends nothing, so it is not charged)', async () => {
-    const { p, identityId, value } = await oidcAccount();
-    const vol = projectedVolume(join(mkdtempSync(join(tmpdir(), 'k8s-')), 'token-vol'));
-    vol.write(await k8sJwt());
     // Start-up spends the whole burst (a bootstrap and a fetch); the budget refills one call a minute.
-    const a = await agent(p, [
-      '--auth',
-      'kubernetes',
-      '--account-id',
-      p.saId,
-      '--jwt-file',
-      vol.file,
+    const { p, identityId, value, a } = await kubernetesAgent([
       '--token-ttl',
       '3s',
       '--budget-burst',
