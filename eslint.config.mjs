@@ -48,9 +48,9 @@ export default tseslint.config(
             ...(part === 'constructs'
               ? [
                   {
-                    regex: '^(\\.\\./)+core/(?!duration$)',
+                    regex: '^(\\.\\./)+core/(?!(duration|identity)$)',
                     message:
-                      "constructs/ ship into users' projects: of core/ they may import only core/duration",
+                      "constructs/ ship into users' projects: of core/ they may import only core/duration and core/identity (no dependencies)",
                   },
                 ]
               : []),

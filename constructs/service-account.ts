@@ -1,4 +1,5 @@
 import { Construct } from 'constructs';
+import { ASYMMETRIC_ALGORITHMS } from '../core/identity';
 import type { PhaseApp, PhaseEnvironmentRef } from './app';
 import { Token } from './cdktf';
 import {
@@ -114,7 +115,8 @@ const KUBERNETES_LABELS = {
 
 /** The longest token lifetime the server lets an identity grant: 30 days. */
 const MAX_IDENTITY_TTL_SECONDS = 30 * 86400;
-const ASYMMETRIC = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA'];
+/** The algorithms an identity may allow: core's list, the one the server enforces. */
+const ASYMMETRIC: readonly string[] = ASYMMETRIC_ALGORITHMS;
 
 /** A plain string that is known now (tokens resolve at apply time and are not checked). */
 const known = (s: string | undefined): s is string => typeof s === 'string' && !Token.isUnresolved(s);

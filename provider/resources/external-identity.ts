@@ -28,9 +28,14 @@ import {
   DEFAULT_SIGNATURE_TTL_SECONDS,
   DEFAULT_STS_ENDPOINT,
 } from '../../core/identity';
-import type { AwsIamIdentityConfig, ExternalIdentity, OidcIdentityConfig } from '../../core/schemas';
+import {
+  EXTERNAL_IDENTITY_PROVIDERS,
+  type AwsIamIdentityConfig,
+  type ExternalIdentity,
+  type OidcIdentityConfig,
+} from '../../core/schemas';
 
-/** The server's defaults (core/identity): an unset attribute reads back as null when the server reports these. */
+/** The algorithms an identity may allow (core/identity): asymmetric only. */
 const ALLOWED: readonly string[] = ASYMMETRIC_ALGORITHMS;
 
 // ---- validators ----
@@ -283,7 +288,7 @@ function blockCount(v: TfValue | undefined): number | undefined {
   return 0;
 }
 
-const PROVIDERS = ['oidc', 'aws_iam'] as const;
+const PROVIDERS = EXTERNAL_IDENTITY_PROVIDERS;
 const BLOCK_HINT: Record<string, string> = {
   oidc: 'oidc { issuer = ..., audiences = [...], bound_subjects = [...] }',
   aws_iam: 'aws_iam { trusted_principals = ["arn:aws:iam::<account>:role/<name>"] }',

@@ -13,7 +13,6 @@ export type IdentityProvider = ExternalIdentityProvider;
 
 export const DEFAULT_TTL_SECONDS = 3600;
 export const MAX_TTL_SECONDS = 86400;
-export { ASYMMETRIC_ALGORITHMS, DEFAULT_ALGORITHMS, DEFAULT_STS_ENDPOINT } from '../../core/identity';
 
 const patterns = (what: string) =>
   z

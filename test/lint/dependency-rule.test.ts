@@ -54,6 +54,7 @@ describe('the dependency rule', () => {
   test.each([
     ['server/planted.ts', "import { parsePssToken as used } from '../core/token';"],
     ['constructs/planted.ts', "import { parseDuration as used } from '../core/duration';"],
+    ['constructs/planted.ts', "import { ASYMMETRIC_ALGORITHMS as used } from '../core/identity';"],
     ['constructs/planted.ts', "import { app as used } from './provider';"],
     ['bin/planted.ts', "import { QuickstartStack as used } from './quickstart-stack';"],
     ['bin/planted.ts', "import { createServer as used } from '../server';"],
