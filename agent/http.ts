@@ -140,11 +140,11 @@ function makeServing(d: HttpDeps) {
           status: 404,
           message: `no scope named ${JSON.stringify(scopeName)}; see /v1/status`,
         };
-      if (!s.servable(now, cfg.maxStale))
-        return { ok: false, status: 503, message: unavailableReason(s, now), scopes: [scopeName] };
+      const view = s.servableView(now, cfg.maxStale);
+      if (!view) return { ok: false, status: 503, message: unavailableReason(s, now), scopes: [scopeName] };
       return {
         ok: true,
-        view: s.view as View,
+        view,
         stale: s.stale(),
         age: Math.floor((now - s.confirmedAt) / 1000),
       };

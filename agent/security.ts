@@ -19,6 +19,8 @@ export const CLIENT_TOKEN_HEADER = 'x-phase-agent-token';
 export const REFRESH_PATH = '/v1/refresh';
 
 const FORWARD_HEADERS = ['x-forwarded-for', 'forwarded', 'x-forwarded-host', 'x-real-ip'];
+/** Their name lengths: `readRequestHeaders` lowercases only names of a length it looks for. */
+const FORWARD_LENGTHS = new Set(FORWARD_HEADERS.map((n) => n.length));
 
 /**
  * Loads the configured client token, or the one in the client token file, or creates that file (mode 0640). The
@@ -98,13 +100,13 @@ export function readRequestHeaders(raw: readonly string[]): RequestHeaders {
           else h.token = raw[i + 1];
         }
         break;
-      case 9:
-      case 15:
-      case 16: {
-        const lower = name.toLowerCase();
-        if (FORWARD_HEADERS.includes(lower)) h.forwarded ??= lower;
-        break;
-      }
+      default:
+        // Lengths come from the list, so a proxy header added to it is refused (unless its length is one of the
+        // cases above, which would then need to check it too).
+        if (FORWARD_LENGTHS.has(name.length)) {
+          const lower = name.toLowerCase();
+          if (FORWARD_HEADERS.includes(lower)) h.forwarded ??= lower;
+        }
     }
   }
   return h;

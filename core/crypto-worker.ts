@@ -192,9 +192,9 @@ export class DecryptPool {
    * `PARALLEL_MIN`, or a pool without threads, are decrypted in-thread.
    */
   async openAll(key: RecipientKey, ciphertexts: string[]): Promise<Array<string | CryptoError>> {
+    if (this.threads === 0 || ciphertexts.length < PARALLEL_MIN) return decryptAllWith(ciphertexts, key);
     const outcomes: Outcome[] = new Array(ciphertexts.length);
     const chunks = Math.ceil(ciphertexts.length / CHUNK);
-    if (this.threads === 0 || ciphertexts.length < PARALLEL_MIN) return decryptAllWith(ciphertexts, key);
     this.warm();
     this.touch();
     const counter = new SharedArrayBuffer(4);
