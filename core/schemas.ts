@@ -68,6 +68,74 @@ export type BootstrapResponse = z.infer<typeof BootstrapResponseSchema>;
 
 // ---- E2E /service/secrets/ secret objects (ciphertext), snake_case or camelCase ----
 
+/** A personal override as Phase sends it, in either casing (what `OverrideRawSchema` and `readOverride` accept). */
+interface OverrideIn {
+  id?: string;
+  value: string;
+  is_active?: boolean;
+  isActive?: boolean;
+  created_at?: string;
+  createdAt?: string;
+  updated_at?: string;
+  updatedAt?: string;
+}
+
+/** The override normalised to camelCase: the one mapping behind the zod schema and the plain-code reader. */
+function toOverride(o: OverrideIn) {
+  return {
+    id: o.id,
+    value: o.value,
+    isActive: o.isActive ?? o.is_active ?? false,
+    createdAt: o.createdAt ?? o.created_at,
+    updatedAt: o.updatedAt ?? o.updated_at,
+  };
+}
+
+/** A secret's scalar fields as Phase sends them, in either casing (tags and override are read separately). */
+interface EncryptedSecretIn {
+  id: string;
+  key: string;
+  value: string;
+  comment?: string | null;
+  type?: string;
+  lifecycle?: string;
+  path?: string;
+  key_digest?: string;
+  keyDigest?: string;
+  version?: number;
+  created_at?: string;
+  createdAt?: string;
+  updated_at?: string;
+  updatedAt?: string;
+  environment?: string;
+  folder?: string | null;
+}
+
+/** The secret normalised to camelCase with Phase's defaults: the one mapping behind the schema and the reader. */
+function toEncryptedSecret(
+  s: EncryptedSecretIn,
+  tags: string[],
+  override: ReturnType<typeof toOverride> | null,
+) {
+  return {
+    id: s.id,
+    key: s.key,
+    value: s.value,
+    comment: s.comment ?? '',
+    tags,
+    override,
+    type: s.type || 'secret',
+    lifecycle: s.lifecycle || 'static',
+    path: s.path || '/',
+    keyDigest: s.keyDigest ?? s.key_digest ?? '',
+    version: s.version ?? 1,
+    createdAt: s.createdAt ?? s.created_at,
+    updatedAt: s.updatedAt ?? s.updated_at,
+    environment: s.environment,
+    folder: s.folder ?? null,
+  };
+}
+
 const OverrideRawSchema = z
   .object({
     id: str.optional(),
@@ -79,13 +147,7 @@ const OverrideRawSchema = z
     updated_at: str.optional(),
     updatedAt: str.optional(),
   })
-  .transform((o) => ({
-    id: o.id,
-    value: o.value,
-    isActive: o.isActive ?? o.is_active ?? false,
-    createdAt: o.createdAt ?? o.created_at,
-    updatedAt: o.updatedAt ?? o.updated_at,
-  }));
+  .transform(toOverride);
 
 /** An encrypted secret from E2E `/secrets/` GET, in either casing, normalised to camelCase. */
 export const EncryptedSecretSchema = z
@@ -109,23 +171,7 @@ export const EncryptedSecretSchema = z
     environment: str.optional(),
     folder: nullableStr.optional(),
   })
-  .transform((s) => ({
-    id: s.id,
-    key: s.key,
-    value: s.value,
-    comment: s.comment ?? '',
-    tags: s.tags ?? [],
-    override: s.override ?? null,
-    type: s.type || 'secret',
-    lifecycle: s.lifecycle || 'static',
-    path: s.path || '/',
-    keyDigest: s.keyDigest ?? s.key_digest ?? '',
-    version: s.version ?? 1,
-    createdAt: s.createdAt ?? s.created_at,
-    updatedAt: s.updatedAt ?? s.updated_at,
-    environment: s.environment,
-    folder: s.folder ?? null,
-  }));
+  .transform((s) => toEncryptedSecret(s, s.tags ?? [], s.override ?? null));
 
 export type EncryptedSecret = z.output<typeof EncryptedSecretSchema>;
 
@@ -178,13 +224,7 @@ function readOverride(o: unknown): NonNullable<EncryptedSecret['override']> | un
   if (typeof value !== 'string' || !optStr(id) || !optBool(is_active) || !optBool(isActive)) return undefined;
   if (!optStr(created_at) || !optStr(createdAt) || !optStr(updated_at) || !optStr(updatedAt))
     return undefined;
-  return {
-    id,
-    value,
-    isActive: isActive ?? is_active ?? false,
-    createdAt: createdAt ?? created_at,
-    updatedAt: updatedAt ?? updated_at,
-  };
+  return toOverride({ id, value, is_active, isActive, created_at, createdAt, updated_at, updatedAt });
 }
 
 /** The fields of a secret that are absent or text (`str.optional()` in `EncryptedSecretSchema`). */
@@ -223,24 +263,8 @@ export function readEncryptedSecret(raw: unknown): EncryptedSecret | undefined {
     if (!o) return undefined;
     override = o;
   }
-  const str = (v: unknown): string | undefined => v as string | undefined;
-  return {
-    id: s.id,
-    key: s.key,
-    value: s.value,
-    comment: str(s.comment) ?? '',
-    tags,
-    override,
-    type: str(s.type) || 'secret',
-    lifecycle: str(s.lifecycle) || 'static',
-    path: str(s.path) || '/',
-    keyDigest: str(s.keyDigest) ?? str(s.key_digest) ?? '',
-    version: (s.version as number | undefined) ?? 1,
-    createdAt: str(s.createdAt) ?? str(s.created_at),
-    updatedAt: str(s.updatedAt) ?? str(s.updated_at),
-    environment: str(s.environment),
-    folder: (s.folder as string | null | undefined) ?? null,
-  };
+  // Every field was checked above against what EncryptedSecretIn declares.
+  return toEncryptedSecret(s as unknown as EncryptedSecretIn, tags, override);
 }
 
 /** One item of an E2E POST body (camelCase `keyDigest` and `isActive` are what the server reads). */
