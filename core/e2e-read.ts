@@ -195,16 +195,6 @@ export function decryptSecret(
 
 type SecretFields = Pick<EncryptedSecret, 'key' | 'value' | 'comment' | 'override'>;
 
-/** The ciphertexts `decryptSecret` opens for an item, found by running its own rules with an opener that collects. */
-function ciphertextsOf(env: EnvironmentKeys, item: SecretFields): string[] {
-  const out: string[] = [];
-  decryptSecret(env, item, (c) => {
-    out.push(c);
-    return '';
-  });
-  return out;
-}
-
 /**
  * `decryptSecret` over a list of one environment's secrets, with the asymmetric work spread over a
  * `DecryptPool`'s worker threads when one is given (large lists only; see core/crypto-worker.ts). Per item: the
@@ -215,14 +205,17 @@ export async function decryptSecretList(
   items: SecretFields[],
   pool?: DecryptPool,
 ): Promise<Array<DecryptedFields | CryptoError>> {
+  // The ciphertexts to open, each once, found by running decryptSecret's own rules with an opener that collects.
   const index = new Map<string, number>();
   const cts: string[] = [];
-  for (const item of items)
-    for (const c of ciphertextsOf(env, item))
-      if (!index.has(c)) {
-        index.set(c, cts.length);
-        cts.push(c);
-      }
+  const collect: CiphertextOpener = (c) => {
+    if (!index.has(c)) {
+      index.set(c, cts.length);
+      cts.push(c);
+    }
+    return '';
+  };
+  for (const item of items) decryptSecret(env, item, collect);
   const opened: Array<string | CryptoError> = pool
     ? await pool.openAll(env.recipient, cts)
     : decryptAllWith(cts, env.recipient);
